@@ -1,0 +1,417 @@
+"""HLO text parser: reads what ir.printer writes and what XLA/JAX print.
+
+Layouts (`{1,0}`), `entry_computation_layout`, computation signatures, `metadata` keys we do
+not use and other attributes without semantics are accepted; unknown attributes are kept
+verbatim in `Instruction.extra_attrs`. Every error carries line and column.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ir import dtypes
+from ir.errors import HloParseError, ShapeError
+from ir.module import COMPUTATION_ATTRS, Computation, Instruction, Module
+from ir.ops import OPS, infer_shape
+from ir.printer import BOOL_ATTRS, INT_ATTRS, INT_LIST_ATTRS
+from ir.shapes import ArrayShape, Shape, TupleShape
+
+_TOKEN = re.compile(r"""
+    (?P<space>\s+|/\*.*?\*/|//[^\n]*)
+  | (?P<string>"(?:[^"\\]|\\.)*")
+  | (?P<arrow>->)
+  | (?P<word>[%A-Za-z0-9_.+\-<>]+)
+  | (?P<punct>[{}\[\]()=,:])
+""", re.VERBOSE | re.DOTALL)
+
+
+@dataclass
+class Token:
+    kind: str
+    text: str
+    pos: int
+
+
+class _Lexer:
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens: list[Token] = []
+        pos = 0
+        while pos < len(text):
+            m = _TOKEN.match(text, pos)
+            if m is None:
+                line, col = self.where(pos)
+                raise HloParseError(f"unexpected character {text[pos]!r}", line, col)
+            if m.lastgroup != "space":
+                self.tokens.append(Token(m.lastgroup, m.group(), pos))
+            pos = m.end()
+        self.tokens.append(Token("eof", "", len(text)))
+        self.i = 0
+
+    def where(self, pos: int) -> tuple[int, int]:
+        line = self.text.count("\n", 0, pos) + 1
+        col = pos - (self.text.rfind("\n", 0, pos) + 1) + 1
+        return line, col
+
+    def error(self, message: str, token: Optional[Token] = None) -> HloParseError:
+        token = token or self.peek()
+        line, col = self.where(token.pos)
+        found = repr(token.text) if token.kind != "eof" else "end of input"
+        return HloParseError(f"{message} (found {found})", line, col)
+
+    def peek(self, ahead: int = 0) -> Token:
+        return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
+
+    def next(self) -> Token:
+        token = self.peek()
+        self.i += 1
+        return token
+
+    def accept(self, text: str) -> bool:
+        if self.peek().text == text and self.peek().kind != "string":
+            self.i += 1
+            return True
+        return False
+
+    def expect(self, text: str) -> Token:
+        if not self.accept(text):
+            raise self.error(f"expected '{text}'")
+        return self.tokens[self.i - 1]
+
+    def word(self, what: str = "a name") -> Token:
+        token = self.peek()
+        if token.kind != "word":
+            raise self.error(f"expected {what}")
+        self.i += 1
+        return token
+
+    def skip_balanced(self) -> tuple[int, int]:
+        """Skip a bracketed group starting at the current token; return its source span."""
+        pairs = {"{": "}", "(": ")", "[": "]"}
+        start = self.peek()
+        if start.text not in pairs or start.kind != "punct":
+            raise self.error("expected a bracket")
+        stack = []
+        while True:
+            token = self.next()
+            if token.kind == "eof":
+                raise self.error(f"unclosed '{start.text}'", start)
+            if token.kind == "punct" and token.text in pairs:
+                stack.append(pairs[token.text])
+            elif token.kind == "punct" and token.text in ")]}":
+                if not stack or token.text != stack.pop():
+                    raise self.error("mismatched bracket", token)
+                if not stack:
+                    return start.pos, token.pos + 1
+
+
+def _name(token: Token) -> str:
+    return token.text[1:] if token.text.startswith("%") else token.text
+
+
+@dataclass
+class _PendingInstruction:
+    inst: Instruction
+    operand_names: list[tuple[str, Token]]
+    call_names: dict[str, list[tuple[str, Token]]]
+    declared: Shape
+    token: Token
+    is_root: bool
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.lex = _Lexer(text)
+
+    # --- shapes -------------------------------------------------------------------------
+    def at_shape(self) -> bool:
+        token, after = self.lex.peek(), self.lex.peek(1)
+        if token.text == "(" and token.kind == "punct":
+            return True
+        return token.kind == "word" and after.text == "[" and (
+            token.text in dtypes.DType._value2member_map_ or token.text == "token")
+
+    def shape(self) -> Shape:
+        lex = self.lex
+        if lex.accept("("):
+            elements = []
+            if not lex.accept(")"):
+                while True:
+                    elements.append(self.shape())
+                    if lex.accept(")"):
+                        break
+                    lex.expect(",")
+            return TupleShape(tuple(elements))
+        token = lex.word("an element type")
+        if token.text == "token":
+            raise lex.error("token types are not supported", token)
+        try:
+            dtype = dtypes.parse(token.text)
+        except ValueError as e:
+            raise lex.error(str(e), token) from None
+        lex.expect("[")
+        dims = []
+        if not lex.accept("]"):
+            while True:
+                dim = lex.word("a dimension")
+                text = dim.text.lstrip("<=")
+                if not text.isdigit():
+                    raise lex.error("expected a dimension size", dim)
+                dims.append(int(text))
+                if lex.accept("]"):
+                    break
+                lex.expect(",")
+        if lex.peek().text == "{" and lex.peek().kind == "punct":
+            lex.skip_balanced()  # layout: has no effect on semantics
+        return ArrayShape(dtype, tuple(dims))
+
+    # --- literals -----------------------------------------------------------------------
+    def literal(self, shape: Shape) -> np.ndarray:
+        lex = self.lex
+        if not isinstance(shape, ArrayShape):
+            raise lex.error("tuple constants are not supported")
+        values: list[Token] = []
+        if lex.peek().text == "{":
+            start = lex.i
+            lex.skip_balanced()
+            values = [t for t in lex.tokens[start:lex.i] if t.kind == "word"]
+            if any(t.text == "..." for t in lex.tokens[start:lex.i]):
+                raise lex.error("constant is elided ('{...}'); print with large constants")
+        else:
+            values = [lex.word("a literal")]
+        if len(values) != shape.size:
+            raise lex.error(f"constant has {len(values)} values, shape {shape} needs "
+                            f"{shape.size}", values[0] if values else None)
+        parsed = [self.scalar(t, shape.dtype) for t in values]
+        return np.array(parsed, dtype=shape.dtype.to_numpy()).reshape(shape.dims)
+
+    def scalar(self, token: Token, dtype: dtypes.DType):
+        text = token.text
+        try:
+            if dtype is dtypes.DType.PRED:
+                if text not in ("true", "false", "1", "0"):
+                    raise ValueError
+                return text in ("true", "1")
+            if dtype.is_int:
+                return int(text)
+            return float(text)
+        except ValueError:
+            raise self.lex.error(f"bad {dtype} literal", token) from None
+
+    # --- attributes ---------------------------------------------------------------------
+    def attribute(self, pending: _PendingInstruction) -> None:
+        lex = self.lex
+        key_token = lex.word("an attribute name")
+        key = key_token.text
+        lex.expect("=")
+        inst = pending.inst
+        start_index = lex.i
+        if lex.peek().text in "{([" and lex.peek().kind == "punct":
+            span = lex.skip_balanced()
+        else:
+            token = lex.next()
+            if token.kind not in ("word", "string"):
+                raise lex.error(f"expected a value for '{key}'", token)
+            span = (token.pos, token.pos + len(token.text))
+        tokens = lex.tokens[start_index:lex.i]
+        words = [t for t in tokens if t.kind == "word"]
+        try:
+            if key in INT_LIST_ATTRS:
+                inst.attrs[key] = tuple(int(t.text) for t in words)
+            elif key in INT_ATTRS:
+                inst.attrs[key] = int(words[0].text)
+            elif key in BOOL_ATTRS:
+                inst.attrs[key] = words[0].text == "true"
+            elif key in ("direction", "type", "kind", "algorithm"):
+                inst.attrs[key] = words[0].text
+            elif key == "slice":
+                inst.attrs[key] = self.decode_slice(tokens)
+            elif key == "padding":
+                inst.attrs[key] = self.decode_padding(words[0])
+            elif key in COMPUTATION_ATTRS:
+                pending.call_names[key] = [(_name(t), t) for t in words]
+            elif key == "metadata":
+                inst.metadata = self.decode_metadata(tokens)
+            else:
+                inst.extra_attrs[key] = lex.text[span[0]:span[1]]
+        except (ValueError, IndexError):
+            raise lex.error(f"malformed value for attribute '{key}'", key_token) from None
+
+    def decode_slice(self, tokens: list[Token]) -> tuple:
+        ranges, current = [], []
+        for t in tokens:
+            if t.text == "[":
+                current = []
+            elif t.text == "]":
+                if len(current) not in (2, 3):
+                    raise ValueError
+                ranges.append(tuple(current) + ((1,) if len(current) == 2 else ()))
+            elif t.kind == "word":
+                current.append(int(t.text))
+        return tuple(ranges)
+
+    def decode_padding(self, token: Token) -> tuple:
+        config = []
+        for part in token.text.split("x"):
+            numbers = [int(n) for n in re.findall(r"-?\d+", part)]
+            if len(numbers) not in (2, 3):
+                raise ValueError
+            config.append(tuple(numbers) + ((0,) if len(numbers) == 2 else ()))
+        return tuple(config)
+
+    def decode_metadata(self, tokens: list[Token]) -> dict:
+        result = {}
+        inner = tokens[1:-1]
+        i = 0
+        while i < len(inner):
+            key, eq, value = inner[i], inner[i + 1], inner[i + 2]
+            if eq.text != "=":
+                raise ValueError
+            if value.kind == "string":
+                result[key.text] = bytes(value.text[1:-1], "utf-8").decode("unicode_escape")
+            elif value.text.lstrip("-").isdigit():
+                result[key.text] = int(value.text)
+            elif value.text in "{[(":
+                # nested value (e.g. a list): skip it, it has no meaning for us
+                depth, i = 0, i + 2
+                while True:
+                    depth += inner[i].text in "{[(" and inner[i].kind == "punct"
+                    depth -= inner[i].text in ")]}" and inner[i].kind == "punct"
+                    if depth == 0:
+                        break
+                    i += 1
+                i += 1
+                continue
+            else:
+                result[key.text] = value.text
+            i += 3
+        return result
+
+    # --- instructions and computations --------------------------------------------------
+    def instruction(self) -> _PendingInstruction:
+        lex = self.lex
+        is_root = lex.accept("ROOT")
+        name_token = lex.word("an instruction name")
+        lex.expect("=")
+        declared = self.shape()
+        opcode_token = lex.word("an opcode")
+        opcode = opcode_token.text
+        if opcode not in OPS:
+            raise lex.error(f"unknown opcode '{opcode}'", opcode_token)
+        inst = Instruction(_name(name_token), opcode, declared)
+        pending = _PendingInstruction(inst, [], {}, declared, opcode_token, is_root)
+        lex.expect("(")
+        if opcode == "parameter":
+            inst.attrs["number"] = int(lex.word("a parameter number").text)
+            lex.expect(")")
+        elif opcode == "constant":
+            inst.literal = self.literal(declared)
+            lex.expect(")")
+        elif not lex.accept(")"):
+            while True:
+                if self.at_shape():
+                    self.shape()  # older XLA prints each operand's shape before its name
+                token = lex.word("an operand name")
+                pending.operand_names.append((_name(token), token))
+                if lex.accept(")"):
+                    break
+                lex.expect(",")
+        while lex.accept(","):
+            self.attribute(pending)
+        return pending
+
+    def computation(self) -> tuple[Computation, list[_PendingInstruction], bool]:
+        lex = self.lex
+        is_entry = lex.accept("ENTRY")
+        name = _name(lex.word("a computation name"))
+        if lex.peek().text == "(":
+            lex.skip_balanced()
+            lex.expect("->")
+            self.shape()
+        lex.expect("{")
+        pending = []
+        while not lex.accept("}"):
+            if lex.peek().kind == "eof":
+                raise lex.error(f"computation %{name} is not closed")
+            pending.append(self.instruction())
+        if not pending:
+            raise lex.error(f"computation %{name} is empty")
+        return Computation(name), pending, is_entry
+
+    def module(self) -> Module:
+        lex = self.lex
+        if lex.peek().text != "HloModule":
+            raise lex.error("expected 'HloModule'")
+        lex.next()
+        name = lex.word("a module name").text
+        while lex.accept(","):
+            lex.word("an attribute name")
+            lex.expect("=")
+            if lex.peek().text in "{([" and lex.peek().kind == "punct":
+                lex.skip_balanced()
+            else:
+                lex.next()
+        parsed = []
+        while lex.peek().kind != "eof":
+            parsed.append(self.computation())
+        if not parsed:
+            raise lex.error("module has no computations")
+        by_name = {comp.name: comp for comp, _, _ in parsed}
+        entries = [comp for comp, _, is_entry in parsed if is_entry]
+        entry = entries[0] if entries else parsed[-1][0]
+        for comp, pending, _ in parsed:
+            self.resolve(comp, pending, by_name)
+        module = Module(name, entry, [c for c, _, _ in parsed])
+        return module
+
+    def resolve(self, comp: Computation, pending: list[_PendingInstruction],
+                computations: dict[str, Computation]) -> None:
+        lex = self.lex
+        by_name: dict[str, _PendingInstruction] = {}
+        for p in pending:
+            if p.inst.name in by_name:
+                raise lex.error(f"duplicate instruction name %{p.inst.name}", p.token)
+            by_name[p.inst.name] = p
+        for p in pending:
+            for key, names in p.call_names.items():
+                try:
+                    callees = [computations[n] for n, _ in names]
+                except KeyError:
+                    bad = next(t for n, t in names if n not in computations)
+                    raise lex.error(f"unknown computation %{_name(bad)}", bad) from None
+                p.inst.calls[key] = callees if COMPUTATION_ATTRS[key] else callees[0]
+            for operand, token in p.operand_names:
+                if operand not in by_name:
+                    raise lex.error(f"unknown operand %{operand}", token)
+                p.inst.operands.append(by_name[operand].inst)
+        comp.instructions = [p.inst for p in pending]
+        roots = [p.inst for p in pending if p.is_root]
+        comp.root = roots[0] if roots else pending[-1].inst
+        comp.sort()
+        # Shapes are checked once callees are resolved (a call's shape is its callee's).
+        self.pending_checks = getattr(self, "pending_checks", []) + pending
+
+    def check_shapes(self) -> None:
+        for p in getattr(self, "pending_checks", []):
+            inst = p.inst
+            if inst.opcode in ("parameter", "constant"):
+                continue
+            try:
+                inferred = infer_shape(inst.opcode, [o.shape for o in inst.operands], inst.attrs,
+                                       inst.calls, p.declared)
+            except (ShapeError, KeyError) as e:
+                raise self.lex.error(f"%{inst.name}: {e}", p.token) from None
+            if inferred != p.declared:
+                raise self.lex.error(f"%{inst.name}: declared shape {p.declared} but the "
+                                     f"operands give {inferred}", p.token)
+
+
+def parse_module(text: str) -> Module:
+    """Parse HLO text into a Module; HloParseError (line:column) if it is malformed."""
+    parser = _Parser(text)
+    module = parser.module()
+    parser.check_shapes()
+    return module
