@@ -48,7 +48,7 @@ class Builder:
     def constant(self, value, dtype: Optional[dtypes.DType] = None) -> Instruction:
         array = np.asarray(value)
         dtype = dtype or dtypes.from_numpy(array.dtype)
-        array = np.ascontiguousarray(array.astype(dtype.to_numpy()))
+        array = np.array(array, dtype=dtype.to_numpy(), order="C")  # keeps rank 0
         shape = ArrayShape(dtype, array.shape)
         return self._append(Instruction(self.names.fresh("constant"), "constant", shape,
                                         literal=array))

@@ -1,0 +1,19 @@
+"""flowjit: compile numpy-style Python to fast machine code.
+
+    import compiler
+    import compiler.numpy as fnp
+
+    @compiler.jit
+    def predict(w, b, x):
+        return fnp.tanh(x @ w + b).sum(axis=-1)
+"""
+from compiler.core import Array
+from compiler.errors import (FlowjitError, ShapeError, TracerArrayConversionError,
+                             TracerBoolConversionError)
+from compiler.jit import jit
+from compiler.tree import tree_map
+
+__version__ = "0.1.0"
+
+__all__ = ["Array", "FlowjitError", "ShapeError", "TracerArrayConversionError",
+           "TracerBoolConversionError", "jit", "tree_map"]

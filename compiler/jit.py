@@ -1,0 +1,216 @@
+"""`jit`: trace once per signature, optimize, compile with LLVM, cache, run."""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from compiler import tree
+from compiler.core import as_array, current_trace
+from compiler.tracing import ArgSpec, Traced, argument_names, spec_of, trace_function
+from ir.module import Module
+
+log = logging.getLogger("flowjit")
+
+
+def _log_compiles() -> bool:
+    return os.environ.get("FLOWJIT_LOG_COMPILES", "") not in ("", "0")
+
+
+def _emit(message: str) -> None:
+    if _log_compiles():
+        if not log.handlers and not logging.getLogger().handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("flowjit: %(message)s"))
+            log.addHandler(handler)
+            log.setLevel(logging.INFO)
+        log.warning(message)
+
+
+class Compiled:
+    """A module compiled for one signature: call it with arrays of that signature."""
+
+    def __init__(self, traced: Traced, opt_level: int, timings: dict):
+        from runtime.executable import compile_module
+        from passes import optimize
+        self.traced = traced
+        self.opt_level = opt_level
+        self.timings = dict(timings)
+        start = time.perf_counter()
+        self.module, self.pass_records = optimize(_copy(traced.module), opt_level=opt_level)
+        self.timings["passes"] = time.perf_counter() - start
+        self.executable = compile_module(self.module)
+        self.timings.update(getattr(self.executable, "timings", {}))
+        self._dtypes = [spec.dtype for spec in traced.in_specs]
+
+    def __call__(self, *leaves: Any) -> Any:
+        arrays = [np.asarray(leaf, dtype=dt) for leaf, dt in zip(leaves, self._dtypes)]
+        outputs = self.executable(*arrays)
+        return tree.unflatten(self.traced.out_tree, [as_array(o) for o in outputs])
+
+    def as_text(self) -> str:
+        """The optimized HLO text (fusions and buffer assignments visible)."""
+        return self.module.to_text()
+
+    def memory_analysis(self):
+        from passes import memory_analysis
+        return memory_analysis(self.module)
+
+    def cost_analysis(self) -> dict:
+        from passes import cost_analysis
+        return cost_analysis(self.module)
+
+
+def _copy(module: Module) -> Module:
+    """A deep copy through the text form, so passes never touch the traced module."""
+    from ir.parser import parse_module
+    return parse_module(module.to_text())
+
+
+class Lowered:
+    """A traced, not yet optimized module (what JAX's `.lower()` gives)."""
+
+    def __init__(self, jitted: "Jitted", traced: Traced, key: tuple, trace_time: float):
+        self._jitted = jitted
+        self.traced = traced
+        self._key = key
+        self._trace_time = trace_time
+
+    @property
+    def module(self) -> Module:
+        return self.traced.module
+
+    def as_text(self) -> str:
+        return self.traced.module.to_text()
+
+    def compile(self) -> Compiled:
+        compiled = Compiled(self.traced, self._jitted.opt_level, {"trace": self._trace_time})
+        _emit(f"compiled {self._jitted.__name__} for {_describe(self.traced.in_specs)} in "
+              + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in compiled.timings.items()))
+        return compiled
+
+
+def _describe(specs: Sequence[ArgSpec]) -> str:
+    return "(" + ", ".join(str(s) for s in specs) + ")"
+
+
+class Jitted:
+    """The result of `jit(fun)`: call it like `fun`; `.lower(*args)` shows the IR."""
+
+    def __init__(self, fun: Callable, static_argnums: Sequence[int], opt_level: int,
+                 device: Optional[str]):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.static_argnums = tuple(sorted(static_argnums))
+        self.opt_level = opt_level
+        self.device = device
+        self.trace_count = 0
+        self._cache: dict[tuple, Compiled] = {}
+        self._signatures: list[tuple] = []
+
+    def _split(self, args: tuple):
+        """Static values, flat dynamic leaves, and a function to rebuild the arguments."""
+        static = {}
+        for i in self.static_argnums:
+            if i >= len(args):
+                raise TypeError(f"static_argnums={self.static_argnums} but only {len(args)} "
+                                "arguments were given")
+            try:
+                hash(args[i])
+            except TypeError:
+                raise TypeError(f"static argument {i} of {self.__name__} is not hashable: "
+                                f"{type(args[i]).__name__}") from None
+            static[i] = args[i]
+        dynamic = tuple(a for i, a in enumerate(args) if i not in static)
+        leaves, treedef = tree.flatten(dynamic)
+        names = argument_names(self.fun, len(args))
+        dyn_names = [names[i] for i in range(len(args)) if i not in static]
+        labels = _leaf_labels(dynamic, dyn_names)
+
+        def rebuild(new_leaves: list) -> tuple:
+            rebuilt = list(tree.unflatten(treedef, new_leaves))
+            full = []
+            for i in range(len(args)):
+                full.append(static[i] if i in static else rebuilt.pop(0))
+            return tuple(full)
+        return static, leaves, treedef, rebuild, labels
+
+    def _key(self, static, leaves, treedef, labels) -> tuple:
+        specs = tuple(spec_of(leaf, label) for leaf, label in zip(leaves, labels))
+        return (treedef, specs, tuple(sorted(static.items())))
+
+    def lower(self, *args: Any) -> Lowered:
+        static, leaves, treedef, rebuild, labels = self._split(args)
+        key = self._key(static, leaves, treedef, labels)
+        self._explain_retrace(key, labels)
+        start = time.perf_counter()
+        traced = trace_function(self.fun, self.__name__, leaves, rebuild, labels)
+        self.trace_count += 1
+        self._signatures.append((key, labels))
+        return Lowered(self, traced, key, time.perf_counter() - start)
+
+    def __call__(self, *args: Any) -> Any:
+        if current_trace() is not None:
+            return self.fun(*args)  # jit inside jit: trace straight through
+        static, leaves, treedef, rebuild, labels = self._split(args)
+        key = self._key(static, leaves, treedef, labels)
+        compiled = self._cache.get(key)
+        if compiled is None:
+            compiled = self.lower(*args).compile()
+            self._cache[key] = compiled
+        return compiled(*leaves)
+
+    def _explain_retrace(self, key: tuple, labels: list[str]) -> None:
+        if not _log_compiles():
+            return
+        if not self._signatures:
+            _emit(f"tracing {self.__name__} for {_describe(key[1])}")
+            return
+        previous, _ = self._signatures[-1]
+        reasons = []
+        if previous[0] != key[0]:
+            reasons.append(f"argument structure changed from {previous[0]} to {key[0]}")
+        else:
+            for label, old, new in zip(labels, previous[1], key[1]):
+                if old != new:
+                    reasons.append(f"{label} changed from {old} to {new}")
+        if previous[2] != key[2]:
+            reasons.append(f"static arguments changed from {dict(previous[2])} to "
+                           f"{dict(key[2])}")
+        _emit(f"retracing {self.__name__} (trace #{self.trace_count + 1}): "
+              + ("; ".join(reasons) or "new signature"))
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+
+
+def _leaf_labels(dynamic: tuple, names: list[str]) -> list[str]:
+    """A readable label for every leaf: `w`, `params['b']`, `xs[1]`."""
+    labels: list[str] = []
+
+    def walk(value: Any, label: str) -> None:
+        if isinstance(value, dict):
+            for k in sorted(value):
+                walk(value[k], f"{label}[{k!r}]")
+        elif isinstance(value, (tuple, list)):
+            for i, v in enumerate(value):
+                walk(v, f"{label}[{i}]")
+        elif value is not None:
+            labels.append(label)
+    for value, name in zip(dynamic, names):
+        walk(value, name)
+    return labels
+
+
+def jit(fun: Optional[Callable] = None, *, static_argnums: Any = (), opt_level: int = 2,
+        device: Optional[str] = None) -> Any:
+    """Compile `fun` with flowjit; usable as `@jit` or `@jit(static_argnums=...)`."""
+    if isinstance(static_argnums, int):
+        static_argnums = (static_argnums,)
+    if fun is None:
+        return lambda f: Jitted(f, static_argnums, opt_level, device)
+    return Jitted(fun, static_argnums, opt_level, device)

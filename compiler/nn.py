@@ -1,0 +1,74 @@
+"""Neural-network helpers with JAX's names (`jax.nn`): activations, softmax, losses."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+import compiler.numpy as fnp
+from compiler import lax
+from compiler.numpy._promote import dtype_of, promote, wrap
+
+
+def _float(x):
+    (x,) = promote(x, dtype=dtype_of(x) if dtype_of(x).kind == "f" else np.float64)
+    return x
+
+
+def relu(x):
+    return fnp.maximum(x, 0)
+
+
+def sigmoid(x):
+    return wrap(lax.logistic(_float(x)))
+
+
+def softplus(x):
+    """log(1 + exp(x)), computed without overflow."""
+    x = _float(x)
+    return fnp.maximum(x, 0) + fnp.log1p(fnp.exp(-fnp.abs(x)))
+
+
+def gelu(x, approximate: bool = True):
+    x = _float(x)
+    if approximate:
+        c = math.sqrt(2 / math.pi)
+        return 0.5 * x * (1 + fnp.tanh(c * (x + 0.044715 * x * x * x)))
+    return 0.5 * x * (1 + wrap(lax.erf(x * (1 / math.sqrt(2)))))
+
+
+def silu(x):
+    return x * sigmoid(x)
+
+
+def logsumexp(x, axis=None, keepdims: bool = False):
+    x = _float(x)
+    peak = fnp.max(x, axis=axis, keepdims=True)
+    peak = fnp.where(fnp.isfinite(peak), peak, 0)
+    out = fnp.log(fnp.sum(fnp.exp(x - peak), axis=axis, keepdims=True)) + peak
+    return out if keepdims else fnp.squeeze(out, axis=axis)
+
+
+def softmax(x, axis=-1):
+    x = _float(x)
+    e = fnp.exp(x - fnp.max(x, axis=axis, keepdims=True))
+    return e / fnp.sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(x, axis=-1):
+    x = _float(x)
+    shifted = x - fnp.max(x, axis=axis, keepdims=True)
+    return shifted - fnp.log(fnp.sum(fnp.exp(shifted), axis=axis, keepdims=True))
+
+
+def one_hot(labels, num_classes: int, dtype=np.float32):
+    """labels[..., None] == arange(num_classes), as `dtype`."""
+    classes = fnp.arange(num_classes)
+    return fnp.astype(fnp.expand_dims(labels, -1) == classes, dtype)
+
+
+def softmax_cross_entropy(logits, labels):
+    """Mean cross-entropy of integer `labels` under `logits` (stable: via log_softmax)."""
+    logp = log_softmax(logits, axis=-1)
+    picked = fnp.sum(logp * one_hot(labels, logits.shape[-1], dtype_of(logp)), axis=-1)
+    return -fnp.mean(picked)

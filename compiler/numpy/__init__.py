@@ -1,0 +1,52 @@
+"""numpy's API on flowjit arrays: traced inside `jit`, evaluated at once outside it.
+
+    import compiler.numpy as fnp
+    fnp.tanh(x @ w + b).sum(axis=-1)
+"""
+from numpy import (bool_, float16, float32, float64, int8, int16, int32, int64, uint8,
+                   uint16, uint32, uint64, pi, e, inf, nan, newaxis, dtype)
+
+from compiler.core import Array
+from compiler.indexing import getitem
+from compiler.numpy.creation import (arange, array, asarray, empty, eye, full, full_like,
+                                     identity, linspace, ones, ones_like, zeros, zeros_like)
+from compiler.numpy.elementwise import (abs, absolute, add, arctan2, around, bitwise_and,
+                                        bitwise_not, bitwise_or, bitwise_xor, cbrt, ceil, clip,
+                                        cos, cosh, divide, equal, exp, exp2, expm1, floor,
+                                        floor_divide, fmod, greater, greater_equal, invert,
+                                        isfinite, isinf, isnan, left_shift, less, less_equal,
+                                        log, log1p, log2, log10, logaddexp, logical_and,
+                                        logical_not, logical_or, logical_xor, maximum, minimum,
+                                        mod, multiply, nan_to_num, negative, not_equal,
+                                        positive, power, reciprocal, remainder, right_shift,
+                                        rint, round, sign, sin, sinh, sqrt, square, subtract,
+                                        tan, tanh, true_divide, where)
+from compiler.numpy.linalg import dot, einsum, inner, matmul, outer, tensordot, vdot
+from compiler.numpy.reductions import (all, amax, amin, any, argmax, argmin, cumsum, max,
+                                       mean, min, prod, std, sum, var)
+from compiler.numpy.shape_ops import (astype, broadcast_to, concatenate, expand_dims, flip,
+                                      hstack, moveaxis, pad, ravel, repeat, reshape, squeeze,
+                                      stack, swapaxes, tile, transpose, vstack)
+from compiler.numpy._promote import result_type, broadcast_shapes
+
+
+def take(a, indices, axis=None):
+    """numpy.take (indices clamped inside jit, checked eagerly)."""
+    if axis is None:
+        return getitem(ravel(a), asarray(indices))
+    ndim = len(a.shape)
+    axis = axis % ndim
+    return getitem(a, (slice(None),) * axis + (asarray(indices),))
+
+
+def shape(a):
+    return tuple(a.shape)
+
+
+def ndim(a):
+    return len(a.shape)
+
+
+def size(a):
+    import math
+    return math.prod(a.shape)

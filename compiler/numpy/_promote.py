@@ -1,0 +1,116 @@
+"""numpy's broadcasting and dtype promotion, applied to concrete and traced values alike."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from compiler import lax
+from compiler.core import Tracer, as_array
+from compiler.source_info import at_user_line
+from ir.errors import ShapeError
+
+_PY_SCALARS = (bool, int, float)
+
+
+def is_python_scalar(x: Any) -> bool:
+    return isinstance(x, _PY_SCALARS) and not isinstance(x, np.generic)
+
+
+def dtype_of(x: Any) -> np.dtype:
+    if isinstance(x, Tracer):
+        return x.dtype
+    return np.asarray(x).dtype
+
+
+def _weak(x: Any) -> bool:
+    return is_python_scalar(x) or (isinstance(x, Tracer) and x.weak_type)
+
+
+def _placeholder(x: Any):
+    """What np.result_type should see for `x`: Python scalars stay weak (NEP 50)."""
+    if _weak(x):
+        kind = dtype_of(x).kind if isinstance(x, Tracer) else np.asarray(x).dtype.kind
+        return {"b": False, "i": 0, "u": 0}.get(kind, 0.0)
+    return dtype_of(x)
+
+
+def result_type(*args: Any) -> np.dtype:
+    """numpy's result dtype; Python scalars do not widen arrays (f32 + 1.0 is f32)."""
+    if all(_weak(a) for a in args):
+        return np.result_type(*[dtype_of(a) if isinstance(a, Tracer) else type(a)
+                                for a in args])
+    return np.result_type(*[_placeholder(a) for a in args])
+
+
+def asarray_or_tracer(x: Any, dtype=None) -> Any:
+    """A Tracer stays as it is; anything else becomes a numpy array (of `dtype`)."""
+    if isinstance(x, Tracer):
+        return x if dtype is None else lax.convert_element_type(x, dtype)
+    if isinstance(x, (list, tuple)) and any(isinstance(e, Tracer) for e in x):
+        from compiler.numpy.shape_ops import stack
+        return asarray_or_tracer(stack(x), dtype)
+    array = np.asarray(x, dtype=dtype)
+    if array.dtype == np.float64 and is_python_scalar(x) and dtype is None:
+        return array
+    return array
+
+
+def promote(*args: Any, dtype=None) -> list:
+    """Operands converted to their common dtype (or `dtype`)."""
+    target = np.dtype(dtype) if dtype is not None else result_type(*args)
+    out = []
+    for a in args:
+        if isinstance(a, Tracer):
+            out.append(lax.convert_element_type(a, target))
+        else:
+            out.append(np.asarray(a, dtype=target) if not isinstance(a, np.ndarray)
+                       or a.dtype != target else a)
+    return out
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    return x.shape if isinstance(x, Tracer) else np.shape(x)
+
+
+def broadcast_shapes(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """numpy's broadcast result shape; ShapeError names the shapes when they don't fit."""
+    rank = max((len(s) for s in shapes), default=0)
+    result = []
+    for axis in range(rank):
+        sizes = {s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0}
+        sizes.discard(1)
+        if len(sizes) > 1:
+            shown = " and ".join(str(tuple(s)) for s in shapes)
+            raise ShapeError(at_user_line(
+                f"operands could not be broadcast together with shapes {shown}"))
+        result.append(sizes.pop() if sizes else 1)
+    return tuple(result)
+
+
+def broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
+    src = shape_of(x)
+    if tuple(src) == tuple(shape):
+        return x
+    broadcast_shapes(src, shape)
+    if len(src) > len(shape) or any(s not in (1, t) for s, t in
+                                    zip(src, shape[len(shape) - len(src):])):
+        raise ShapeError(at_user_line(f"cannot broadcast shape {tuple(src)} to {tuple(shape)}"))
+    dims = list(range(len(shape) - len(src), len(shape)))
+    return lax.broadcast_in_dim(x, shape, dims)
+
+
+def broadcast_arrays(*args: Any) -> list:
+    shape = broadcast_shapes(*[shape_of(a) for a in args])
+    return [broadcast_to(a, shape) for a in args]
+
+
+def prepare(*args: Any, dtype=None) -> list:
+    """Promote to a common dtype and broadcast to a common shape: numpy's binary-op rule."""
+    args = promote(*args, dtype=dtype)
+    return broadcast_arrays(*args)
+
+
+def wrap(x: Any) -> Any:
+    """Concrete results are returned as flowjit Arrays; traced ones as they are."""
+    return x if isinstance(x, Tracer) else as_array(np.asarray(x))

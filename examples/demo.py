@@ -1,0 +1,55 @@
+"""flowjit's main demo: compile a small model, print its IR, time the first and second call.
+
+    python examples/demo.py
+"""
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import compiler  # noqa: E402
+import compiler.numpy as fnp  # noqa: E402
+
+
+@compiler.jit
+def predict(w, b, x):
+    return fnp.tanh(x @ w + b).sum(axis=-1)
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((784, 128)).astype(np.float32) * 0.05
+    b = rng.standard_normal(128).astype(np.float32)
+    x = rng.standard_normal((256, 784)).astype(np.float32)
+
+    print("== HLO of predict, as traced ==")
+    print(predict.lower(w, b, x).as_text())
+
+    start = time.perf_counter()
+    y = predict(w, b, x)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    y = predict(w, b, x)
+    second = time.perf_counter() - start
+
+    expected = np.tanh(x.astype(np.float64) @ w + b).sum(axis=-1)
+    error = float(np.max(np.abs(np.asarray(y) - expected)))
+    compiled = predict.lower(w, b, x).compile()
+    print("== after optimization ==")
+    print(compiled.as_text())
+    print(f"first call (trace + compile + run): {first * 1e3:8.1f} ms")
+    print(f"second call (cached):               {second * 1e3:8.3f} ms")
+    print(f"max abs error vs numpy float64:     {error:.2e}")
+    print(f"traces: {predict.trace_count}")
+    numpy_start = time.perf_counter()
+    np.tanh(x @ w + b).sum(axis=-1)
+    print(f"numpy, same computation:            {(time.perf_counter() - numpy_start) * 1e3:8.3f}"
+          " ms")
+    print("eager (outside jit):", fnp.exp(np.arange(3.0)))
+
+
+if __name__ == "__main__":
+    main()

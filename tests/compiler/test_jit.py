@@ -1,0 +1,190 @@
+"""jit end to end: tracing, caching, pytrees, static arguments, the IR text, logs."""
+import numpy as np
+import pytest
+
+import compiler
+import compiler.numpy as fnp
+
+
+def test_readme_example_matches_numpy(opt_level):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((16, 8)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    x = rng.standard_normal((5, 16)).astype(np.float32)
+
+    @compiler.jit
+    def predict(w, b, x):
+        return fnp.tanh(x @ w + b).sum(axis=-1)
+    predict.opt_level = opt_level
+    expected = np.tanh(x.astype(np.float64) @ w + b).sum(axis=-1)
+    np.testing.assert_allclose(predict(w, b, x), expected, rtol=1e-5, atol=1e-5)
+    text = predict.lower(w, b, x).as_text()
+    for op in ("dot(", "tanh(", "reduce(", "parameter(2)"):
+        assert op in text
+
+
+def test_cache_retraces_only_on_new_signature():
+    f = compiler.jit(lambda x: x * 2)
+    f(np.ones(3, np.float32))
+    f(np.zeros(3, np.float32))
+    assert f.trace_count == 1
+    f(np.ones(4, np.float32))
+    f(np.ones(3, np.float64))
+    assert f.trace_count == 3
+    f(np.ones(4, np.float32))
+    assert f.trace_count == 3
+
+
+def test_pytrees_in_and_out(opt_level):
+    def f(params, x):
+        return {"y": x @ params["w"] + params["b"], "n": [x.sum(), (x * 0).max()]}
+    params = {"w": np.eye(3, dtype=np.float32) * 2, "b": np.ones(3, np.float32)}
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    out = compiler.jit(f, opt_level=opt_level)(params, x)
+    np.testing.assert_allclose(out["y"], x @ params["w"] + params["b"])
+    assert float(out["n"][0]) == 15.0 and float(out["n"][1]) == 0.0
+
+
+def test_static_argnums_specialize():
+    def power(x, n):
+        result = x
+        for _ in range(n - 1):  # a Python loop over a static value unrolls
+            result = result * x
+        return result
+    f = compiler.jit(power, static_argnums=1)
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(f(x, 3), x ** 3)
+    np.testing.assert_array_equal(f(x, 2), x ** 2)
+    assert f.trace_count == 2
+
+
+def test_python_scalar_arguments(opt_level):
+    f = compiler.jit(lambda x, s: x * s, opt_level=opt_level)
+    out = f(np.ones(2, np.float32), 3.0)
+    assert np.asarray(out).dtype == np.float32
+    np.testing.assert_array_equal(out, [3.0, 3.0])
+
+
+def test_results_are_numpy_compatible_without_copy():
+    out = compiler.jit(lambda x: x + 1)(np.zeros(4))
+    view = np.asarray(out)
+    assert np.shares_memory(view, out)
+    assert isinstance(out, np.ndarray)
+
+
+def test_returning_an_argument_and_constants(opt_level):
+    f = compiler.jit(lambda x: (x, fnp.zeros((2,)), 3.0), opt_level=opt_level)
+    x = np.arange(3.0)
+    a, z, c = f(x)
+    np.testing.assert_array_equal(a, x)
+    np.testing.assert_array_equal(z, np.zeros(2))
+    assert float(c) == 3.0
+
+
+def test_indexing_and_updates_match_numpy(opt_level):
+    x = np.arange(24, dtype=np.float32).reshape(4, 6)
+    idx = np.array([3, 0, 3, 1])
+
+    def f(x, idx):
+        return (x[1:, ::2], x[::-1, 2], x[idx], x[:, idx], x[idx, idx], x[None, 1, ..., -1],
+                x.at[idx].add(1.0), x.at[1, 2:4].set(-1.0), x.at[idx, 0].multiply(2.0))
+    got = compiler.jit(f, opt_level=opt_level)(x, idx)
+    e7 = x.copy()
+    np.add.at(e7, idx, 1.0)
+    e8 = x.copy()
+    e8[1, 2:4] = -1.0
+    e9 = x.copy()
+    np.multiply.at(e9, (idx, 0), 2.0)
+    expected = (x[1:, ::2], x[::-1, 2], x[idx], x[:, idx], x[idx, idx], x[None, 1, ..., -1],
+                e7, e8, e9)
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)
+
+
+def test_dynamic_scalar_index(opt_level):
+    f = compiler.jit(lambda x, i: x[i], opt_level=opt_level)
+    x = np.arange(12.0).reshape(3, 4)
+    np.testing.assert_array_equal(f(x, np.int32(2)), x[2])
+    np.testing.assert_array_equal(f(x, np.int32(-1)), x[-1])
+
+
+def test_reductions_and_shapes_match_numpy(opt_level):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 4, 5))
+
+    def f(x):
+        return (x.sum(), x.sum(axis=(0, 2), keepdims=True), x.mean(axis=1), x.max(axis=-1),
+                x.min(axis=0), fnp.argmax(x, axis=1), fnp.argmin(x), x.var(axis=2),
+                x.std(), fnp.prod(x[0], axis=0), fnp.any(x > 2), fnp.all(x > -5, axis=0),
+                fnp.cumsum(x[0, 0]), fnp.transpose(x, (2, 0, 1)), fnp.swapaxes(x, 0, 2),
+                fnp.concatenate([x, x * 2], axis=1), fnp.stack([x[0], x[1]], axis=-1),
+                fnp.reshape(x, (-1, 5)), fnp.expand_dims(x, 1), fnp.squeeze(x[:, :1]),
+                fnp.flip(x, axis=1), fnp.pad(x, ((1, 0), (0, 2), (1, 1))), fnp.tile(x[0], 2),
+                fnp.where(x > 0, x, 0.0), fnp.clip(x, -0.5, 0.5), x.astype(np.int32))
+    got = compiler.jit(f, opt_level=opt_level)(x)
+    expected = (x.sum(), x.sum(axis=(0, 2), keepdims=True), x.mean(axis=1), x.max(axis=-1),
+                x.min(axis=0), np.argmax(x, axis=1), np.argmin(x), x.var(axis=2), x.std(),
+                np.prod(x[0], axis=0), np.any(x > 2), np.all(x > -5, axis=0),
+                np.cumsum(x[0, 0]), np.transpose(x, (2, 0, 1)), np.swapaxes(x, 0, 2),
+                np.concatenate([x, x * 2], axis=1), np.stack([x[0], x[1]], axis=-1),
+                np.reshape(x, (-1, 5)), np.expand_dims(x, 1), np.squeeze(x[:, :1]),
+                np.flip(x, axis=1), np.pad(x, ((1, 0), (0, 2), (1, 1))), np.tile(x[0], 2),
+                np.where(x > 0, x, 0.0), np.clip(x, -0.5, 0.5), x.astype(np.int32))
+    for i, (g, e) in enumerate(zip(got, expected)):
+        g = np.asarray(g)
+        assert g.shape == np.shape(e), i
+        assert g.dtype == np.asarray(e).dtype, (i, g.dtype, np.asarray(e).dtype)
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12, err_msg=str(i))
+
+
+def test_products_match_numpy(opt_level):
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((2, 3, 4))
+    b = rng.standard_normal((2, 4, 5))
+    v = rng.standard_normal(4)
+    m = rng.standard_normal((4, 3))
+
+    def f(a, b, v, m):
+        return (a @ b, a @ v, v @ m, fnp.dot(m.T, v[:4]), fnp.einsum("bij,bjk->bik", a, b),
+                fnp.einsum("ij->ji", m), fnp.einsum("bij,jk->bik", a, m[:, :2]),
+                fnp.outer(v, v), fnp.tensordot(a, b, axes=([2], [1])), v @ v)
+    got = compiler.jit(f, opt_level=opt_level)(a, b, v, m)
+    expected = (a @ b, a @ v, v @ m, np.dot(m.T, v), np.einsum("bij,bjk->bik", a, b), m.T,
+                np.einsum("bij,jk->bik", a, m[:, :2]), np.outer(v, v),
+                np.tensordot(a, b, axes=([2], [1])), v @ v)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12)
+
+
+def test_log_compiles_explains_retrace(monkeypatch, caplog):
+    monkeypatch.setenv("FLOWJIT_LOG_COMPILES", "1")
+    f = compiler.jit(lambda x, y: x + y)
+    with caplog.at_level("WARNING", logger="flowjit"):
+        f(np.ones(3, np.float32), np.ones(3, np.float32))
+        f(np.ones(3, np.float32), np.ones(5, np.float32))
+    text = caplog.text
+    assert "retracing" in text and "y changed from f32[3] to f32[5]" in text
+
+
+def test_metadata_records_user_source_line():
+    def f(x):
+        return fnp.exp(x)  # the line the metadata must name
+    text = compiler.jit(f).lower(np.ones(2)).as_text()
+    import inspect
+    lines, start = inspect.getsourcelines(f)
+    assert f'source_line={start + 1}' in text and __file__ in text
+
+
+def test_eager_returns_concrete_arrays():
+    out = fnp.exp(np.arange(3.0))
+    assert isinstance(out, np.ndarray)
+    np.testing.assert_allclose(out, np.exp(np.arange(3.0)), rtol=1e-15)
+    y = fnp.asarray(np.arange(4.0)).at[1].set(9.0)
+    np.testing.assert_array_equal(y, [0.0, 9.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("n", [1, 7])
+def test_jit_inside_jit_is_traced_through(n):
+    inner = compiler.jit(lambda x: x * n)
+    outer = compiler.jit(lambda x: inner(x) + 1)
+    np.testing.assert_array_equal(outer(np.ones(2)), np.full(2, n + 1.0))

@@ -1,0 +1,30 @@
+"""Shared test setup: the verifier runs after every pass; `--device` picks the backend."""
+import os
+
+import pytest
+
+os.environ.setdefault("FLOWJIT_VERIFY", "1")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", help="cpu (default) or cuda")
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import pycuda.driver as drv  # noqa: F401
+        drv.init()
+        has_gpu = drv.Device.count() > 0
+    except Exception:
+        has_gpu = False
+    if not has_gpu:
+        skip = pytest.mark.skip(reason="needs a CUDA GPU and pycuda")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(params=[0, 2], ids=["O0", "O2"])
+def opt_level(request):
+    """Run a test with the unoptimized and the fully optimized pipeline."""
+    return request.param
