@@ -108,8 +108,31 @@ class _Lexer:
                     return start.pos, token.pos + 1
 
 
+_C_ESCAPE = re.compile(rb"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))", re.DOTALL)
+_C_SIMPLE = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"a": b"\a", b"b": b"\b", b"f": b"\f",
+             b"v": b"\v"}
+
+
+def unescape_string(text: str) -> str:
+    """Undo C escapes (`\\n`, `\\"`, `\\303`, `\\xff`) and read the bytes as UTF-8, as XLA
+    writes strings; non-ASCII characters may also appear unescaped."""
+    def one(m: re.Match) -> bytes:
+        if m.group(1):
+            return bytes([int(m.group(1), 8) & 0xFF])
+        if m.group(2):
+            return bytes([int(m.group(2), 16)])
+        return _C_SIMPLE.get(m.group(3), m.group(3))
+    return _C_ESCAPE.sub(one, text.encode("utf-8")).decode("utf-8", errors="replace")
+
+
 def _name(token: Token) -> str:
     return token.text[1:] if token.text.startswith("%") else token.text
+
+
+_DEBUG_SECTIONS = ("FileNames", "FunctionNames", "FileLocations", "StackFrames")
+# What a shape rule may raise on operands it was not written for (a tuple where it wants an
+# array, a list where it wants one int): all mean the instruction is malformed.
+_RULE_ERRORS = (ShapeError, KeyError, ValueError, TypeError, IndexError, AttributeError)
 
 
 @dataclass
@@ -120,11 +143,13 @@ class _PendingInstruction:
     declared: Shape
     token: Token
     is_root: bool
+    name_token: Optional[Token] = None
 
 
 class _Parser:
     def __init__(self, text: str):
         self.lex = _Lexer(text)
+        self.computation_names: set[str] = set()
 
     # --- shapes -------------------------------------------------------------------------
     def at_shape(self) -> bool:
@@ -230,7 +255,7 @@ class _Parser:
             elif key == "slice":
                 inst.attrs[key] = self.decode_slice(tokens)
             elif key == "padding":
-                inst.attrs[key] = self.decode_padding(words[0])
+                inst.attrs[key] = self.decode_padding(words[0]) if words else ()
             elif key in COMPUTATION_ATTRS:
                 pending.call_names[key] = [(_name(t), t) for t in words]
             elif key == "metadata":
@@ -271,7 +296,7 @@ class _Parser:
             if eq.text != "=":
                 raise ValueError
             if value.kind == "string":
-                result[key.text] = bytes(value.text[1:-1], "utf-8").decode("unicode_escape")
+                result[key.text] = unescape_string(value.text[1:-1])
             elif value.text.lstrip("-").isdigit():
                 result[key.text] = int(value.text)
             elif value.text in "{[(":
@@ -302,10 +327,13 @@ class _Parser:
         if opcode not in OPS:
             raise lex.error(f"unknown opcode '{opcode}'", opcode_token)
         inst = Instruction(_name(name_token), opcode, declared)
-        pending = _PendingInstruction(inst, [], {}, declared, opcode_token, is_root)
+        pending = _PendingInstruction(inst, [], {}, declared, opcode_token, is_root, name_token)
         lex.expect("(")
         if opcode == "parameter":
-            inst.attrs["number"] = int(lex.word("a parameter number").text)
+            number = lex.word("a parameter number")
+            if not number.text.isdigit():
+                raise lex.error("expected a parameter number", number)
+            inst.attrs["number"] = int(number.text)
             lex.expect(")")
         elif opcode == "constant":
             inst.literal = self.literal(declared)
@@ -326,7 +354,11 @@ class _Parser:
     def computation(self) -> tuple[Computation, list[_PendingInstruction], bool]:
         lex = self.lex
         is_entry = lex.accept("ENTRY")
-        name = _name(lex.word("a computation name"))
+        name_token = lex.word("a computation name")
+        name = _name(name_token)
+        if name in self.computation_names:
+            raise lex.error(f"duplicate computation name %{name}", name_token)
+        self.computation_names.add(name)
         if lex.peek().text == "(":
             lex.skip_balanced()
             lex.expect("->")
@@ -338,7 +370,7 @@ class _Parser:
                 raise lex.error(f"computation %{name} is not closed")
             pending.append(self.instruction())
         if not pending:
-            raise lex.error(f"computation %{name} is empty")
+            raise lex.error(f"computation %{name} is empty", name_token)
         return Computation(name), pending, is_entry
 
     def module(self) -> Module:
@@ -354,6 +386,7 @@ class _Parser:
                 lex.skip_balanced()
             else:
                 lex.next()
+        self.skip_debug_sections()
         parsed = []
         while lex.peek().kind != "eof":
             parsed.append(self.computation())
@@ -367,13 +400,30 @@ class _Parser:
         module = Module(name, entry, [c for c, _, _ in parsed])
         return module
 
+    def skip_debug_sections(self) -> None:
+        """Skip the stack-trace tables (`FileNames`, `StackFrames`, ...) that XLA prints
+        before the computations with debug info on; metadata refers to them by number."""
+        lex = self.lex
+        while (lex.peek().text in _DEBUG_SECTIONS and lex.peek().kind == "word"
+               and lex.peek(1).text not in ("{", "(")):
+            lex.next()
+            while lex.peek().kind == "word" and lex.peek().text.isdigit():
+                lex.next()
+                if lex.peek().kind == "string":
+                    lex.next()
+                elif lex.peek().text == "{" and lex.peek().kind == "punct":
+                    lex.skip_balanced()
+                else:
+                    raise lex.error("expected a string or '{' in a debug-info table")
+
     def resolve(self, comp: Computation, pending: list[_PendingInstruction],
                 computations: dict[str, Computation]) -> None:
         lex = self.lex
         by_name: dict[str, _PendingInstruction] = {}
         for p in pending:
             if p.inst.name in by_name:
-                raise lex.error(f"duplicate instruction name %{p.inst.name}", p.token)
+                raise lex.error(f"duplicate instruction name %{p.inst.name}",
+                                p.name_token or p.token)
             by_name[p.inst.name] = p
         for p in pending:
             for key, names in p.call_names.items():
@@ -402,7 +452,7 @@ class _Parser:
             try:
                 inferred = infer_shape(inst.opcode, [o.shape for o in inst.operands], inst.attrs,
                                        inst.calls, p.declared)
-            except (ShapeError, KeyError) as e:
+            except _RULE_ERRORS as e:
                 raise self.lex.error(f"%{inst.name}: {e}", p.token) from None
             if inferred != p.declared:
                 raise self.lex.error(f"%{inst.name}: declared shape {p.declared} but the "

@@ -44,7 +44,7 @@ def format_scalar(value, dtype: DType) -> str:
         return str(int(value))
     f = float(value)
     if math.isnan(f):
-        return "nan"
+        return "-nan" if math.copysign(1.0, f) < 0 else "nan"  # as XLA prints it
     if math.isinf(f):
         return "inf" if f > 0 else "-inf"
     if dtype in (DType.F32, DType.F16):
@@ -75,9 +75,20 @@ def _format_attr(name: str, value) -> str:
         parts = [f"[{a}:{b}]" if c == 1 else f"[{a}:{b}:{c}]" for a, b, c in value]
         return "{" + ", ".join(parts) + "}"
     if name == "padding":
+        if not value:
+            return "{}"  # a scalar pad: an empty config must still print a value
         return "x".join(f"{lo}_{hi}" if interior == 0 else f"{lo}_{hi}_{interior}"
                         for lo, hi, interior in value)
     return str(value)
+
+
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def escape_string(text: str) -> str:
+    """C-escape `text` as XLA does, keeping it on one line; non-ASCII stays UTF-8."""
+    return "".join(_ESCAPES.get(c) or (f"\\{ord(c):03o}" if ord(c) < 0x20 or ord(c) == 0x7f
+                                       else c) for c in text)
 
 
 def _format_metadata(metadata: dict) -> str:
@@ -86,8 +97,7 @@ def _format_metadata(metadata: dict) -> str:
         if isinstance(value, int):
             parts.append(f"{key}={value}")
         else:
-            escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-            parts.append(f'{key}="{escaped}"')
+            parts.append(f'{key}="{escape_string(str(value))}"')
     return "{" + " ".join(parts) + "}"
 
 

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ir.dtypes import DType
+from ir.dtypes import DType, from_numpy
 from ir.module import Computation, Instruction, Module
 from ir.shapes import ArrayShape
 
@@ -22,6 +22,11 @@ Rule = Callable[[Instruction, list], Value]
 
 def _np(shape: ArrayShape) -> np.dtype:
     return shape.dtype.to_numpy()
+
+
+def _kind(dtype: np.dtype) -> str:
+    """numpy's dtype.kind, except that bf16 (kind 'V' in ml_dtypes) counts as a float."""
+    return "f" if dtype.kind == "V" and from_numpy(dtype).is_float else dtype.kind
 
 
 def _unary(fn: Callable) -> Rule:
@@ -49,7 +54,7 @@ _erf = np.frompyfunc(math.erf, 1, 1)
 
 
 def _erf_f64(x):
-    return _erf(x).astype(np.float64) if x.size else x.astype(np.float64)
+    return np.asarray(_erf(x), dtype=np.float64)  # frompyfunc gives a float on 0-d input
 
 
 def _logistic(x):
@@ -62,11 +67,18 @@ def _logistic(x):
 
 
 def _round_afz(x):
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+    # x - trunc(x) is exact, unlike x + 0.5 (which rounds 0.49999997 and 2**23 + 1 up);
+    # where() keeps the sign of -0.0 and of values in (-0.5, 0).
+    whole = np.trunc(x)
+    return np.where(np.abs(x - whole) >= 0.5, whole + np.sign(x), whole)
+
+
+def _sign(x):
+    return np.where(x == 0, x, np.sign(x))  # sign(-0.0) is -0.0 in XLA, 0.0 in numpy
 
 
 def _divide(a, b):
-    if a.dtype.kind == "f":
+    if _kind(a.dtype) == "f":
         return a / b
     if a.dtype.kind == "b":
         raise TypeError("divide is not defined on pred")
@@ -75,7 +87,9 @@ def _divide(a, b):
     if a.dtype.kind == "i":
         overflow = (a == np.iinfo(a.dtype).min) & (safe_b == -1)
         safe_b = np.where(overflow, 1, safe_b)
-        q = np.abs(a).astype(np.uint64) // np.abs(safe_b).astype(np.uint64)
+        # Widen before abs: abs(int8(-128)) is -128, which would sign-extend into uint64.
+        q = (np.abs(a.astype(np.int64)).astype(np.uint64)
+             // np.abs(safe_b.astype(np.int64)).astype(np.uint64))
         q = np.where((a < 0) != (safe_b < 0), -q.astype(np.int64), q.astype(np.int64))
         q = q.astype(a.dtype)
         return np.where(zero, np.array(-1, a.dtype), q)
@@ -84,7 +98,7 @@ def _divide(a, b):
 
 
 def _remainder(a, b):
-    if a.dtype.kind == "f":
+    if _kind(a.dtype) == "f":
         return np.fmod(a, b)
     zero = b == 0
     safe_b = np.where(zero, 1, b)
@@ -97,7 +111,7 @@ def _remainder(a, b):
 
 
 def _power(a, b):
-    if a.dtype.kind == "f":
+    if _kind(a.dtype) == "f":
         return np.power(a, b)
     neg = b < 0
     result = np.power(a, np.where(neg, 0, b))
@@ -122,8 +136,10 @@ def _shift(kind: str) -> Callable:
         if kind == "logical":
             out = (unsigned >> amount).view(a.dtype)
             return np.where(big, 0, out)
-        out = a >> amount.astype(a.dtype)
-        return np.where(big, np.where(a < 0, -1, 0).astype(a.dtype), out)
+        # Arithmetic shifts read the bits as signed, on unsigned types too (LLVM's ashr).
+        signed = a.view(f"i{a.dtype.itemsize}")
+        out = signed >> amount.astype(signed.dtype)
+        return np.where(big, np.where(signed < 0, -1, 0).astype(signed.dtype), out).view(a.dtype)
     return fn
 
 
@@ -133,7 +149,7 @@ def _convert(inst, args):
     dtype = _np(inst.shape)
     if target is DType.PRED:
         return (x != 0).astype(np.bool_)
-    if target.is_int and x.dtype.kind == "f":
+    if target.is_int and _kind(x.dtype) == "f":
         # Saturate, and send NaN to 0, as XLA does (numpy leaves these undefined).
         info = np.iinfo(dtype)
         x64 = np.trunc(np.nan_to_num(x.astype(np.float64), nan=0.0))
@@ -255,8 +271,9 @@ def _reverse(inst, args):
 
 
 # Reducers numpy can run directly: root opcode of a two-parameter computation.
+# `and`/`or` are bitwise on integers (and the same as logical on pred).
 _UFUNC_REDUCERS = {"add": np.add, "multiply": np.multiply, "maximum": np.maximum,
-                   "minimum": np.minimum, "and": np.logical_and, "or": np.logical_or}
+                   "minimum": np.minimum, "and": np.bitwise_and, "or": np.bitwise_or}
 
 
 def simple_reducer(comp: Computation):
@@ -281,7 +298,7 @@ def _reduce(inst, args):
         if x.dtype == np.bool_ and kind in ("add", "multiply"):
             ufunc = np.logical_or if kind == "add" else np.logical_and
         reduced = ufunc.reduce(x, axis=dims, initial=inits[0][()]) if x.size or dims else x
-        if kind in ("maximum", "minimum") and x.dtype.kind == "f" and x.size:
+        if kind in ("maximum", "minimum") and _kind(x.dtype) == "f" and x.size:
             nan = np.isnan(x).any(axis=dims)
             reduced = np.where(nan, np.nan, reduced)
         return np.asarray(reduced).astype(_np(inst.shape))
@@ -289,7 +306,8 @@ def _reduce(inst, args):
     kept = [d for d in range(inputs[0].ndim) if d not in dims]
     moved = [np.transpose(x, kept + list(dims)) for x in inputs]
     out_dims = [inputs[0].shape[d] for d in kept]
-    flat = [m.reshape(int(np.prod(out_dims, dtype=np.int64)), -1) for m in moved]
+    row_length = int(np.prod([inputs[0].shape[d] for d in dims], dtype=np.int64))
+    flat = [m.reshape(int(np.prod(out_dims, dtype=np.int64)), row_length) for m in moved]
     results = [np.empty(int(np.prod(out_dims, dtype=np.int64)), dtype=i.dtype) for i in inits]
     for row in range(flat[0].shape[0]):
         acc = [np.asarray(i) for i in inits]
@@ -317,7 +335,11 @@ def _dot(inst, args):
     spec = f"{''.join(lhs_sub)},{''.join(rhs_sub)}->{''.join(out)}"
     if lhs.dtype == np.bool_:
         result = np.einsum(spec, lhs.astype(np.int64), rhs.astype(np.int64)) != 0
-    elif lhs.dtype.kind == "f" and lhs.dtype.itemsize < 4:
+    elif lhs.dtype.kind in "iu":
+        # Wrapping 64-bit arithmetic, then truncation, is exact for any integer result type
+        # (s8 x s8 -> s32 included); einsum in s8 would wrap at 8 bits.
+        result = np.einsum(spec, lhs.astype(np.int64), rhs.astype(np.int64))
+    elif _kind(lhs.dtype) == "f" and lhs.dtype.itemsize < 4:
         result = np.einsum(spec, lhs.astype(np.float32), rhs.astype(np.float32))
     else:
         result = np.einsum(spec, lhs, rhs)
@@ -338,9 +360,12 @@ def _gather(inst, args):
     starts = np.zeros((idx.shape[0], operand.ndim), dtype=np.int64)
     for k, d in enumerate(a["start_index_map"]):
         starts[:, d] = np.clip(idx[:, k], 0, operand.shape[d] - slice_sizes[d])
-    for obd, ibd in zip(a.get("operand_batching_dims", ()), a.get("start_indices_batching_dims",
-                                                                  ())):
-        raise NotImplementedError("gather with batching dims")
+    # A batching dim of the operand starts at the position along its paired index dim.
+    index_batch_dims = [d for d in range(indices.ndim) if d != ivd]
+    coords = np.indices(batch_shape).reshape(len(batch_shape), -1)
+    for obd, ibd in zip(a.get("operand_batching_dims", ()),
+                        a.get("start_indices_batching_dims", ())):
+        starts[:, obd] = coords[index_batch_dims.index(ibd)]
     window = np.indices(slice_sizes).reshape(operand.ndim, -1)          # [rank, W]
     full = starts[:, :, None] + window[None, :, :]                       # [B, rank, W]
     values = operand[tuple(full[:, d, :] for d in range(operand.ndim))]  # [B, W]
@@ -366,16 +391,23 @@ def _scatter(inst, args):
     a = inst.attrs
     ivd = a["index_vector_dim"]
     window_dims = list(a["update_window_dims"])
-    inserted = set(a.get("inserted_window_dims", ()))
+    operand_batching = a.get("input_batching_dims", ())
+    inserted = set(a.get("inserted_window_dims", ())) | set(operand_batching)
     to_operand = a["scatter_dims_to_operand_dims"]
     if ivd == indices.ndim:
         indices = indices[..., None]
-    idx = np.moveaxis(indices, ivd, -1).astype(np.int64).reshape(-1, indices.shape[ivd])
+    moved = np.moveaxis(indices, ivd, -1).astype(np.int64)
+    idx = moved.reshape(-1, indices.shape[ivd])
+    # A batching dim of the operand starts at the position along its paired index dim.
+    index_batch_dims = [d for d in range(indices.ndim) if d != ivd]
+    coords = np.indices(moved.shape[:-1]).reshape(len(index_batch_dims), -1)
+    batch_starts = [(obd, coords[index_batch_dims.index(ibd)]) for obd, ibd in
+                    zip(operand_batching, a.get("scatter_indices_batching_dims", ()))]
     scatter_dims = [d for d in range(updates.ndim) if d not in window_dims]
     upd = np.transpose(updates, scatter_dims + window_dims)
     window_shape = upd.shape[len(scatter_dims):]
-    upd = upd.reshape(len(idx), -1)
-    # Window dim k of the update maps to the k-th operand dim that is not inserted.
+    upd = upd.reshape(len(idx), int(np.prod(window_shape, dtype=np.int64)))
+    # Window dim k of the update maps to the k-th operand dim not inserted (nor batching).
     operand_window_dims = [d for d in range(operand.ndim) if d not in inserted]
     full_window = [1] * operand.ndim
     for k, d in enumerate(operand_window_dims):
@@ -389,6 +421,8 @@ def _scatter(inst, args):
         start = np.zeros(operand.ndim, dtype=np.int64)
         for k, d in enumerate(to_operand):
             start[d] = idx[b, k]
+        for obd, coord in batch_starts:
+            start[obd] = coord[b]
         pos = start[:, None] + window
         inside = all(0 <= start[d] and start[d] + full_window[d] <= operand.shape[d]
                      for d in range(operand.ndim))
@@ -448,7 +482,7 @@ REFERENCE: dict[str, Rule] = {
     "bitcast-convert": _bitcast_convert,
     "negate": _unary(np.negative),
     "abs": _unary(np.abs),
-    "sign": _unary(np.sign),
+    "sign": _unary(_sign),
     "exponential": _unary(_f(np.exp)),
     "exponential-minus-one": _unary(_f(np.expm1)),
     "log": _unary(_f(np.log)),

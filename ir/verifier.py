@@ -2,8 +2,35 @@
 from __future__ import annotations
 
 from ir.errors import ShapeError, VerifierError
-from ir.module import Computation, Module
+from ir.module import Computation, Instruction, Module
 from ir.ops import OPS, infer_shape
+from ir.shapes import ArrayShape, TupleShape
+
+# What a shape rule may raise on operands it was not written for (a tuple where it wants an
+# array, a list where it wants one int): all mean the instruction is malformed.
+_RULE_ERRORS = (ShapeError, KeyError, ValueError, TypeError, IndexError, AttributeError)
+
+
+def _check_reducer(inst: Instruction) -> None:
+    """The `to_apply` of a reduce or scatter takes (accumulators..., values...) as scalars of
+    the accumulated types and returns the accumulators (a tuple when there are several).
+    (The op table's reduce/scatter shape rules do not look at the reducer.)"""
+    if inst.opcode == "reduce":
+        n = len(inst.operands) // 2
+        types = [o.shape.dtype for o in inst.operands[n:]]
+    elif inst.opcode == "scatter":
+        types = [inst.operands[0].shape.dtype]
+    else:
+        return
+    comp = inst.calls["to_apply"]
+    scalars = [ArrayShape(t, ()) for t in types]
+    params = [p.shape for p in comp.parameters]
+    result = scalars[0] if len(scalars) == 1 else TupleShape(tuple(scalars))
+    if params != scalars + scalars or comp.root.shape != result:
+        shown = ", ".join(map(str, params))
+        raise ShapeError(f"{inst.opcode}: to_apply=%{comp.name} is ({shown}) -> "
+                         f"{comp.root.shape}, needs {len(scalars) * 2} scalar parameters "
+                         f"({', '.join(map(str, scalars))} twice) and result {result}")
 
 
 def verify_computation(comp: Computation, module: Module) -> None:
@@ -28,13 +55,16 @@ def verify_computation(comp: Computation, module: Module) -> None:
         if inst.opcode == "parameter":
             numbers.append(inst.attrs.get("number"))
         elif inst.opcode == "constant":
-            if inst.literal is None or tuple(inst.literal.shape) != inst.shape.dims:
+            if (inst.literal is None or inst.shape.is_tuple
+                    or tuple(inst.literal.shape) != inst.shape.dims
+                    or inst.literal.dtype != inst.shape.dtype.to_numpy()):
                 raise VerifierError(f"{where}: literal does not match shape {inst.shape}")
         else:
             try:
                 inferred = infer_shape(inst.opcode, [o.shape for o in inst.operands], inst.attrs,
                                        inst.calls, inst.shape)
-            except (ShapeError, KeyError) as e:
+                _check_reducer(inst)
+            except _RULE_ERRORS as e:
                 raise VerifierError(f"{where}: {e}") from None
             if inferred != inst.shape:
                 raise VerifierError(f"{where}: has shape {inst.shape}, its operands give "

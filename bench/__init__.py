@@ -1,0 +1,1 @@
+"""flowjit benchmarks: speed measured as ratios side by side in one run."""
