@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 
-from hlo_strategies import (FLOATS, INTS, assert_bitwise_equal, assert_has_shape,
+from tests.ir.hlo_strategies import (FLOATS, INTS, assert_bitwise_equal, assert_has_shape,
                             assert_same_instructions, float_specials, int_extremes,
                             modules_with_args)
 from ir.builder import Builder, scalar_computation

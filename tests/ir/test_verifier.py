@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from hlo_strategies import ALL, modules_with_args
+from tests.ir.hlo_strategies import ALL, modules_with_args
 from ir.builder import Builder, NameTable, scalar_computation
 from ir.dtypes import DType
 from ir.errors import VerifierError
