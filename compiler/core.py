@@ -39,10 +39,15 @@ def as_array(value: np.ndarray) -> Array:
 class Trace:
     """One level of tracing: a builder for the computation being recorded."""
 
-    def __init__(self, name: str, level: int, names: Optional[NameTable] = None):
+    def __init__(self, name: str, level: int, names: Optional[NameTable] = None,
+                 parent: Optional["Trace"] = None):
         self.names = names or NameTable()
         self.builder = Builder(name, self.names)
         self.level = level
+        self.parent = parent
+        # Values of enclosing traces used here: (outer value, the parameter standing for it).
+        self.captures: list[tuple["Tracer", Instruction]] = []
+        self.explicit_parameters = 0
         self.computations: list[Computation] = []   # reducers, bodies... called from here
         self._reducers: dict[tuple, Computation] = {}
 
@@ -57,6 +62,17 @@ class Trace:
     def add_computation(self, comp: Computation) -> None:
         if comp not in self.computations:
             self.computations.append(comp)
+
+    def capture(self, outer: "Tracer") -> Instruction:
+        """A parameter of this computation standing for `outer`, a value of an enclosing
+        trace (closure conversion: the caller passes it in as an extra operand)."""
+        for value, param in self.captures:
+            if value is outer:
+                return param
+        number = self.explicit_parameters + len(self.captures)
+        param = self.builder.parameter(number, outer.inst.shape, "captured")
+        self.captures.append((outer, param))
+        return param
 
 
 class _State(threading.local):
@@ -74,9 +90,10 @@ def current_trace() -> Optional[Trace]:
 class new_trace:
     """Context manager: trace into a fresh computation at the next level."""
 
-    def __init__(self, name: str, names: Optional[NameTable] = None):
+    def __init__(self, name: str, names: Optional[NameTable] = None,
+                 parent: Optional[Trace] = None):
         level = len(_state.stack)
-        self.trace = Trace(name, level, names)
+        self.trace = Trace(name, level, names, parent)
 
     def __enter__(self) -> Trace:
         _state.stack.append(self.trace)
@@ -181,11 +198,22 @@ def lift(x: Any, trace: Trace) -> Instruction:
     if isinstance(x, Tracer):
         if x.trace is trace:
             return x.inst
+        if _encloses(x.trace, trace):
+            return trace.capture(x)
         raise TracerArrayConversionError(at_user_line(
             "a traced value from an outer function leaked into an inner trace; pass it as "
             "an argument instead of closing over it"))
     array = np.asarray(x)
     return trace.builder.constant(array)
+
+
+def _encloses(outer: Trace, inner: Trace) -> bool:
+    t = inner.parent
+    while t is not None:
+        if t is outer:
+            return True
+        t = t.parent
+    return False
 
 
 def bind(opcode: str, operands: Sequence[Any], attrs: Optional[dict] = None,
@@ -315,3 +343,50 @@ Tracer.transpose = _transpose_method
 Tracer.__getitem__ = _getitem
 Tracer.at = property(_at)
 Tracer.T = property(lambda self: _transpose_method(self))
+
+
+class SubTrace:
+    """A Python function traced into a computation of its own (a loop body, a branch).
+
+    `computation` takes the explicit arguments first, then one parameter per captured outer
+    value; `captured` lists those outer values (Tracers of the enclosing trace), which the
+    caller passes as extra operands. `out_tree` is the structure of the function's result.
+    """
+
+    def __init__(self, computation: Computation, captured: list, out_tree,
+                 computations: list[Computation]):
+        self.computation = computation
+        self.captured = captured
+        self.out_tree = out_tree
+        self.computations = computations
+
+
+def trace_subfunction(fun, arg_shapes: Sequence[ArrayShape], name: str,
+                      tuple_result: bool = True) -> SubTrace:
+    """Trace `fun` on abstract arguments of `arg_shapes` inside the current trace.
+
+    The root is a tuple of the result's leaves (or the single leaf when `tuple_result` is
+    False and the result is one array). Nested computations are registered with the
+    enclosing trace so they end up in the module.
+    """
+    from compiler import tree
+    parent = current_trace()
+    names = parent.names if parent is not None else NameTable()
+    with new_trace(name, names, parent) as sub:
+        sub.explicit_parameters = len(arg_shapes)
+        tracers = [Tracer(sub, sub.builder.parameter(i, s, "arg")) for i, s in
+                   enumerate(arg_shapes)]
+        out = fun(*tracers)
+        leaves, out_tree = tree.flatten(out)
+        results = [lift(leaf, sub) for leaf in leaves]
+        if tuple_result or len(results) != 1 or out_tree.kind != "leaf":
+            root = sub.builder.add("tuple", results, metadata={})
+        else:
+            root = results[0]
+        comp = sub.builder.finish(root)
+    comp.instructions = [i for i in comp.instructions if i.opcode == "parameter"] + [
+        i for i in comp.instructions if i.opcode != "parameter"]
+    if parent is not None:
+        for c in sub.computations:
+            parent.add_computation(c)
+    return SubTrace(comp, [value for value, _ in sub.captures], out_tree, sub.computations)
