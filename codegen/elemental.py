@@ -1,0 +1,453 @@
+"""The elemental emitter: the value of any instruction at one output index, as LLVM IR.
+
+`ElementalEmitter.value(inst, index)` returns the register value of `inst` at the
+multi-index `index` (a list of i64 values), computing its operands at the indices they need.
+Every op that can be computed per output element is here (elementwise ops, broadcast,
+reshape, transpose, slice, pad, concatenate, reverse, iota, dynamic-slice,
+dynamic-update-slice, reduce, dot, gather), so a whole fused computation becomes one loop
+nest around one call of `value(root, index)`. Values are cached per (instruction, index)
+in a stack of scopes so a shared subexpression is computed once where it dominates.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import numpy as np
+from llvmlite import ir as llvm_ir
+
+from codegen.control import alloca_at_entry, for_range, select_by_branch
+from codegen.scalar_ops import (SCALAR_RULES, ScalarContext, convert, emit_scalar,
+                                from_memory)
+from codegen.types import I64, i64, memory_type, register_type
+from ir.dtypes import DType
+from ir.module import Computation, Instruction
+from ir.shapes import ArrayShape
+
+# loader(inst, index) -> register value of parameter `inst` at `index`
+ParameterLoader = Callable[[Instruction, list], object]
+
+
+class ElementalEmitter:
+    """Emits the values of one computation's instructions at given indices."""
+
+    def __init__(self, ctx: ScalarContext, load_parameter: ParameterLoader,
+                 constants: "ConstantPool", buffers: Optional[dict] = None):
+        self.ctx = ctx
+        self.load_parameter = load_parameter
+        self.constants = constants
+        # Instructions whose values are already in memory: id(inst) -> pointer.
+        self.buffers = buffers or {}
+        self.scopes: list[dict] = [{}]
+
+    @property
+    def b(self) -> llvm_ir.IRBuilder:
+        return self.ctx.builder
+
+    # --- caching ----------------------------------------------------------------------
+    def push_scope(self) -> None:
+        self.scopes.append({})
+
+    def pop_scope(self) -> None:
+        self.scopes.pop()
+
+    def value(self, inst: Instruction, index: list):
+        """Register value of `inst` at `index` (a list of values for tuple shapes)."""
+        key = (id(inst), tuple(id(v) for v in index))
+        for scope in reversed(self.scopes):
+            if key in scope:
+                return scope[key]
+        result = self._generate(inst, index)
+        self.scopes[-1][key] = result
+        return result
+
+    def _generate(self, inst: Instruction, index: list):
+        if id(inst) in self.buffers:
+            return load_element(self.ctx, self.buffers[id(inst)], inst.shape, index)
+        if inst.opcode in SCALAR_RULES:
+            args = []
+            for operand in inst.operands:
+                operand_index = index if operand.shape.rank else []
+                args.append(self.value(operand, operand_index))
+            return emit_scalar(self.ctx, inst, args)
+        generator = _GENERATORS.get(inst.opcode)
+        if generator is None:
+            raise NotImplementedError(f"no elemental lowering for '{inst.opcode}' "
+                                      f"(%{inst.name})")
+        return generator(self, inst, index)
+
+    # --- helpers used by generators ---------------------------------------------------
+    def inside_branch(self, fn: Callable[[], object]) -> Callable[[], object]:
+        """Wrap `fn` so values it creates are cached only within its own block."""
+        def run():
+            self.push_scope()
+            try:
+                return fn()
+            finally:
+                self.pop_scope()
+        return run
+
+    def index_value(self, inst: Instruction) -> llvm_ir.Value:
+        """A scalar integer operand (a start index) as i64, sign-extended."""
+        v = self.value(inst, [])
+        return convert(self.ctx, v, inst.shape.dtype, DType.S64)
+
+    def clamp(self, v, lo: int, hi: int):
+        b = self.b
+        v = b.select(b.icmp_signed("<", v, i64(lo)), i64(lo), v)
+        return b.select(b.icmp_signed(">", v, i64(hi)), i64(hi), v)
+
+
+def linearize(b: llvm_ir.IRBuilder, index: list, dims: tuple) -> llvm_ir.Value:
+    """Row-major offset of `index` in an array of `dims`."""
+    offset = i64(0)
+    for value, size in zip(index, dims):
+        offset = b.add(b.mul(offset, i64(size), flags=["nsw"]), value, flags=["nsw"])
+    return offset
+
+
+def delinearize(b: llvm_ir.IRBuilder, offset, dims: tuple) -> list:
+    """The multi-index of row-major `offset` in an array of `dims`."""
+    index = []
+    for size in reversed(dims):
+        if size == 1:
+            index.append(i64(0))
+            continue
+        index.append(b.urem(offset, i64(size)))
+        offset = b.udiv(offset, i64(size))
+    return list(reversed(index))
+
+
+class ConstantPool:
+    """Array constants as LLVM globals, one per literal."""
+
+    def __init__(self, module: llvm_ir.Module):
+        self.module = module
+        self.globals: dict[int, llvm_ir.GlobalVariable] = {}
+
+    def global_for(self, inst: Instruction) -> llvm_ir.GlobalVariable:
+        if id(inst) not in self.globals:
+            dtype = inst.shape.dtype
+            flat = np.asarray(inst.literal).reshape(-1)
+            mtype = memory_type(dtype)
+            if dtype is DType.BF16:
+                values = [int(v) for v in flat.view(np.uint16)]
+            elif dtype is DType.PRED:
+                values = [int(bool(v)) for v in flat]
+            elif dtype.is_float:
+                values = [float(v) for v in flat]
+            else:
+                values = [int(v) & ((1 << dtype.bits) - 1) for v in flat]
+            array_type = llvm_ir.ArrayType(mtype, len(values))
+            name = f"const.{len(self.globals)}"
+            g = llvm_ir.GlobalVariable(self.module, array_type, name)
+            g.initializer = llvm_ir.Constant(array_type, values)
+            g.global_constant = True
+            g.linkage = "internal"
+            g.align = 64
+            self.globals[id(inst)] = g
+        return self.globals[id(inst)]
+
+
+def load_element(ctx: ScalarContext, pointer, shape: ArrayShape, index: list):
+    """Register value of `shape`'s element at `index` in the buffer at `pointer`."""
+    b = ctx.builder
+    mtype = memory_type(shape.dtype)
+    address = b.gep(pointer, [linearize(b, index, shape.dims)], inbounds=True,
+                    source_etype=mtype)
+    return from_memory(ctx, b.load(address, typ=mtype), shape.dtype)
+
+
+# --- generators, one per non-scalar opcode -------------------------------------------------
+
+def _parameter(em: ElementalEmitter, inst, index):
+    return em.load_parameter(inst, index)
+
+
+def _constant(em: ElementalEmitter, inst, index):
+    dtype = inst.shape.dtype
+    if inst.shape.size == 1:
+        value = np.asarray(inst.literal).reshape(-1)[0]
+        if dtype is DType.BF16:
+            value = float(value)
+        if dtype.is_float:
+            return llvm_ir.Constant(register_type(dtype), float(value))
+        if dtype is DType.PRED:
+            return llvm_ir.Constant(register_type(dtype), int(bool(value)))
+        return llvm_ir.Constant(register_type(dtype), int(value) & ((1 << dtype.bits) - 1))
+    g = em.constants.global_for(inst)
+    return load_element(em.ctx, g, inst.shape, index)
+
+
+def _iota(em, inst, index):
+    position = index[inst.attrs["iota_dimension"]]
+    return convert(em.ctx, position, DType.S64, inst.shape.dtype)
+
+
+def _broadcast(em, inst, index):
+    (operand,) = inst.operands
+    return em.value(operand, [index[d] for d in inst.attrs["dimensions"]])
+
+
+def _reshape(em, inst, index):
+    (operand,) = inst.operands
+    if operand.shape.dims == inst.shape.dims:
+        return em.value(operand, index)
+    kept_in = [d for d in operand.shape.dims if d != 1]
+    kept_out = [d for d in inst.shape.dims if d != 1]
+    if kept_in == kept_out:  # only size-1 dims added or removed: no division needed
+        significant = [v for v, d in zip(index, inst.shape.dims) if d != 1]
+        it = iter(significant)
+        return em.value(operand, [next(it) if d != 1 else i64(0) for d in operand.shape.dims])
+    offset = linearize(em.b, index, inst.shape.dims)
+    return em.value(operand, delinearize(em.b, offset, operand.shape.dims))
+
+
+def _transpose(em, inst, index):
+    (operand,) = inst.operands
+    perm = inst.attrs["dimensions"]
+    operand_index = [None] * len(perm)
+    for out_dim, in_dim in enumerate(perm):
+        operand_index[in_dim] = index[out_dim]
+    return em.value(operand, operand_index)
+
+
+def _slice(em, inst, index):
+    (operand,) = inst.operands
+    b = em.b
+    operand_index = []
+    for value, (start, _, stride) in zip(index, inst.attrs["slice"]):
+        scaled = b.mul(value, i64(stride), flags=["nsw"]) if stride != 1 else value
+        operand_index.append(b.add(scaled, i64(start), flags=["nsw"]) if start else scaled)
+    return em.value(operand, operand_index)
+
+
+def _reverse(em, inst, index):
+    (operand,) = inst.operands
+    dims = set(inst.attrs["dimensions"])
+    operand_index = [em.b.sub(i64(size - 1), v) if d in dims else v
+                     for d, (v, size) in enumerate(zip(index, operand.shape.dims))]
+    return em.value(operand, operand_index)
+
+
+def _pad(em, inst, index):
+    operand, pad_value = inst.operands
+    b = em.b
+    inside = llvm_ir.Constant(llvm_ir.IntType(1), 1)
+    operand_index = []
+    for value, (lo, _, interior), size in zip(index, inst.attrs["padding"],
+                                              operand.shape.dims):
+        shifted = b.sub(value, i64(lo))
+        step = interior + 1
+        position = b.sdiv(shifted, i64(step)) if step != 1 else shifted
+        inside = b.and_(inside, b.icmp_signed(">=", shifted, i64(0)))
+        inside = b.and_(inside, b.icmp_signed("<", position, i64(size)))
+        if step != 1:
+            inside = b.and_(inside, b.icmp_signed("==", b.srem(shifted, i64(step)), i64(0)))
+        operand_index.append(position)
+    fill = em.value(pad_value, [])
+    if operand.shape.size == 0:
+        return fill
+    return select_by_branch(b, inside, em.inside_branch(lambda: em.value(operand,
+                                                                         operand_index)),
+                            lambda: fill, "pad")
+
+
+def _concatenate(em, inst, index):
+    (axis,) = inst.attrs["dimensions"]
+    operands = [o for o in inst.operands if o.shape.dims[axis] > 0]
+    b = em.b
+
+    def pick(k: int, offset: int):
+        operand = operands[k]
+        local = list(index)
+        local[axis] = b.sub(index[axis], i64(offset))
+        if k == len(operands) - 1:
+            return em.inside_branch(lambda: em.value(operand, local))()
+        limit = offset + operand.shape.dims[axis]
+        condition = b.icmp_signed("<", index[axis], i64(limit))
+        return select_by_branch(b, condition, em.inside_branch(lambda: em.value(operand,
+                                                                                local)),
+                                lambda: pick(k + 1, limit), "concat")
+    return pick(0, 0)
+
+
+def _dynamic_slice(em, inst, index):
+    operand, *starts = inst.operands
+    sizes = inst.attrs["dynamic_slice_sizes"]
+    b = em.b
+    operand_index = []
+    for value, start, dim, size in zip(index, starts, operand.shape.dims, sizes):
+        begin = em.clamp(em.index_value(start), 0, dim - size)
+        operand_index.append(b.add(value, begin))
+    return em.value(operand, operand_index)
+
+
+def _dynamic_update_slice(em, inst, index):
+    operand, update, *starts = inst.operands
+    b = em.b
+    inside = llvm_ir.Constant(llvm_ir.IntType(1), 1)
+    update_index = []
+    for value, start, dim, size in zip(index, starts, operand.shape.dims, update.shape.dims):
+        begin = em.clamp(em.index_value(start), 0, dim - size)
+        local = b.sub(value, begin)
+        inside = b.and_(inside, b.icmp_signed(">=", local, i64(0)))
+        inside = b.and_(inside, b.icmp_signed("<", local, i64(size)))
+        update_index.append(local)
+    if update.shape.size == 0:
+        return em.value(operand, index)
+    return select_by_branch(b, inside, em.inside_branch(lambda: em.value(update, update_index)),
+                            em.inside_branch(lambda: em.value(operand, index)), "dus")
+
+
+def emit_scalar_computation(em: ElementalEmitter, comp: Computation, args: list):
+    """Inline a computation over scalars (a reducer, a scatter combiner) on `args`."""
+    values = {}
+
+    def load(param, index):
+        return args[param.attrs["number"]]
+    inner = ElementalEmitter(em.ctx, load, em.constants)
+    for inst in comp.instructions:
+        values[id(inst)] = inner.value(inst, [])
+    return values[id(comp.root)]
+
+
+def _reduce(em, inst, index):
+    n = len(inst.operands) // 2
+    inputs, inits = inst.operands[:n], inst.operands[n:]
+    dims = inst.attrs["dimensions"]
+    comp = inst.calls["to_apply"]
+    b = em.b
+    init_values = [em.value(i, []) for i in inits]
+    slots = [alloca_at_entry(b, v.type, "acc") for v in init_values]
+    for slot, v in zip(slots, init_values):
+        b.store(v, slot)
+    shape = inputs[0].shape
+    kept = [d for d in range(shape.rank) if d not in dims]
+    loop_vars: dict[int, llvm_ir.Value] = {}
+
+    def nest(level: int):
+        if level == len(dims):
+            full = [loop_vars[d] if d in loop_vars else None for d in range(shape.rank)]
+            kept_iter = iter(index)
+            for d in kept:
+                full[d] = next(kept_iter)
+            em.push_scope()
+            elements = [em.value(x, full) for x in inputs]
+            em.pop_scope()
+            accumulators = [b.load(s) for s in slots]
+            result = emit_scalar_computation(em, comp, accumulators + elements)
+            results = result if isinstance(result, list) else [result]
+            for slot, r in zip(slots, results):
+                b.store(r, slot)
+            return
+        d = dims[level]
+        with for_range(b, shape.dims[d], f"r{d}") as var:
+            loop_vars[d] = var
+            nest(level + 1)
+    # Innermost loop over the last reduced dim keeps reads contiguous when it is minor.
+    dims = sorted(dims)
+    nest(0)
+    out = [b.load(s) for s in slots]
+    return out[0] if n == 1 else out
+
+
+def _dot(em, inst, index):
+    lhs, rhs = inst.operands
+    a = inst.attrs
+    lb, rb = a.get("lhs_batch_dims", ()), a.get("rhs_batch_dims", ())
+    lc, rc = a.get("lhs_contracting_dims", ()), a.get("rhs_contracting_dims", ())
+    lfree = [d for d in range(lhs.shape.rank) if d not in lb and d not in lc]
+    rfree = [d for d in range(rhs.shape.rank) if d not in rb and d not in rc]
+    b = em.b
+    out_dtype = inst.shape.dtype
+    lhs_index = [None] * lhs.shape.rank
+    rhs_index = [None] * rhs.shape.rank
+    it = iter(index)
+    for l, r in zip(lb, rb):
+        v = next(it)
+        lhs_index[l] = rhs_index[r] = v
+    for d in lfree:
+        lhs_index[d] = next(it)
+    for d in rfree:
+        rhs_index[d] = next(it)
+    zero = llvm_ir.Constant(register_type(out_dtype), 0.0 if out_dtype.is_float else 0)
+    slot = alloca_at_entry(b, zero.type, "dot.acc")
+    b.store(zero, slot)
+
+    def nest(level: int):
+        if level == len(lc):
+            em.push_scope()
+            x = convert(em.ctx, em.value(lhs, lhs_index), lhs.shape.dtype, out_dtype)
+            y = convert(em.ctx, em.value(rhs, rhs_index), rhs.shape.dtype, out_dtype)
+            em.pop_scope()
+            acc = b.load(slot)
+            if out_dtype.is_float:
+                b.store(b.fadd(acc, b.fmul(x, y)), slot)
+            elif out_dtype is DType.PRED:
+                b.store(b.or_(acc, b.and_(x, y)), slot)
+            else:
+                b.store(b.add(acc, b.mul(x, y)), slot)
+            return
+        with for_range(b, lhs.shape.dims[lc[level]], f"k{level}") as k:
+            lhs_index[lc[level]] = k
+            rhs_index[rc[level]] = k
+            nest(level + 1)
+    nest(0)
+    return b.load(slot)
+
+
+def _gather(em, inst, index):
+    operand, indices = inst.operands
+    a = inst.attrs
+    if a.get("operand_batching_dims"):
+        raise NotImplementedError("gather with operand_batching_dims")
+    offset_dims = list(a["offset_dims"])
+    collapsed = set(a.get("collapsed_slice_dims", ()))
+    start_map = a["start_index_map"]
+    ivd = a["index_vector_dim"]
+    sizes = a["slice_sizes"]
+    b = em.b
+    batch_index = [v for d, v in enumerate(index) if d not in offset_dims]
+    offsets = [v for d, v in enumerate(index) if d in offset_dims]
+    starts = [i64(0)] * operand.shape.rank
+    for k, d in enumerate(start_map):
+        idx = list(batch_index)
+        if ivd < indices.shape.rank:
+            idx.insert(ivd, i64(k))
+        raw = convert(em.ctx, em.value(indices, idx), indices.shape.dtype, DType.S64)
+        starts[d] = em.clamp(raw, 0, operand.shape.dims[d] - sizes[d])
+    operand_index = []
+    offset_iter = iter(offsets)
+    for d in range(operand.shape.rank):
+        if d in collapsed:
+            operand_index.append(starts[d])
+        else:
+            operand_index.append(b.add(starts[d], next(offset_iter)))
+    return em.value(operand, operand_index)
+
+
+def _get_tuple_element(em, inst, index):
+    (operand,) = inst.operands
+    return em.value(operand, index)[inst.attrs["index"]]
+
+
+def _tuple(em, inst, index):
+    return [em.value(o, index) for o in inst.operands]
+
+
+_GENERATORS = {
+    "parameter": _parameter, "constant": _constant, "iota": _iota,
+    "broadcast": _broadcast, "reshape": _reshape, "transpose": _transpose,
+    "slice": _slice, "reverse": _reverse, "pad": _pad, "concatenate": _concatenate,
+    "dynamic-slice": _dynamic_slice, "dynamic-update-slice": _dynamic_update_slice,
+    "reduce": _reduce, "dot": _dot, "gather": _gather,
+    "get-tuple-element": _get_tuple_element, "tuple": _tuple,
+}
+
+ELEMENTAL_OPCODES = frozenset(SCALAR_RULES) | frozenset(_GENERATORS) - {"parameter"}
+
+
+def is_elemental(inst: Instruction) -> bool:
+    """Whether `inst` can be computed one output element at a time."""
+    return inst.opcode in ELEMENTAL_OPCODES

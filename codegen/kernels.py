@@ -1,0 +1,221 @@
+"""Kernels: one LLVM function per entry instruction that computes something, and the
+`entry(ptr slots)` function that calls them all in order (one call from the runtime)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from llvmlite import ir as llvm_ir
+
+from codegen.control import for_range
+from codegen.elemental import (ConstantPool, ElementalEmitter, emit_scalar_computation,
+                               is_elemental, linearize, load_element)
+from codegen.scalar_ops import ScalarContext, convert, to_memory
+from codegen.types import PTR, i64, memory_type
+from ir.dtypes import DType
+from ir.module import Instruction, Module
+from ir.shapes import ArrayShape, leaves
+
+# Entry-level instructions that only name buffers: no kernel runs for them.
+NO_KERNEL = frozenset({"parameter", "constant", "tuple", "get-tuple-element"})
+
+
+@dataclass
+class KernelInfo:
+    """One kernel: its LLVM name, the instruction it computes, and its buffer slots."""
+
+    name: str
+    instruction: Instruction
+    output_slots: list[int]
+    input_slots: list[int]
+    source_lines: list[str] = field(default_factory=list)
+
+
+class ModuleLowering:
+    """Builds the LLVM module for one (fused, scheduled) ir.Module."""
+
+    def __init__(self, module: Module, slots_of: Callable[[Instruction], list[int]],
+                 num_slots: int, triple: str = "", data_layout: str = ""):
+        self.module = module
+        self.slots_of = slots_of
+        self.num_slots = num_slots
+        self.llvm = llvm_ir.Module(name=module.name)
+        if triple:
+            self.llvm.triple = triple
+        if data_layout:
+            self.llvm.data_layout = data_layout
+        self.constants = ConstantPool(self.llvm)
+        self.kernels: list[KernelInfo] = []
+
+    def lower(self) -> llvm_ir.Module:
+        for inst in self.module.entry.instructions:
+            if inst.opcode in NO_KERNEL:
+                continue
+            self.kernels.append(self.lower_instruction(inst))
+        self.emit_entry()
+        return self.llvm
+
+    # --- one kernel ---------------------------------------------------------------------
+    def lower_instruction(self, inst: Instruction) -> KernelInfo:
+        out_slots = self.slots_of(inst)
+        operands = list(inst.operands)
+        in_slots = [s for o in operands for s in self.slots_of(o)]
+        name = f"kernel.{len(self.kernels)}.{inst.name}"
+        info = KernelInfo(name, inst, out_slots, in_slots, _source_lines(inst))
+        aliased = bool(set(out_slots) & set(in_slots))
+        n_args = len(out_slots) + len(in_slots)
+        fn_type = llvm_ir.FunctionType(llvm_ir.VoidType(), [PTR] * n_args)
+        fn = llvm_ir.Function(self.llvm, fn_type, name)
+        fn.linkage = "internal"
+        fn.attributes.add("nounwind")
+        for k, arg in enumerate(fn.args):
+            if not aliased:
+                arg.add_attribute("noalias")
+        builder = llvm_ir.IRBuilder(fn.append_basic_block("entry"))
+        ctx = ScalarContext(builder, self.llvm)
+        outputs = list(fn.args[:len(out_slots)])
+        inputs = list(fn.args[len(out_slots):])
+        if inst.opcode == "scatter":
+            self.emit_scatter(ctx, inst, outputs[0], inputs)
+        elif inst.opcode == "fusion":
+            comp = inst.calls["calls"]
+            params = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
+            self.emit_loop_nest(ctx, comp.root, outputs, params)
+        elif is_elemental(inst):
+            buffers = {id(o): p for o, p in zip(operands, inputs)}
+            self.emit_loop_nest(ctx, inst, outputs, buffers)
+        else:
+            raise NotImplementedError(f"the CPU backend cannot run '{inst.opcode}' "
+                                      f"(%{inst.name}) yet")
+        builder.ret_void()
+        return info
+
+    def emit_loop_nest(self, ctx: ScalarContext, root: Instruction, outputs: list,
+                       buffers: dict) -> None:
+        """for each output index: out[index] = value(root, index)."""
+        out_shapes = leaves(root.shape)
+        groups = [list(range(len(out_shapes)))]
+        if len({s.dims for s in out_shapes}) > 1:
+            groups = [[k] for k in range(len(out_shapes))]  # differently shaped outputs
+        for group in groups:
+            dims = out_shapes[group[0]].dims
+            emitter = ElementalEmitter(ctx, _no_parameters, self.constants, buffers)
+            b = ctx.builder
+            index: list = []
+
+            def nest(level: int) -> None:
+                if level == len(dims):
+                    value = emitter.value(root, index)
+                    values = value if isinstance(value, list) else [value]
+                    for k in group:
+                        shape = out_shapes[k]
+                        stored = to_memory(ctx, values[k], shape.dtype)
+                        address = b.gep(outputs[k], [linearize(b, index, dims)],
+                                        inbounds=True, source_etype=memory_type(shape.dtype))
+                        b.store(stored, address)
+                    return
+                with for_range(b, dims[level], f"d{level}") as var:
+                    index.append(var)
+                    emitter.push_scope()
+                    nest(level + 1)
+                    emitter.pop_scope()
+                    index.pop()
+            if all(s.size > 0 for s in (out_shapes[k] for k in group)):
+                nest(0)
+
+    def emit_scatter(self, ctx: ScalarContext, inst: Instruction, out, inputs: list) -> None:
+        """Copy the operand, then combine every in-bounds update window into it (XLA)."""
+        operand, indices, updates = inst.operands
+        op_ptr, idx_ptr, upd_ptr = inputs
+        a = inst.attrs
+        b = ctx.builder
+        shape = operand.shape
+        nbytes = shape.nbytes
+        if nbytes:
+            memmove = ctx.declare("llvm.memmove.p0.p0.i64", llvm_ir.VoidType(),
+                                  [PTR, PTR, llvm_ir.IntType(64), llvm_ir.IntType(1)])
+            b.call(memmove, [out, op_ptr, i64(nbytes), llvm_ir.Constant(llvm_ir.IntType(1), 0)])
+        if updates.shape.size == 0:
+            return
+        window_dims = list(a["update_window_dims"])
+        inserted = set(a.get("inserted_window_dims", ()))
+        to_operand = a["scatter_dims_to_operand_dims"]
+        ivd = a["index_vector_dim"]
+        operand_window_dims = [d for d in range(shape.rank) if d not in inserted]
+        window_size = [1] * shape.rank
+        for k, d in enumerate(operand_window_dims):
+            window_size[d] = updates.shape.dims[window_dims[k]]
+        comp = inst.calls["to_apply"]
+        emitter = ElementalEmitter(ctx, _no_parameters, self.constants)
+        index: list = []
+
+        def body() -> None:
+            scatter_index = [v for d, v in enumerate(index) if d not in window_dims]
+            window_index = [v for d, v in enumerate(index) if d in window_dims]
+            start = [i64(0)] * shape.rank
+            for k, d in enumerate(to_operand):
+                idx = list(scatter_index)
+                if ivd < indices.shape.rank:
+                    idx.insert(ivd, i64(k))
+                raw = load_element(ctx, idx_ptr, indices.shape, idx)
+                start[d] = convert(ctx, raw, indices.shape.dtype, DType.S64)
+            in_bounds = llvm_ir.Constant(llvm_ir.IntType(1), 1)
+            for d in range(shape.rank):
+                in_bounds = b.and_(in_bounds, b.icmp_signed(">=", start[d], i64(0)))
+                in_bounds = b.and_(in_bounds, b.icmp_signed(
+                    "<=", b.add(start[d], i64(window_size[d])), i64(shape.dims[d])))
+            target = list(start)
+            for k, d in enumerate(operand_window_dims):
+                target[d] = b.add(start[d], window_index[k])
+            with b.if_then(in_bounds):
+                old = load_element(ctx, out, shape, target)
+                new = load_element(ctx, upd_ptr, updates.shape, index)
+                combined = emit_scalar_computation(emitter, comp, [old, new])
+                address = b.gep(out, [linearize(b, target, shape.dims)], inbounds=True,
+                                source_etype=memory_type(shape.dtype))
+                b.store(to_memory(ctx, combined, shape.dtype), address)
+
+        def nest(level: int) -> None:
+            if level == updates.shape.rank:
+                body()
+                return
+            with for_range(b, updates.shape.dims[level], f"u{level}") as var:
+                index.append(var)
+                nest(level + 1)
+                index.pop()
+        nest(0)
+
+    # --- the entry function ---------------------------------------------------------------
+    def emit_entry(self) -> None:
+        fn = llvm_ir.Function(self.llvm, llvm_ir.FunctionType(llvm_ir.VoidType(), [PTR]),
+                              "entry")
+        b = llvm_ir.IRBuilder(fn.append_basic_block("entry"))
+        (table,) = fn.args
+        loaded: dict[int, llvm_ir.Value] = {}
+
+        def slot(k: int):
+            if k not in loaded:
+                address = b.gep(table, [i64(k)], inbounds=True, source_etype=PTR)
+                loaded[k] = b.load(address, typ=PTR, name=f"slot{k}")
+            return loaded[k]
+        for info in self.kernels:
+            kernel = self.llvm.globals[info.name]
+            b.call(kernel, [slot(k) for k in info.output_slots + info.input_slots])
+        b.ret_void()
+
+
+def _no_parameters(inst: Instruction, index: list):
+    raise NotImplementedError(f"parameter %{inst.name} has no buffer in this kernel")
+
+
+def _source_lines(inst: Instruction) -> list[str]:
+    """The user source lines an instruction (or the fusion it calls) holds."""
+    insts = [inst]
+    if inst.opcode == "fusion":
+        insts = inst.calls["calls"].instructions
+    lines = []
+    for i in insts:
+        where = i.source_line
+        if where and where not in lines:
+            lines.append(where)
+    return lines

@@ -1,0 +1,386 @@
+"""Scalar lowering of every elementwise opcode: one rule per opcode, one signature.
+
+A rule is `rule(ctx, inst, args) -> value`: `args` are the operands' register values,
+`inst.operands[i].shape.dtype` their types, `inst.shape.dtype` the result type. Semantics are
+XLA's (see ir/reference.py): x/0 = -1 and x%0 = x for integers, INT_MIN/-1 = INT_MIN,
+saturating float→int conversion with NaN → 0, NaN-propagating maximum/minimum.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from llvmlite import ir as llvm_ir
+
+from codegen.control import alloca_at_entry
+from codegen.types import F32, I1, I16, I32, memory_type, register_type
+from ir.dtypes import DType
+from ir.module import Instruction
+
+
+@dataclass
+class ScalarContext:
+    """What a rule needs: the builder and the LLVM module (to declare intrinsics)."""
+
+    builder: llvm_ir.IRBuilder
+    module: llvm_ir.Module
+
+    def intrinsic(self, name: str, ret: llvm_ir.Type, args: list) -> llvm_ir.Function:
+        return self.declare(name, ret, [a.type for a in args])
+
+    def declare(self, name: str, ret: llvm_ir.Type, arg_types: list) -> llvm_ir.Function:
+        existing = self.module.globals.get(name)
+        if existing is not None:
+            return existing
+        return llvm_ir.Function(self.module, llvm_ir.FunctionType(ret, arg_types), name)
+
+    def call_intrinsic(self, base: str, *args):
+        suffix = {"half": "f16", "float": "f32", "double": "f64"}[str(args[0].type)]
+        fn = self.intrinsic(f"llvm.{base}.{suffix}", args[0].type, list(args))
+        return self.builder.call(fn, list(args))
+
+    def call_libm(self, base: str, *args):
+        """A libm function (f32 → name+'f'); f16 is computed in f32."""
+        t = args[0].type
+        b = self.builder
+        if str(t) == "half":
+            widened = [b.fpext(a, F32) for a in args]
+            return b.fptrunc(self.call_libm(base, *widened), t)
+        name = base + ("f" if str(t) == "float" else "")
+        fn = self.declare(name, t, [t] * len(args))
+        return b.call(fn, list(args))
+
+
+Rule = Callable[[ScalarContext, Instruction, list], llvm_ir.Value]
+
+
+def _dtype(inst: Instruction, i: int = 0) -> DType:
+    return inst.operands[i].shape.dtype
+
+
+def _float_or_int(float_op: str, signed_op: str, unsigned_op: str) -> Rule:
+    def rule(ctx, inst, args):
+        dt = _dtype(inst)
+        b = ctx.builder
+        if dt.is_float:
+            return getattr(b, float_op)(*args)
+        if dt.is_unsigned_int or dt.is_pred:
+            return getattr(b, unsigned_op)(*args)
+        return getattr(b, signed_op)(*args)
+    return rule
+
+
+def _intrinsic(name: str) -> Rule:
+    return lambda ctx, inst, args: ctx.call_intrinsic(name, *args)
+
+
+def _libm(name: str) -> Rule:
+    return lambda ctx, inst, args: ctx.call_libm(name, *args)
+
+
+def _negate(ctx, inst, args):
+    b = ctx.builder
+    if _dtype(inst).is_float:
+        return b.fneg(args[0])
+    return b.sub(llvm_ir.Constant(args[0].type, 0), args[0])
+
+
+def _abs(ctx, inst, args):
+    dt, b, (x,) = _dtype(inst), ctx.builder, args
+    if dt.is_float:
+        return ctx.call_intrinsic("fabs", x)
+    if dt.is_unsigned_int:
+        return x
+    negative = b.icmp_signed("<", x, llvm_ir.Constant(x.type, 0))
+    return b.select(negative, b.sub(llvm_ir.Constant(x.type, 0), x), x)
+
+
+def _sign(ctx, inst, args):
+    dt, b, (x,) = _dtype(inst), ctx.builder, args
+    zero = llvm_ir.Constant(x.type, 0)
+    if dt.is_float:
+        one = llvm_ir.Constant(x.type, 1.0)
+        s = b.select(b.fcmp_ordered(">", x, zero), one,
+                     b.select(b.fcmp_ordered("<", x, zero), b.fneg(one), x))
+        return s  # keeps NaN and ±0 as they are
+    if dt.is_unsigned_int:
+        return b.zext(b.icmp_unsigned("!=", x, zero), x.type)
+    pos = b.zext(b.icmp_signed(">", x, zero), x.type)
+    neg = b.zext(b.icmp_signed("<", x, zero), x.type)
+    return b.sub(pos, neg)
+
+
+def _logistic(ctx, inst, args):
+    b, (x,) = ctx.builder, args
+    one = llvm_ir.Constant(x.type, 1.0)
+    return b.fdiv(one, b.fadd(one, ctx.call_intrinsic("exp", b.fneg(x))))
+
+
+def _rsqrt(ctx, inst, args):
+    b, (x,) = ctx.builder, args
+    return b.fdiv(llvm_ir.Constant(x.type, 1.0), ctx.call_intrinsic("sqrt", x))
+
+
+def _round_afz(ctx, inst, args):
+    return ctx.call_intrinsic("round", args[0])
+
+
+def _not(ctx, inst, args):
+    b, (x,) = ctx.builder, args
+    return b.not_(x)
+
+
+def _is_finite(ctx, inst, args):
+    b, (x,) = ctx.builder, args
+    inf = llvm_ir.Constant(x.type, float("inf"))
+    return b.fcmp_ordered("<", ctx.call_intrinsic("fabs", x), inf)
+
+
+def _int_division(ctx, inst, args, remainder: bool):
+    """XLA's integer divide/remainder, with the undefined cases defined."""
+    dt, b = _dtype(inst), ctx.builder
+    x, y = args
+    zero = llvm_ir.Constant(y.type, 0)
+    one = llvm_ir.Constant(y.type, 1)
+    is_zero = b.icmp_unsigned("==", y, zero)
+    if dt.is_unsigned_int or dt.is_pred:
+        safe = b.select(is_zero, one, y)
+        result = b.urem(x, safe) if remainder else b.udiv(x, safe)
+        return b.select(is_zero, x if remainder else llvm_ir.Constant(y.type, -1 & (
+            (1 << dt.bits) - 1)), result)
+    minimum = llvm_ir.Constant(x.type, -(1 << (dt.bits - 1)))
+    overflow = b.and_(b.icmp_signed("==", x, minimum),
+                      b.icmp_signed("==", y, llvm_ir.Constant(y.type, -1)))
+    safe = b.select(b.or_(is_zero, overflow), one, y)
+    result = b.srem(x, safe) if remainder else b.sdiv(x, safe)
+    if remainder:
+        result = b.select(overflow, zero, result)
+        return b.select(is_zero, x, result)
+    result = b.select(overflow, minimum, result)
+    return b.select(is_zero, llvm_ir.Constant(x.type, -1), result)
+
+
+def _divide(ctx, inst, args):
+    if _dtype(inst).is_float:
+        return ctx.builder.fdiv(*args)
+    return _int_division(ctx, inst, args, remainder=False)
+
+
+def _remainder(ctx, inst, args):
+    if _dtype(inst).is_float:
+        return ctx.builder.frem(*args)
+    return _int_division(ctx, inst, args, remainder=True)
+
+
+def _power(ctx, inst, args):
+    dt, b = _dtype(inst), ctx.builder
+    if dt.is_float:
+        return ctx.call_intrinsic("pow", *args)
+    # Integer power by squaring over the exponent's bits; negative exponents as XLA.
+    x, y = args
+    t = x.type
+    acc_slot, base_slot, exp_slot = (alloca_at_entry(b, t) for _ in range(3))
+    b.store(llvm_ir.Constant(t, 1), acc_slot)
+    b.store(x, base_slot)
+    b.store(y, exp_slot)
+    loop = b.append_basic_block("ipow.loop")
+    body = b.append_basic_block("ipow.body")
+    done = b.append_basic_block("ipow.done")
+    b.branch(loop)
+    b.position_at_end(loop)
+    e = b.load(exp_slot)
+    b.cbranch(b.icmp_signed(">", e, llvm_ir.Constant(t, 0)), body, done)
+    b.position_at_end(body)
+    acc, base = b.load(acc_slot), b.load(base_slot)
+    odd = b.trunc(e, I1)
+    b.store(b.select(odd, b.mul(acc, base), acc), acc_slot)
+    b.store(b.mul(base, base), base_slot)
+    b.store(b.lshr(e, llvm_ir.Constant(t, 1)), exp_slot)
+    b.branch(loop)
+    b.position_at_end(done)
+    result = b.load(acc_slot)
+    if dt.is_unsigned_int:
+        return result
+    negative = b.icmp_signed("<", y, llvm_ir.Constant(t, 0))
+    one = llvm_ir.Constant(t, 1)
+    minus_one = llvm_ir.Constant(t, -1)
+    odd_y = b.trunc(y, I1)
+    neg_value = b.select(b.icmp_signed("==", x, one), one,
+                         b.select(b.icmp_signed("==", x, minus_one),
+                                  b.select(odd_y, minus_one, one), llvm_ir.Constant(t, 0)))
+    return b.select(negative, neg_value, result)
+
+
+def _extremum(kind: str) -> Rule:
+    def rule(ctx, inst, args):
+        dt, b = _dtype(inst), ctx.builder
+        x, y = args
+        if dt.is_float:
+            return ctx.call_intrinsic("maximum" if kind == ">" else "minimum", x, y)
+        cmp = b.icmp_unsigned if (dt.is_unsigned_int or dt.is_pred) else b.icmp_signed
+        return b.select(cmp(kind, x, y), x, y)
+    return rule
+
+
+def _atan2(ctx, inst, args):
+    return ctx.call_libm("atan2", *args)
+
+
+def _shift(kind: str) -> Rule:
+    def rule(ctx, inst, args):
+        dt, b = _dtype(inst), ctx.builder
+        x, y = args
+        width = llvm_ir.Constant(y.type, dt.bits)
+        too_big = b.icmp_unsigned(">=", y, width)  # negative amounts are huge unsigned
+        safe = b.select(too_big, llvm_ir.Constant(y.type, 0), y)
+        if kind == "left":
+            return b.select(too_big, llvm_ir.Constant(x.type, 0), b.shl(x, safe))
+        if kind == "logical":
+            return b.select(too_big, llvm_ir.Constant(x.type, 0), b.lshr(x, safe))
+        # XLA's arithmetic shift copies the top bit, for unsigned values too.
+        fill = b.ashr(x, llvm_ir.Constant(x.type, dt.bits - 1))
+        return b.select(too_big, fill, b.ashr(x, safe))
+    return rule
+
+
+_FLOAT_PREDICATES = {"EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">="}
+
+
+def _compare(ctx, inst, args):
+    dt, b = _dtype(inst), ctx.builder
+    op = _FLOAT_PREDICATES[inst.attrs["direction"]]
+    if dt.is_float:
+        # NE is true for NaN operands (unordered); the others are false.
+        return b.fcmp_unordered(op, *args) if op == "!=" else b.fcmp_ordered(op, *args)
+    if dt.is_unsigned_int or dt.is_pred:
+        return b.icmp_unsigned(op, *args)
+    return b.icmp_signed(op, *args)
+
+
+def _select(ctx, inst, args):
+    return ctx.builder.select(*args)
+
+
+def _clamp(ctx, inst, args):
+    lo, x, hi = args
+    maximum, minimum = _extremum(">"), _extremum("<")
+    fake = _Typed(inst.operands[1].shape.dtype)
+    return minimum(ctx, fake, [maximum(ctx, fake, [x, lo]), hi])
+
+
+class _Typed:
+    """Stands in for an instruction when a rule only needs the operand dtype."""
+
+    def __init__(self, dtype: DType):
+        self.operands = [_Shaped(dtype), _Shaped(dtype)]
+
+
+class _Shaped:
+    def __init__(self, dtype: DType):
+        self.shape = type("S", (), {"dtype": dtype})()
+
+
+def convert(ctx: ScalarContext, value, source: DType, target: DType):
+    """`value` (register form of `source`) converted to `target`, as XLA converts."""
+    b = ctx.builder
+    src_t, dst_t = register_type(source), register_type(target)
+    if source == target or (src_t == dst_t and source.is_float == target.is_float
+                            and source.is_signed_int == target.is_signed_int):
+        return value
+    if target is DType.PRED:
+        zero = llvm_ir.Constant(src_t, 0.0 if source.is_float else 0)
+        return b.fcmp_unordered("!=", value, zero) if source.is_float else b.icmp_unsigned(
+            "!=", value, zero)
+    if source.is_float and target.is_float:
+        if _float_bits(src_t) < _float_bits(dst_t):
+            return b.fpext(value, dst_t)
+        return b.fptrunc(value, dst_t) if src_t != dst_t else value
+    if source.is_float:
+        name = "fptosi.sat" if target.is_signed_int else "fptoui.sat"
+        suffix_in = {"half": "f16", "float": "f32", "double": "f64"}[str(src_t)]
+        fn = ctx.declare(f"llvm.{name}.i{dst_t.width}.{suffix_in}", dst_t, [src_t])
+        return b.call(fn, [value])
+    if target.is_float:
+        if source.is_signed_int:
+            return b.sitofp(value, dst_t)
+        return b.uitofp(value, dst_t)
+    if src_t.width == dst_t.width:
+        return value
+    if src_t.width > dst_t.width:
+        return b.trunc(value, dst_t)
+    return b.sext(value, dst_t) if source.is_signed_int else b.zext(value, dst_t)
+
+
+def _float_bits(t) -> int:
+    return {"half": 16, "float": 32, "double": 64}[str(t)]
+
+
+def _convert(ctx, inst, args):
+    return convert(ctx, args[0], _dtype(inst), inst.shape.dtype)
+
+
+def _bitcast_convert(ctx, inst, args):
+    b = ctx.builder
+    source, target = _dtype(inst), inst.shape.dtype
+    stored = to_memory(ctx, args[0], source)
+    cast = b.bitcast(stored, memory_type(target))
+    return from_memory(ctx, cast, target)
+
+
+def to_memory(ctx: ScalarContext, value, dtype: DType):
+    """Register form → memory form (pred i1 → i8, bf16 f32 → i16 rounded to nearest even)."""
+    b = ctx.builder
+    if dtype is DType.PRED:
+        return b.zext(value, llvm_ir.IntType(8))
+    if dtype is DType.BF16:
+        bits = b.bitcast(value, I32)
+        is_nan = b.fcmp_unordered("uno", value, value)
+        lsb = b.and_(b.lshr(bits, llvm_ir.Constant(I32, 16)), llvm_ir.Constant(I32, 1))
+        rounded = b.add(bits, b.add(llvm_ir.Constant(I32, 0x7FFF), lsb))
+        rounded = b.select(is_nan, b.or_(bits, llvm_ir.Constant(I32, 0x400000)), rounded)
+        return b.trunc(b.lshr(rounded, llvm_ir.Constant(I32, 16)), I16)
+    return value
+
+
+def from_memory(ctx: ScalarContext, value, dtype: DType):
+    """Memory form → register form."""
+    b = ctx.builder
+    if dtype is DType.PRED:
+        return b.icmp_unsigned("!=", value, llvm_ir.Constant(value.type, 0))
+    if dtype is DType.BF16:
+        return b.bitcast(b.shl(b.zext(value, I32), llvm_ir.Constant(I32, 16)), F32)
+    return value
+
+
+def _copy(ctx, inst, args):
+    return args[0]
+
+
+SCALAR_RULES: dict[str, Rule] = {
+    "negate": _negate, "abs": _abs, "sign": _sign,
+    "exponential": _intrinsic("exp"), "exponential-minus-one": _libm("expm1"),
+    "log": _intrinsic("log"), "log-plus-one": _libm("log1p"), "sqrt": _intrinsic("sqrt"),
+    "rsqrt": _rsqrt, "cbrt": _libm("cbrt"), "tanh": _libm("tanh"), "logistic": _logistic,
+    "sine": _intrinsic("sin"), "cosine": _intrinsic("cos"), "tan": _libm("tan"),
+    "erf": _libm("erf"), "floor": _intrinsic("floor"), "ceil": _intrinsic("ceil"),
+    "round-nearest-even": _intrinsic("roundeven"), "round-nearest-afz": _round_afz,
+    "not": _not, "is-finite": _is_finite, "copy": _copy,
+    "add": _float_or_int("fadd", "add", "add"),
+    "subtract": _float_or_int("fsub", "sub", "sub"),
+    "multiply": _float_or_int("fmul", "mul", "mul"),
+    "divide": _divide, "remainder": _remainder, "power": _power,
+    "maximum": _extremum(">"), "minimum": _extremum("<"), "atan2": _atan2,
+    "and": lambda ctx, inst, args: ctx.builder.and_(*args),
+    "or": lambda ctx, inst, args: ctx.builder.or_(*args),
+    "xor": lambda ctx, inst, args: ctx.builder.xor(*args),
+    "shift-left": _shift("left"), "shift-right-logical": _shift("logical"),
+    "shift-right-arithmetic": _shift("arithmetic"),
+    "compare": _compare, "select": _select, "clamp": _clamp,
+    "convert": _convert, "bitcast-convert": _bitcast_convert,
+}
+
+
+def emit_scalar(ctx: ScalarContext, inst: Instruction, args: list):
+    """The register value of elementwise `inst` applied to `args`."""
+    # bf16 math is done in f32 registers and rounded once on the way to memory.
+    return SCALAR_RULES[inst.opcode](ctx, inst, args)
