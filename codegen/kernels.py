@@ -7,7 +7,7 @@ from typing import Callable
 
 from llvmlite import ir as llvm_ir
 
-from codegen.control import for_range
+from codegen.control import alloca_at_entry, for_range
 from codegen.elemental import (ConstantPool, ElementalEmitter, emit_scalar_computation,
                                is_elemental, linearize, load_element)
 from codegen.scalar_ops import ScalarContext, convert, to_memory
@@ -48,12 +48,111 @@ class ModuleLowering:
         self.kernels: list[KernelInfo] = []
 
     def lower(self) -> llvm_ir.Module:
-        for inst in self.module.entry.instructions:
-            if inst.opcode in NO_KERNEL:
-                continue
-            self.kernels.append(self.lower_instruction(inst))
-        self.emit_entry()
+        """The LLVM module: one function per kernel and `entry(ptr slots)` running them."""
+        fn = llvm_ir.Function(self.llvm, llvm_ir.FunctionType(llvm_ir.VoidType(), [PTR]),
+                              "entry")
+        load_block = fn.append_basic_block("load_slots")
+        body_block = fn.append_basic_block("body")
+        self.loads = llvm_ir.IRBuilder(load_block)
+        self.b = llvm_ir.IRBuilder(body_block)
+        self.table = fn.args[0]
+        self.loaded: dict[int, llvm_ir.Value] = {}
+        self.ctx = ScalarContext(self.b, self.llvm)
+        self.emit_program(self.module.entry)
+        self.b.ret_void()
+        self.loads.branch(body_block)
         return self.llvm
+
+    # --- the program: kernel calls, loops and branches, in the entry function -------------
+    def slot(self, k: int) -> llvm_ir.Value:
+        """Pointer in slot k, loaded once at the top of `entry` (the table doesn't change)."""
+        if k not in self.loaded:
+            address = self.loads.gep(self.table, [i64(k)], inbounds=True, source_etype=PTR)
+            self.loaded[k] = self.loads.load(address, typ=PTR, name=f"slot{k}")
+        return self.loaded[k]
+
+    def emit_program(self, comp) -> None:
+        for inst in comp.instructions:
+            op = inst.opcode
+            if op in NO_KERNEL:
+                continue
+            if op == "call":
+                self.emit_program(inst.calls["to_apply"])
+            elif op == "while":
+                self.emit_while(inst)
+            elif op == "conditional":
+                self.emit_conditional(inst)
+            else:
+                info = self.lower_instruction(inst)
+                self.kernels.append(info)
+                self.b.call(self.llvm.globals[info.name],
+                            [self.slot(k) for k in info.output_slots + info.input_slots])
+
+    def copy_slots(self, sources: list[int], targets: list[int], shapes) -> None:
+        """targets[k] = sources[k], safe when a source is also an earlier target (a swap)."""
+        b = self.b
+        memmove = self.ctx.declare("llvm.memmove.p0.p0.i64", llvm_ir.VoidType(),
+                                   [PTR, PTR, llvm_ir.IntType(64), llvm_ir.IntType(1)])
+        no = llvm_ir.Constant(llvm_ir.IntType(1), 0)
+        staged = {}
+        target_set = set(targets)
+        for k, (src, dst) in enumerate(zip(sources, targets)):
+            if src != dst and src in target_set and shapes[k].nbytes:
+                scratch = alloca_at_entry(b, llvm_ir.ArrayType(llvm_ir.IntType(8),
+                                                               shapes[k].nbytes))
+                b.call(memmove, [scratch, self.slot(src), i64(shapes[k].nbytes), no])
+                staged[k] = scratch
+        for k, (src, dst) in enumerate(zip(sources, targets)):
+            if src != dst and shapes[k].nbytes:
+                origin = staged.get(k, None) or self.slot(src)
+                b.call(memmove, [self.slot(dst), origin, i64(shapes[k].nbytes), no])
+
+    def emit_while(self, inst: Instruction) -> None:
+        b = self.b
+        state = self.slots_of(inst)
+        shapes = leaves(inst.shape)
+        self.copy_slots(self.slots_of(inst.operands[0]), state, shapes)
+        header = b.append_basic_block("while.header")
+        body = b.append_basic_block("while.body")
+        done = b.append_basic_block("while.exit")
+        b.branch(header)
+        b.position_at_end(header)
+        condition = inst.calls["condition"]
+        self.emit_program(condition)
+        (pred_slot,) = self.slots_of(condition.root)
+        flag = b.load(self.slot(pred_slot), typ=llvm_ir.IntType(8))
+        b.cbranch(b.icmp_unsigned("!=", flag, llvm_ir.Constant(flag.type, 0)), body, done)
+        b.position_at_end(body)
+        loop_body = inst.calls["body"]
+        self.emit_program(loop_body)
+        self.copy_slots(self.slots_of(loop_body.root), state, shapes)
+        b.branch(header)
+        b.position_at_end(done)
+
+    def emit_conditional(self, inst: Instruction) -> None:
+        b = self.b
+        selector, *operands = inst.operands
+        (selector_slot,) = self.slots_of(selector)
+        branches = inst.calls.get("branch_computations") or [
+            inst.calls["true_computation"], inst.calls["false_computation"]]
+        value = load_element(self.ctx, self.slot(selector_slot), selector.shape, [])
+        if selector.shape.dtype is DType.PRED:
+            index = b.select(value, llvm_ir.Constant(llvm_ir.IntType(32), 0),
+                             llvm_ir.Constant(llvm_ir.IntType(32), 1))
+        else:
+            index = convert(self.ctx, value, selector.shape.dtype, DType.S32)
+        blocks = [b.append_basic_block(f"branch.{k}") for k in range(len(branches))]
+        merge = b.append_basic_block("branch.merge")
+        switch = b.switch(index, blocks[-1])  # out-of-range indices take the last branch
+        for k, block in enumerate(blocks[:-1]):
+            switch.add_case(llvm_ir.Constant(llvm_ir.IntType(32), k), block)
+        outputs = self.slots_of(inst)
+        for block, branch in zip(blocks, branches):
+            b.position_at_end(block)
+            self.emit_program(branch)
+            self.copy_slots(self.slots_of(branch.root), outputs, leaves(inst.shape))
+            b.branch(merge)
+        b.position_at_end(merge)
 
     # --- one kernel ---------------------------------------------------------------------
     def lower_instruction(self, inst: Instruction) -> KernelInfo:
@@ -184,24 +283,6 @@ class ModuleLowering:
                 nest(level + 1)
                 index.pop()
         nest(0)
-
-    # --- the entry function ---------------------------------------------------------------
-    def emit_entry(self) -> None:
-        fn = llvm_ir.Function(self.llvm, llvm_ir.FunctionType(llvm_ir.VoidType(), [PTR]),
-                              "entry")
-        b = llvm_ir.IRBuilder(fn.append_basic_block("entry"))
-        (table,) = fn.args
-        loaded: dict[int, llvm_ir.Value] = {}
-
-        def slot(k: int):
-            if k not in loaded:
-                address = b.gep(table, [i64(k)], inbounds=True, source_etype=PTR)
-                loaded[k] = b.load(address, typ=PTR, name=f"slot{k}")
-            return loaded[k]
-        for info in self.kernels:
-            kernel = self.llvm.globals[info.name]
-            b.call(kernel, [slot(k) for k in info.output_slots + info.input_slots])
-        b.ret_void()
 
 
 def _no_parameters(inst: Instruction, index: list):

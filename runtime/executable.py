@@ -48,46 +48,90 @@ def _flatten(tree: SlotTree) -> list[int]:
 
 
 def plan_buffers(module: Module) -> tuple[BufferPlan, dict[int, SlotTree]]:
-    """Slots for every entry value, and an arena with reuse by liveness."""
+    """Slots for every value, and an arena with reuse by liveness.
+
+    Entry temporaries share arena bytes when their lifetimes don't overlap. Values inside
+    loop bodies, branches and called computations get bytes of their own (they live across
+    iterations), as do a loop's state buffers.
+    """
     plan = BufferPlan()
     trees: dict[int, SlotTree] = {}
     entry = module.entry
-    params = entry.parameters
-    plan.inputs = [-1] * len(params)
+    plan.inputs = [-1] * len(entry.parameters)
     produced_at: dict[int, int] = {}
     last_use: dict[int, int] = {}
+    pinned: list[int] = []
     for position, inst in enumerate(entry.instructions):
-        op = inst.opcode
-        if op == "parameter":
+        if inst.opcode == "parameter":
             if inst.shape.is_tuple:
                 raise NotImplementedError("tuple-shaped entry parameters are not supported")
             slot = plan.new_slot(inst.shape)
             plan.inputs[inst.attrs["number"]] = slot
             trees[id(inst)] = slot
-        elif op == "constant":
-            slot = plan.new_slot(inst.shape)
-            plan.constants[slot] = np.array(inst.literal, dtype=inst.shape.dtype.to_numpy(),
-                                            order="C").reshape(inst.shape.dims)
-            trees[id(inst)] = slot
-        elif op == "tuple":
-            trees[id(inst)] = [trees[id(o)] for o in inst.operands]
-        elif op == "get-tuple-element":
-            trees[id(inst)] = trees[id(inst.operands[0])][inst.attrs["index"]]
-        else:
-            shapes = leaves(inst.shape)
-            slots = [plan.new_slot(s) for s in shapes]
-            trees[id(inst)] = slots[0] if not inst.shape.is_tuple else _rebuild(inst.shape,
-                                                                                iter(slots))
-            for s in slots:
-                produced_at[s] = position
-            for operand in inst.operands:
-                for s in _flatten(trees[id(operand)]):
-                    last_use[s] = position
+            continue
+        new_slots = _plan_instruction(plan, trees, inst, pinned)
+        for s in new_slots:
+            produced_at[s] = position
+        for operand in inst.operands:
+            for s in _flatten(trees[id(operand)]):
+                last_use[s] = position
     plan.outputs = _flatten(trees[id(entry.root)])
     output_set = set(plan.outputs)
     temps = [s for s in produced_at if s not in output_set]
     _assign_arena(plan, temps, produced_at, last_use)
+    for slot in pinned:
+        if slot in output_set:
+            continue
+        plan.arena_offsets[slot] = plan.arena_size
+        plan.arena_size += max(_ALIGN, -(-plan.shapes[slot].nbytes // _ALIGN) * _ALIGN)
     return plan, trees
+
+
+def _plan_instruction(plan: BufferPlan, trees: dict, inst: Instruction,
+                      pinned: list[int]) -> list[int]:
+    """Give `inst` its slot tree; returns the slots it newly creates."""
+    op = inst.opcode
+    if op == "constant":
+        slot = plan.new_slot(inst.shape)
+        plan.constants[slot] = np.array(inst.literal, dtype=inst.shape.dtype.to_numpy(),
+                                        order="C").reshape(inst.shape.dims)
+        trees[id(inst)] = slot
+        return []
+    if op == "tuple":
+        trees[id(inst)] = [trees[id(o)] for o in inst.operands]
+        return []
+    if op == "get-tuple-element":
+        trees[id(inst)] = trees[id(inst.operands[0])][inst.attrs["index"]]
+        return []
+    if op == "call":
+        callee = inst.calls["to_apply"]
+        _plan_nested(plan, trees, callee, [trees[id(o)] for o in inst.operands], pinned)
+        trees[id(inst)] = trees[id(callee.root)]
+        return []
+    slots = [plan.new_slot(s) for s in leaves(inst.shape)]
+    trees[id(inst)] = _rebuild(inst.shape, iter(slots))
+    if op == "while":
+        state = trees[id(inst)]
+        _plan_nested(plan, trees, inst.calls["condition"], [state], pinned)
+        _plan_nested(plan, trees, inst.calls["body"], [state], pinned)
+        pinned.extend(slots)  # the state lives through the whole loop
+        return []
+    if op == "conditional":
+        branches = inst.calls.get("branch_computations") or [
+            inst.calls["true_computation"], inst.calls["false_computation"]]
+        for branch, operand in zip(branches, inst.operands[1:]):
+            _plan_nested(plan, trees, branch, [trees[id(operand)]], pinned)
+    return slots
+
+
+def _plan_nested(plan: BufferPlan, trees: dict, comp, param_trees: list,
+                 pinned: list[int]) -> None:
+    """Slots for a called computation: its parameters are the given trees."""
+    for inst in comp.instructions:
+        if inst.opcode == "parameter":
+            trees[id(inst)] = param_trees[inst.attrs["number"]]
+        else:
+            pinned.extend(_plan_instruction(plan, trees, inst, pinned))
 
 
 def _rebuild(shape, it) -> SlotTree:
@@ -145,11 +189,11 @@ class Executable:
         for slot, offset in self.plan.arena_offsets.items():
             self._table[slot] = arena_base + offset
         self._param_shapes = [p.shape for p in module.entry.parameters]
-        produced = {s for k in self.kernels for s in k.output_slots}
+        external = set(self.plan.inputs) | set(self.plan.constants)
         seen: set[int] = set()
-        self._fresh_outputs = []   # (slot, write into a fresh array?)
+        self._fresh_outputs = []   # per output leaf: computed straight into a fresh array?
         for slot in self.plan.outputs:
-            self._fresh_outputs.append(slot in produced and slot not in seen)
+            self._fresh_outputs.append(slot not in external and slot not in seen)
             seen.add(slot)
 
     def _slots_of(self, inst: Instruction) -> list[int]:

@@ -21,7 +21,7 @@ def test_dump_prints_traced_hlo(capsys):
 
 
 def test_run_matches_numpy_softmax(tmp_path, capsys):
-    x = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((4, 7)).astype(np.float32)
     np.savez(tmp_path / "in.npz", a0=x)
     assert main(["run", os.path.join(FIXTURES, "softmax.hlo"), "--inputs",
                  str(tmp_path / "in.npz"), "--out", str(tmp_path / "out.npz"), "--check"]) == 0
