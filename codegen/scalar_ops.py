@@ -189,7 +189,9 @@ def _power(ctx, inst, args):
     b.branch(loop)
     b.position_at_end(loop)
     e = b.load(exp_slot)
-    b.cbranch(b.icmp_signed(">", e, llvm_ir.Constant(t, 0)), body, done)
+    positive = (b.icmp_unsigned if dt.is_unsigned_int else b.icmp_signed)(
+        ">", e, llvm_ir.Constant(t, 0))
+    b.cbranch(positive, body, done)
     b.position_at_end(body)
     acc, base = b.load(acc_slot), b.load(base_slot)
     odd = b.trunc(e, I1)

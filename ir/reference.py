@@ -304,7 +304,8 @@ def _reduce(inst, args):
         return np.asarray(reduced).astype(_np(inst.shape))
     # Generic reducer: fold each kept position's elements in order.
     kept = [d for d in range(inputs[0].ndim) if d not in dims]
-    moved = [np.transpose(x, kept + list(dims)) for x in inputs]
+    # Row-major order over the reduced dims (sorted), the order the CPU kernels use too.
+    moved = [np.transpose(x, kept + sorted(dims)) for x in inputs]
     out_dims = [inputs[0].shape[d] for d in kept]
     row_length = int(np.prod([inputs[0].shape[d] for d in dims], dtype=np.int64))
     flat = [m.reshape(int(np.prod(out_dims, dtype=np.int64)), row_length) for m in moved]
