@@ -1,0 +1,11 @@
+"""IR → IR rewrites and the pass manager that runs them."""
+from passes.manager import PassManager, PassRecord, optimize, pipeline_for
+
+
+def registered_passes() -> dict:
+    """Name → one-line description of every pass."""
+    from passes.registry import PASSES
+    return {name: (doc or "").strip().splitlines()[0] for name, (_, doc) in PASSES.items()}
+
+
+__all__ = ["PassManager", "PassRecord", "optimize", "pipeline_for", "registered_passes"]
