@@ -8,6 +8,7 @@ from typing import Callable
 from llvmlite import ir as llvm_ir
 
 from codegen.control import alloca_at_entry, for_range
+from codegen.dot import emit_gemm, epilogue_of, gemm_plan
 from codegen.elemental import (ConstantPool, ElementalEmitter, emit_scalar_computation,
                                is_elemental, linearize, load_element)
 from codegen.scalar_ops import ScalarContext, convert, to_memory
@@ -176,6 +177,16 @@ class ModuleLowering:
         inputs = list(fn.args[len(out_slots):])
         if inst.opcode == "scatter":
             self.emit_scatter(ctx, inst, outputs[0], inputs)
+        elif inst.opcode == "dot" and gemm_plan(inst) is not None:
+            emit_gemm(ctx, gemm_plan(inst), outputs[0], inputs[0], inputs[1])
+        elif inst.opcode == "fusion" and self.output_fusion_dot(inst) is not None:
+            comp = inst.calls["calls"]
+            dot = self.output_fusion_dot(inst)
+            params = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
+            emit_gemm(ctx, gemm_plan(dot), outputs[0], params[id(dot.operands[0])],
+                      params[id(dot.operands[1])])
+            # The epilogue reads the product where it was just written, element by element.
+            self.emit_loop_nest(ctx, comp.root, outputs, {**params, id(dot): outputs[0]})
         elif inst.opcode == "fusion":
             comp = inst.calls["calls"]
             params = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
@@ -188,6 +199,19 @@ class ModuleLowering:
                                       f"(%{inst.name}) yet")
         builder.ret_void()
         return info
+
+    @staticmethod
+    def output_fusion_dot(inst: Instruction):
+        """The dot a fusion is built around, when BLAS-style emission applies to it."""
+        comp = inst.calls["calls"]
+        dot = epilogue_of(comp)
+        if dot is None or gemm_plan(dot) is None:
+            return None
+        if any(o.opcode != "parameter" for o in dot.operands):
+            return None
+        if comp.root.shape.dtype != dot.shape.dtype:
+            return None
+        return dot
 
     def emit_loop_nest(self, ctx: ScalarContext, root: Instruction, outputs: list,
                        buffers: dict) -> None:

@@ -1,0 +1,141 @@
+"""Dot kernels: row-major matrix products through BLAS or a vectorizable loop, with the
+elementwise epilogue of an output fusion applied in the same kernel."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from llvmlite import ir as llvm_ir
+
+from codegen.blas import gemm_symbols
+from codegen.control import for_range
+from codegen.scalar_ops import ScalarContext
+from codegen.types import F32, F64, I32, I64, PTR, i64
+from ir.dtypes import DType
+from ir.module import Computation, Instruction
+from ir.ops import OPS
+
+
+@dataclass
+class GemmPlan:
+    """out[b] = op(lhs[b]) @ op(rhs[b]) for `batch` row-major matrices."""
+
+    batch: int
+    m: int
+    n: int
+    k: int
+    lhs_transposed: bool   # lhs stored [K, M]
+    rhs_transposed: bool   # rhs stored [N, K]
+    dtype: DType
+
+
+def gemm_plan(dot: Instruction) -> Optional[GemmPlan]:
+    """A GemmPlan when `dot` is a (batched) float matrix product in row-major form."""
+    lhs, rhs = dot.operands
+    a = dot.attrs
+    dtype = dot.shape.dtype
+    if dtype not in (DType.F32, DType.F64) or lhs.shape.dtype != dtype:
+        return None
+    lb, rb = tuple(a.get("lhs_batch_dims", ())), tuple(a.get("rhs_batch_dims", ()))
+    lc, rc = tuple(a.get("lhs_contracting_dims", ())), tuple(a.get("rhs_contracting_dims", ()))
+    nb = len(lb)
+    if lb != tuple(range(nb)) or rb != tuple(range(nb)) or len(lc) != 1:
+        return None
+    if lhs.shape.rank not in (nb + 1, nb + 2) or rhs.shape.rank not in (nb + 1, nb + 2):
+        return None
+    batch = 1
+    for d in lhs.shape.dims[:nb]:
+        batch *= d
+    k = lhs.shape.dims[lc[0]]
+    m = 1 if lhs.shape.rank == nb + 1 else lhs.shape.dims[nb + (1 if lc[0] == nb else 0)]
+    n = 1 if rhs.shape.rank == nb + 1 else rhs.shape.dims[nb + (1 if rc[0] == nb else 0)]
+    lhs_t = lhs.shape.rank == nb + 2 and lc[0] == nb
+    rhs_t = rhs.shape.rank == nb + 2 and rc[0] == nb + 1
+    return GemmPlan(batch, m, n, k, lhs_t, rhs_t, dtype)
+
+
+def epilogue_of(comp: Computation) -> Optional[Instruction]:
+    """The dot of an output fusion whose other work is elementwise on the dot's result at
+    the same index (bias, activation, scale), or None."""
+    dots = [i for i in comp.instructions if i.opcode == "dot"]
+    if len(dots) != 1 or comp.root.shape.is_tuple:
+        return None
+    dot = dots[0]
+    if comp.root.shape.dims != dot.shape.dims:
+        return None
+    users = comp.users()
+    stack = [dot]
+    while stack:
+        node = stack.pop()
+        for user in users.get(node, []):
+            spec = OPS.get(user.opcode)
+            if spec is None or not spec.elementwise or user.shape.dims != dot.shape.dims:
+                return None
+            stack.append(user)
+    return dot
+
+
+def emit_gemm(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs) -> None:
+    """out = lhs @ rhs, through BLAS when it is there, else a loop LLVM vectorizes."""
+    symbols = gemm_symbols()
+    if symbols is not None and plan.m * plan.n * plan.k >= 32 ** 3:
+        _emit_blas(ctx, plan, out, lhs, rhs, symbols)
+    else:
+        _emit_loops(ctx, plan, out, lhs, rhs)
+
+
+def _emit_blas(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, symbols) -> None:
+    b = ctx.builder
+    sname, dname, bits = symbols
+    int_t = I64 if bits == 64 else I32
+    scalar = F32 if plan.dtype is DType.F32 else F64
+    name = sname if plan.dtype is DType.F32 else dname
+    gemm = ctx.declare(name, llvm_ir.VoidType(),
+                       [I32, I32, I32, int_t, int_t, int_t, scalar, PTR, int_t, PTR, int_t,
+                        scalar, PTR, int_t])
+    no_trans, trans, row_major = 111, 112, 101
+    lda = plan.m if plan.lhs_transposed else plan.k
+    ldb = plan.k if plan.rhs_transposed else plan.n
+    itemsize = plan.dtype.itemsize
+    with for_range(b, plan.batch, "gemm.b") as batch:
+        def at(ptr, elements):
+            offset = b.mul(batch, i64(elements * itemsize))
+            return b.gep(ptr, [offset], source_etype=llvm_ir.IntType(8))
+        b.call(gemm, [
+            llvm_ir.Constant(I32, row_major),
+            llvm_ir.Constant(I32, trans if plan.lhs_transposed else no_trans),
+            llvm_ir.Constant(I32, trans if plan.rhs_transposed else no_trans),
+            llvm_ir.Constant(int_t, plan.m), llvm_ir.Constant(int_t, plan.n),
+            llvm_ir.Constant(int_t, plan.k), llvm_ir.Constant(scalar, 1.0),
+            at(lhs, plan.m * plan.k), llvm_ir.Constant(int_t, lda),
+            at(rhs, plan.k * plan.n), llvm_ir.Constant(int_t, ldb),
+            llvm_ir.Constant(scalar, 0.0), at(out, plan.m * plan.n),
+            llvm_ir.Constant(int_t, plan.n)])
+
+
+def _emit_loops(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs) -> None:
+    """for i: row = 0; for k: row += lhs[i,k] * rhs[k,:] — the j loop is contiguous."""
+    b = ctx.builder
+    scalar = F32 if plan.dtype is DType.F32 else F64
+    m, n, k = plan.m, plan.n, plan.k
+
+    def element(ptr, base, index):
+        return b.gep(ptr, [b.add(base, index)], inbounds=True, source_etype=scalar)
+    with for_range(b, plan.batch, "mm.b") as batch:
+        out_base = b.mul(batch, i64(m * n))
+        lhs_base = b.mul(batch, i64(m * k))
+        rhs_base = b.mul(batch, i64(k * n))
+        with for_range(b, m, "mm.i") as i:
+            row = b.mul(i, i64(n))
+            with for_range(b, n, "mm.z") as j:
+                b.store(llvm_ir.Constant(scalar, 0.0), element(out, out_base, b.add(row, j)))
+            with for_range(b, k, "mm.k") as kk:
+                a_index = b.add(b.mul(kk, i64(m)), i) if plan.lhs_transposed else b.add(
+                    b.mul(i, i64(k)), kk)
+                a = b.load(element(lhs, lhs_base, a_index), typ=scalar)
+                with for_range(b, n, "mm.j") as j:
+                    b_index = b.add(b.mul(j, i64(k)), kk) if plan.rhs_transposed else b.add(
+                        b.mul(kk, i64(n)), j)
+                    bv = b.load(element(rhs, rhs_base, b_index), typ=scalar)
+                    slot = element(out, out_base, b.add(row, j))
+                    b.store(b.fadd(b.load(slot, typ=scalar), b.fmul(a, bv)), slot)
