@@ -12,6 +12,7 @@ from typing import Callable
 
 from llvmlite import ir as llvm_ir
 
+from codegen import fast_math
 from codegen.control import alloca_at_entry
 from codegen.types import F32, I1, I16, I32, memory_type, register_type
 from ir.dtypes import DType
@@ -24,6 +25,7 @@ class ScalarContext:
 
     builder: llvm_ir.IRBuilder
     module: llvm_ir.Module
+    inline_math: bool = True   # vectorizable polynomial exp/log/tanh instead of libm
 
     def intrinsic(self, name: str, ret: llvm_ir.Type, args: list) -> llvm_ir.Function:
         return self.declare(name, ret, [a.type for a in args])
@@ -110,10 +112,29 @@ def _sign(ctx, inst, args):
     return b.sub(pos, neg)
 
 
-def _logistic(ctx, inst, args):
-    b, (x,) = ctx.builder, args
+def _inline_or_libm(inline, libm_name: str, intrinsic: bool, types=("float", "double")):
+    """The inline vectorizable version for the listed float types, else libm/intrinsic."""
+    def rule(ctx, inst, args):
+        (x,) = args
+        if ctx.inline_math and str(x.type) in types:
+            return inline(ctx, x)
+        if intrinsic:
+            return ctx.call_intrinsic(libm_name, x)
+        return ctx.call_libm(libm_name, x)
+    return rule
+
+
+def _logistic_libm(ctx, x):
+    b = ctx.builder
     one = llvm_ir.Constant(x.type, 1.0)
     return b.fdiv(one, b.fadd(one, ctx.call_intrinsic("exp", b.fneg(x))))
+
+
+def _logistic(ctx, inst, args):
+    (x,) = args
+    if ctx.inline_math and str(x.type) in ("float", "double"):
+        return fast_math.logistic(ctx, x)
+    return _logistic_libm(ctx, x)
 
 
 def _rsqrt(ctx, inst, args):
@@ -360,9 +381,9 @@ def _copy(ctx, inst, args):
 
 SCALAR_RULES: dict[str, Rule] = {
     "negate": _negate, "abs": _abs, "sign": _sign,
-    "exponential": _intrinsic("exp"), "exponential-minus-one": _libm("expm1"),
-    "log": _intrinsic("log"), "log-plus-one": _libm("log1p"), "sqrt": _intrinsic("sqrt"),
-    "rsqrt": _rsqrt, "cbrt": _libm("cbrt"), "tanh": _libm("tanh"), "logistic": _logistic,
+    "exponential": _inline_or_libm(fast_math.exp, "exp", True), "exponential-minus-one": _libm("expm1"),
+    "log": _inline_or_libm(fast_math.log_f32, "log", True, ("float",)), "log-plus-one": _libm("log1p"), "sqrt": _intrinsic("sqrt"),
+    "rsqrt": _rsqrt, "cbrt": _libm("cbrt"), "tanh": _inline_or_libm(fast_math.tanh_f32, "tanh", False, ("float",)), "logistic": _logistic,
     "sine": _intrinsic("sin"), "cosine": _intrinsic("cos"), "tan": _libm("tan"),
     "erf": _libm("erf"), "floor": _intrinsic("floor"), "ceil": _intrinsic("ceil"),
     "round-nearest-even": _intrinsic("roundeven"), "round-nearest-afz": _round_afz,
