@@ -336,7 +336,12 @@ def _reduce(em, inst, index):
             elements = [em.value(x, full) for x in inputs]
             em.pop_scope()
             accumulators = [b.load(s) for s in slots]
-            result = emit_scalar_computation(em, comp, accumulators + elements)
+            # Reductions may be reassociated (as XLA does) so LLVM can vectorize them.
+            em.ctx.reassociate = True
+            try:
+                result = emit_scalar_computation(em, comp, accumulators + elements)
+            finally:
+                em.ctx.reassociate = False
             results = result if isinstance(result, list) else [result]
             for slot, r in zip(slots, results):
                 b.store(r, slot)

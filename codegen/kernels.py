@@ -220,6 +220,7 @@ class ModuleLowering:
         groups = [list(range(len(out_shapes)))]
         if len({s.dims for s in out_shapes}) > 1:
             groups = [[k] for k in range(len(out_shapes))]  # differently shaped outputs
+        row_reductions = _row_reductions(root, buffers)
         for group in groups:
             dims = out_shapes[group[0]].dims
             emitter = ElementalEmitter(ctx, _no_parameters, self.constants, buffers)
@@ -240,6 +241,10 @@ class ModuleLowering:
                 with for_range(b, dims[level], f"d{level}") as var:
                     index.append(var)
                     emitter.push_scope()
+                    # Row reductions the fusion needs are computed once per row, here,
+                    # before the loop over the row (their broadcasts then hit the cache).
+                    for reduction in row_reductions.get(level + 1, []):
+                        emitter.value(reduction, list(index))
                     nest(level + 1)
                     emitter.pop_scope()
                     index.pop()
@@ -307,6 +312,32 @@ class ModuleLowering:
                 nest(level + 1)
                 index.pop()
         nest(0)
+
+
+def _row_reductions(root: Instruction, buffers: dict) -> dict[int, list[Instruction]]:
+    """Reductions in root's computation whose result indexes the output's leading dims, by
+    rank: computed once per row when the loop nest reaches that depth."""
+    found: dict[int, list[Instruction]] = {}
+    seen: set[int] = set()
+    order: list[Instruction] = []  # operands before users (post-order)
+    stack = [(root, iter(root.operands))]
+    seen.add(id(root))
+    while stack:
+        node, it = stack[-1]
+        child = next(it, None)
+        if child is None:
+            stack.pop()
+            order.append(node)
+        elif id(child) not in seen and id(child) not in buffers:
+            seen.add(id(child))
+            stack.append((child, iter(child.operands)))
+    for node in order:
+        if node.opcode != "reduce" or node.shape.is_tuple or root.shape.is_tuple:
+            continue
+        rank = node.shape.rank
+        if rank and root.shape.dims[:rank] == node.shape.dims:
+            found.setdefault(rank, []).append(node)
+    return found
 
 
 def _no_parameters(inst: Instruction, index: list):

@@ -26,6 +26,7 @@ class ScalarContext:
     builder: llvm_ir.IRBuilder
     module: llvm_ir.Module
     inline_math: bool = True   # vectorizable polynomial exp/log/tanh instead of libm
+    reassociate: bool = False  # set while emitting a reducer: lets LLVM vectorize sums
 
     def intrinsic(self, name: str, ret: llvm_ir.Type, args: list) -> llvm_ir.Function:
         return self.declare(name, ret, [a.type for a in args])
@@ -65,7 +66,8 @@ def _float_or_int(float_op: str, signed_op: str, unsigned_op: str) -> Rule:
         dt = _dtype(inst)
         b = ctx.builder
         if dt.is_float:
-            return getattr(b, float_op)(*args)
+            flags = ["reassoc"] if ctx.reassociate else []
+            return getattr(b, float_op)(*args, flags=flags)
         if dt.is_unsigned_int or dt.is_pred:
             return getattr(b, unsigned_op)(*args)
         return getattr(b, signed_op)(*args)

@@ -1,9 +1,11 @@
 """Every pass by its name (slug = module name): the function and its one-line doc."""
-from passes import cse, dce, fold_constants, inline_calls
+from passes import cse, dce, fold_constants, fusion, inline_calls, simplify
 
 PASSES = {
     "dce": (dce.run, dce.run.__doc__),
     "cse": (cse.run, cse.run.__doc__),
     "fold-constants": (fold_constants.run, fold_constants.run.__doc__),
     "inline-calls": (inline_calls.run, inline_calls.run.__doc__),
+    "fusion": (fusion.run, fusion.run.__doc__),
+    "simplify": (simplify.run, simplify.run.__doc__),
 }

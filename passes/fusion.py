@@ -1,0 +1,244 @@
+"""fusion: group producers with their consumers so each group runs as one kernel (XLA style).
+
+Greedy, from the root upward: a consumer absorbs a producer when the result is still one
+loop nest that computes every element of the producer at most about once:
+- elementwise ops, broadcasts, reshapes, transposes, slices, pads, concatenations, iota,
+  gathers and dynamic slices fuse freely; cheap ones are duplicated into several consumers,
+  expensive ones (transcendentals, reductions, dots) are not;
+- a reduction fuses into its consumer only as a *row* reduction (its result broadcast along
+  the consumer's leading dims), which codegen computes once per row before the row's loop
+  (so softmax and layernorm are one kernel each);
+- a dot fuses only with its elementwise epilogue (kOutput: bias, activation, scale);
+- an expensive producer never fuses through an op that reads its elements many times
+  (broadcast, pad, dot operand), and no fusion may create a cycle.
+The fused computations are printed as XLA prints them:
+`fusion(...), kind=kLoop|kInput|kOutput, calls=%fused_computation.N`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ir.builder import NameTable
+from ir.module import Computation, Instruction, Module
+from ir.ops import OPS
+
+FUSIBLE = frozenset(
+    {name for name, spec in OPS.items() if spec.elementwise} | {
+        "constant", "iota", "broadcast", "reshape", "transpose", "slice", "pad",
+        "concatenate", "reverse", "dynamic-slice", "dynamic-update-slice", "gather",
+        "reduce", "dot"})
+EXPENSIVE = frozenset({"exponential", "exponential-minus-one", "log", "log-plus-one", "sqrt",
+                       "rsqrt", "cbrt", "tanh", "logistic", "sine", "cosine", "tan", "erf",
+                       "power", "atan2", "divide", "remainder", "reduce", "dot", "gather"})
+# Consumers that read one producer element for many of their own elements.
+REUSING = frozenset({"broadcast", "pad", "dot", "concatenate", "dynamic-slice", "gather"})
+
+
+@dataclass
+class Decision:
+    producer: str
+    consumer: str
+    fused: bool
+    reason: str
+
+
+@dataclass
+class Group:
+    root: Instruction
+    members: list[Instruction] = field(default_factory=list)  # root first
+
+    def __contains__(self, inst: Instruction) -> bool:
+        return any(m is inst for m in self.members)
+
+
+def _nonunit(dims) -> tuple:
+    return tuple(d for d in dims if d != 1)
+
+
+def _row_reduction(producer: Instruction, consumer: Instruction, root: Instruction) -> bool:
+    """The reduction folds trailing dims, its result indexes the leading dims of the fusion's
+    output, and `consumer` still works on one value per row (e.g. a keepdims reshape or a
+    scale of the sum): codegen then computes it once per row."""
+    (operand, *_) = producer.operands
+    folded = tuple(producer.attrs["dimensions"])
+    rank = producer.shape.rank
+    trailing = folded == tuple(range(operand.shape.rank - len(folded), operand.shape.rank))
+    return (trailing and not root.shape.is_tuple and root.shape.dims[:rank] ==
+            producer.shape.dims and (
+                _nonunit(consumer.shape.dims) == _nonunit(producer.shape.dims)
+                or (consumer.opcode == "broadcast" and tuple(consumer.attrs["dimensions"])
+                    == tuple(range(rank)))))
+
+
+def _elementwise_path_to_root(inst: Instruction, group: Group, users: dict) -> bool:
+    """Every use of `inst` inside the group is elementwise with inst's shape, up to root."""
+    stack = [inst]
+    while stack:
+        node = stack.pop()
+        for user in users.get(node, []):
+            if user not in group:
+                continue
+            spec = OPS.get(user.opcode)
+            if spec is None or not spec.elementwise or user.shape.dims != inst.shape.dims:
+                return False
+            stack.append(user)
+    return True
+
+
+def _reaches_outside(producer: Instruction, group: Group, users: dict) -> bool:
+    """Whether a path producer → (outside the group) → group exists: fusing would cycle."""
+    stack = [u for u in users.get(producer, []) if u not in group]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for user in users.get(node, []):
+            if user in group:
+                return True
+            stack.append(user)
+    return False
+
+
+def plan(comp: Computation) -> tuple[list[Group], list[Decision]]:
+    """Fusion groups for one computation, and why each producer/consumer pair was (not)
+    fused."""
+    users = comp.users()
+    grouped: dict[int, Group] = {}
+    groups: list[Group] = []
+    decisions: list[Decision] = []
+    for inst in reversed(comp.instructions):
+        if id(inst) in grouped or inst.opcode not in FUSIBLE or inst.opcode == "constant":
+            continue
+        group = Group(inst, [inst])
+        grouped[id(inst)] = group
+        work = [inst]
+        while work:
+            consumer = work.pop()
+            for producer in dict.fromkeys(consumer.operands):
+                if producer in group:
+                    continue
+                ok, reason = _can_fuse(producer, consumer, group, users, grouped)
+                decisions.append(Decision(producer.name, consumer.name, ok, reason))
+                if ok:
+                    group.members.append(producer)
+                    if all(u in group for u in users.get(producer, [])):
+                        grouped[id(producer)] = group
+                    work.append(producer)
+        groups.append(group)
+    return [g for g in groups if len(g.members) > 1 or g.root.opcode == "dot"], decisions
+
+
+def _can_fuse(producer, consumer, group, users, grouped) -> tuple[bool, str]:
+    op = producer.opcode
+    if op not in FUSIBLE:
+        return False, f"{op} is not fusible (it runs as its own step)"
+    if id(producer) in grouped:
+        return False, "already the root or member of another fusion"
+    outside = [u for u in users.get(producer, []) if u not in group]
+    expensive = op in EXPENSIVE
+    if outside and expensive:
+        return False, (f"{op} is expensive and has {len(outside)} user(s) outside this fusion "
+                       "(it would be computed twice)")
+    if op == "constant" and producer.shape.size > 1 and outside:
+        return False, f"array constant of {producer.shape.size} elements shared elsewhere"
+    if op == "reduce":
+        if not _row_reduction(producer, consumer, group.root):
+            return False, ("reduction is not consumed as a row reduction along the leading "
+                           f"dims of {group.root.shape}")
+        return True, "row reduction computed once per row before the row's loop"
+    if op == "dot":
+        if group.root.shape.is_tuple or not _elementwise_path_to_root(producer, group, users):
+            return False, "dot fuses only with an elementwise epilogue of its own shape"
+        if any(m.opcode in ("dot", "reduce") for m in group.members):
+            return False, "the fusion already has a dot or reduction as its hero"
+        return True, "elementwise epilogue fused into the dot's output (kOutput)"
+    if expensive and consumer.opcode in REUSING and producer.shape.size < consumer.shape.size:
+        factor = consumer.shape.size // max(producer.shape.size, 1)
+        return False, (f"{consumer.opcode} reads each {op} result ~{factor}x: recomputing "
+                       "it costs more than a buffer")
+    if consumer.opcode == "dot" and producer.shape.size > 1:
+        return False, "dot operands are read many times: kept in memory"
+    if _reaches_outside(producer, group, users):
+        return False, "fusing would create a cycle through an instruction outside the fusion"
+    if outside:
+        return True, f"cheap {op}: duplicated into this fusion ({len(outside)} other user(s))"
+    return True, f"{op} has no other users"
+
+
+def _materialize(comp: Computation, group: Group, module: Module, names: NameTable) -> None:
+    members = [i for i in comp.instructions if i in group]  # program order
+    member_ids = {id(m) for m in members}
+    params: list[Instruction] = []
+    for m in members:
+        for o in m.operands:
+            if id(o) not in member_ids and all(p is not o for p in params):
+                params.append(o)
+    fused = Computation(names.fresh("fused_computation"))
+    mapping: dict[int, Instruction] = {}
+    for n, p in enumerate(params):
+        param = Instruction(names.fresh("param"), "parameter", p.shape, attrs={"number": n})
+        fused.instructions.append(param)
+        mapping[id(p)] = param
+    for m in members:
+        copy = Instruction(names.fresh(m.name), m.opcode, m.shape,
+                           [mapping[id(o)] for o in m.operands], m.attrs, m.calls, m.literal,
+                           m.metadata)
+        copy.extra_attrs = dict(m.extra_attrs)
+        fused.instructions.append(copy)
+        mapping[id(m)] = copy
+    fused.root = mapping[id(group.root)]
+    module.add_computation(fused)
+    opcodes = {m.opcode for m in members}
+    kind = "kOutput" if "dot" in opcodes else "kInput" if "reduce" in opcodes else "kLoop"
+    root = group.root
+    fusion = Instruction(names.fresh("fusion"), "fusion", root.shape, params,
+                         {"kind": kind}, {"calls": fused}, metadata=root.metadata)
+    position = comp.instructions.index(root)
+    comp.instructions.insert(position, fusion)
+    comp.replace_all_uses(root, fusion)
+    comp.instructions.remove(root)
+
+
+def _programs(module: Module) -> list[Computation]:
+    """The entry and the bodies of loops and branches: what runs as kernels."""
+    out = [module.entry]
+    for comp in module.reachable_computations():
+        for inst in comp.instructions:
+            if inst.opcode == "while":
+                out += [inst.calls["body"], inst.calls["condition"]]
+            elif inst.opcode == "conditional":
+                out += inst.called_computations()
+    return list(dict.fromkeys(out))
+
+
+def run(module: Module) -> bool:
+    """Fuse producers into consumers: one kernel per group (kLoop/kInput/kOutput)."""
+    names = NameTable.for_module(module)
+    changed = False
+    for comp in _programs(module):
+        groups, _ = plan(comp)
+        for group in groups:
+            _materialize(comp, group, module, names)
+            changed = True
+        if groups:
+            comp.remove_unreachable()
+    return changed
+
+
+def explain_fusion(module: Module) -> str:
+    """For each producer/consumer pair not fused, why; for each fusion, its source lines."""
+    lines = []
+    for comp in _programs(module):
+        fusions = [i for i in comp.instructions if i.opcode == "fusion"]
+        for f in fusions:
+            fused = f.calls["calls"]
+            where = sorted({i.source_line for i in fused.instructions if i.source_line})
+            lines.append(f"%{f.name} ({f.attrs['kind']}, {len(fused.instructions)} "
+                         f"instructions in %{fused.name}) holds: {', '.join(where) or '?'}")
+        _, decisions = plan(comp)
+        for d in decisions:
+            if not d.fused:
+                lines.append(f"not fused: %{d.producer} into %{d.consumer}: {d.reason}")
+    return "\n".join(lines)

@@ -1,0 +1,217 @@
+"""simplify: algebraic identities that keep results bit-identical.
+
+Each rule looks at one instruction and returns what replaces it (an existing instruction, a
+new one) or None. Rules never change floating-point results: `x + 0.0` stays (it turns -0.0
+into 0.0), `x * 1` goes. Chains JAX prints for broadcast_in_dim (reshape → broadcast →
+reshape) and the size-1 reshapes of keepdims collapse, so reductions meet their broadcasts.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from ir.builder import NameTable
+from ir.module import Computation, Instruction, Module
+from ir.shapes import ArrayShape
+
+Rule = Callable[[Instruction, NameTable], Optional[Instruction]]
+
+
+def _new(names: NameTable, like: Instruction, opcode: str, operands, attrs=None,
+         shape=None) -> Instruction:
+    inst = Instruction(names.fresh(opcode.replace("-", "_")), opcode, shape or like.shape,
+                       operands, attrs or {}, metadata=like.metadata)
+    return inst
+
+
+def _scalar_constant(inst: Instruction):
+    """The value of a constant, or of a broadcast of a scalar constant, else None."""
+    if inst.opcode == "broadcast" and inst.operands[0].opcode == "constant":
+        inst = inst.operands[0]
+    if inst.opcode == "constant" and inst.literal is not None and inst.literal.size >= 1:
+        flat = np.asarray(inst.literal).reshape(-1)
+        if np.all(flat == flat[0]) and (inst.shape.dtype.is_float is False or
+                                        not np.isnan(flat[0])):
+            return flat[0]
+    return None
+
+
+def _same_shape(inst: Instruction, operand: Instruction) -> bool:
+    return operand.shape == inst.shape
+
+
+def _reshape(inst, names):
+    (x,) = inst.operands
+    if _same_shape(inst, x):
+        return x
+    if x.opcode == "reshape":
+        return _new(names, inst, "reshape", [x.operands[0]])
+    if x.opcode == "broadcast" and x.operands[0].shape.rank == 0:
+        return _new(names, inst, "broadcast", [x.operands[0]], {"dimensions": ()})
+    return None
+
+
+def _broadcast(inst, names):
+    (x,) = inst.operands
+    dims = tuple(inst.attrs["dimensions"])
+    if _same_shape(inst, x) and dims == tuple(range(x.shape.rank)):
+        return x
+    if x.opcode == "broadcast":
+        inner = tuple(x.attrs["dimensions"])
+        return _new(names, inst, "broadcast", [x.operands[0]],
+                    {"dimensions": tuple(dims[d] for d in inner)})
+    if x.opcode == "reshape" and _only_unit_dims_differ(x.operands[0].shape.dims,
+                                                        x.shape.dims):
+        # broadcast(reshape(y)) where the reshape only adds/drops size-1 dims: map y's
+        # non-unit dims straight to the output (JAX's broadcast_in_dim prints this).
+        source = x.operands[0]
+        kept = [d for d, size in zip(dims, x.shape.dims) if size != 1]
+        if len(kept) == len([s for s in source.shape.dims if s != 1]) and all(
+                s != 1 for s in source.shape.dims):
+            return _new(names, inst, "broadcast", [source], {"dimensions": tuple(kept)})
+    return None
+
+
+def _only_unit_dims_differ(a, b) -> bool:
+    return [d for d in a if d != 1] == [d for d in b if d != 1]
+
+
+def _transpose(inst, names):
+    (x,) = inst.operands
+    perm = tuple(inst.attrs["dimensions"])
+    if perm == tuple(range(len(perm))):
+        return x
+    if x.opcode == "transpose":
+        inner = tuple(x.attrs["dimensions"])
+        return _new(names, inst, "transpose", [x.operands[0]],
+                    {"dimensions": tuple(inner[p] for p in perm)})
+    return None
+
+
+def _convert(inst, names):
+    (x,) = inst.operands
+    return x if _same_shape(inst, x) else None
+
+
+def _copy(inst, names):
+    return inst.operands[0]
+
+
+def _slice(inst, names):
+    (x,) = inst.operands
+    full = tuple((0, d, 1) for d in x.shape.dims)
+    return x if tuple(inst.attrs["slice"]) == full else None
+
+
+def _negate(inst, names):
+    (x,) = inst.operands
+    return x.operands[0] if x.opcode == "negate" else None
+
+
+def _multiply(inst, names):
+    a, b = inst.operands
+    for x, other in ((a, b), (b, a)):
+        if _scalar_constant(other) == 1 and _same_shape(inst, x):
+            return x
+    return None
+
+
+def _add(inst, names):
+    a, b = inst.operands
+    if inst.shape.dtype.is_float:
+        # Only -0.0 is an exact additive identity in floating point.
+        for x, other in ((a, b), (b, a)):
+            value = _scalar_constant(other)
+            if value is not None and value == 0 and np.signbit(value) and _same_shape(inst, x):
+                return x
+        return None
+    for x, other in ((a, b), (b, a)):
+        if _scalar_constant(other) == 0 and _same_shape(inst, x):
+            return x
+    return None
+
+
+def _subtract(inst, names):
+    a, b = inst.operands
+    if a is b and not inst.shape.dtype.is_float:
+        zero = Instruction(names.fresh("constant"), "constant", inst.shape,
+                           literal=np.zeros(inst.shape.dims, inst.shape.dtype.to_numpy()))
+        return zero if inst.shape.size <= 1024 else None
+    return None
+
+
+def _divide(inst, names):
+    a, b = inst.operands
+    value = _scalar_constant(b)
+    if value is None or not inst.shape.dtype.is_float or value == 0:
+        return None
+    mantissa, _ = np.frexp(np.float64(value))
+    if abs(mantissa) != 0.5:
+        return None  # only powers of two have an exact reciprocal
+    reciprocal = np.array(1.0 / np.float64(value), dtype=inst.shape.dtype.to_numpy())
+    if not np.isfinite(reciprocal) or reciprocal == 0:
+        return None
+    scalar = Instruction(names.fresh("constant"), "constant", ArrayShape(inst.shape.dtype, ()),
+                         literal=reciprocal)
+    factor = _new(names, inst, "broadcast", [scalar], {"dimensions": ()})
+    return [scalar, factor, _new(names, inst, "multiply", [a, factor])]
+
+
+def _select(inst, names):
+    pred, a, b = inst.operands
+    value = _scalar_constant(pred)
+    if value is None:
+        return a if a is b else None
+    chosen = a if bool(value) else b
+    return chosen if _same_shape(inst, chosen) else None
+
+
+def _get_tuple_element(inst, names):
+    (x,) = inst.operands
+    if x.opcode == "tuple":
+        return x.operands[inst.attrs["index"]]
+    return None
+
+
+def _concatenate(inst, names):
+    return inst.operands[0] if len(inst.operands) == 1 else None
+
+
+RULES: dict[str, Rule] = {
+    "reshape": _reshape, "broadcast": _broadcast, "transpose": _transpose,
+    "convert": _convert, "copy": _copy, "slice": _slice, "negate": _negate,
+    "multiply": _multiply, "add": _add, "subtract": _subtract, "divide": _divide,
+    "select": _select, "get-tuple-element": _get_tuple_element,
+    "concatenate": _concatenate,
+}
+
+
+def run_computation(comp: Computation, names: NameTable) -> bool:
+    changed = False
+    for inst in list(comp.instructions):
+        rule = RULES.get(inst.opcode)
+        if rule is None or inst not in comp.instructions:
+            continue
+        result = rule(inst, names)
+        if result is None:
+            continue
+        added = result if isinstance(result, list) else [result]
+        replacement = added[-1]
+        position = comp.instructions.index(inst)
+        fresh = [a for a in added if all(a is not i for i in comp.instructions)]
+        comp.instructions[position:position] = fresh
+        comp.replace_all_uses(inst, replacement)
+        changed = True
+    if changed:
+        comp.remove_unreachable()
+    return changed
+
+
+def run(module: Module) -> bool:
+    """Apply exact algebraic identities (x*1, reshape∘reshape, gte∘tuple, ...)."""
+    names = NameTable.for_module(module)
+    changed = False
+    for comp in module.computations:
+        changed |= run_computation(comp, names)
+    return changed
