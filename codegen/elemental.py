@@ -18,7 +18,7 @@ from llvmlite import ir as llvm_ir
 
 from codegen.control import alloca_at_entry, for_range, select_by_branch
 from codegen.scalar_ops import (SCALAR_RULES, ScalarContext, convert, emit_scalar,
-                                from_memory)
+                                from_memory, to_memory)
 from codegen.types import I64, i64, memory_type, register_type
 from ir.dtypes import DType
 from ir.module import Computation, Instruction
@@ -69,7 +69,13 @@ class ElementalEmitter:
             for operand in inst.operands:
                 operand_index = index if operand.shape.rank else []
                 args.append(self.value(operand, operand_index))
-            return emit_scalar(self.ctx, inst, args)
+            result = emit_scalar(self.ctx, inst, args)
+            if inst.shape.dtype is DType.BF16:
+                # bf16 is computed in f32 registers: round after every op, as if stored,
+                # so a fused chain gives what separate kernels give.
+                result = from_memory(self.ctx, to_memory(self.ctx, result, DType.BF16),
+                                     DType.BF16)
+            return result
         generator = _GENERATORS.get(inst.opcode)
         if generator is None:
             raise NotImplementedError(f"no elemental lowering for '{inst.opcode}' "

@@ -97,7 +97,9 @@ def log_f32(ctx, x):
     y = b.fsub(y, b.fmul(z, _c(t, 0.5)))
     result = b.fadd(b.fadd(m, y), b.fmul(e, _c(t, 0.693359375)))
     result = b.select(b.fcmp_ordered("==", x, _c(t, 0.0)), _c(t, float("-inf")), result)
-    result = b.select(b.fcmp_ordered("<", x, _c(t, 0.0)), _c(t, float("nan")), result)
+    # x86's default NaN (sign bit set), the one libm and numpy return for log(-1).
+    default_nan = b.bitcast(_c(I32, 0xFFC00000), t)
+    result = b.select(b.fcmp_ordered("<", x, _c(t, 0.0)), default_nan, result)
     result = b.select(b.fcmp_ordered("==", x, _c(t, float("inf"))), x, result)
     return b.select(b.fcmp_unordered("uno", x, x), x, result)
 

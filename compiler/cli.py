@@ -93,8 +93,10 @@ def cmd_dump(args) -> int:
             if record.changed:
                 print(record.diff(), end="")
     if args.explain_fusion:
+        from ir.parser import parse_module
         from passes import explain_fusion
-        print(explain_fusion(optimized))
+        before = [r.before_text for r in manager.records if r.name == "fusion"]
+        print(explain_fusion(parse_module(before[0]) if before else optimized, optimized))
     if args.stage in ("llvm", "asm"):
         from runtime.executable import compile_module
         executable = compile_module(optimized)

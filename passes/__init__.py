@@ -1,4 +1,5 @@
 """IR → IR rewrites and the pass manager that runs them."""
+from passes.analysis import cost_analysis, memory_analysis
 from passes.fusion import explain_fusion
 from passes.manager import PassManager, PassRecord, optimize, pipeline_for
 
@@ -9,4 +10,4 @@ def registered_passes() -> dict:
     return {name: (doc or "").strip().splitlines()[0] for name, (_, doc) in PASSES.items()}
 
 
-__all__ = ["explain_fusion", "PassManager", "PassRecord", "optimize", "pipeline_for", "registered_passes"]
+__all__ = ["cost_analysis", "memory_analysis", "explain_fusion", "PassManager", "PassRecord", "optimize", "pipeline_for", "registered_passes"]

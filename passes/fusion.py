@@ -227,16 +227,19 @@ def run(module: Module) -> bool:
     return changed
 
 
-def explain_fusion(module: Module) -> str:
-    """For each producer/consumer pair not fused, why; for each fusion, its source lines."""
+def explain_fusion(module: Module, fused_module: Module = None) -> str:
+    """For each producer/consumer pair of `module` (before fusion) not fused, why; for each
+    fusion of `fused_module` (default: `module`), its kind and the user source lines it
+    holds."""
     lines = []
-    for comp in _programs(module):
+    for comp in _programs(fused_module or module):
         fusions = [i for i in comp.instructions if i.opcode == "fusion"]
         for f in fusions:
             fused = f.calls["calls"]
             where = sorted({i.source_line for i in fused.instructions if i.source_line})
             lines.append(f"%{f.name} ({f.attrs['kind']}, {len(fused.instructions)} "
                          f"instructions in %{fused.name}) holds: {', '.join(where) or '?'}")
+    for comp in _programs(module):
         _, decisions = plan(comp)
         for d in decisions:
             if not d.fused:

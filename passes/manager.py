@@ -90,9 +90,10 @@ class PassManager:
 
 
 _PIPELINES = {
-    0: ["inline-calls"],
-    1: ["inline-calls", "fold-constants", "cse", "dce"],
-    2: ["inline-calls", "simplify*", "fold-constants", "cse", "dce", "fusion", "dce"],
+    0: ["inline-calls", "assign-buffers"],
+    1: ["inline-calls", "fold-constants", "cse", "dce", "assign-buffers"],
+    2: ["inline-calls", "simplify*", "fold-constants", "cse", "dce", "fusion", "dce",
+        "assign-buffers"],
 }
 
 

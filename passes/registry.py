@@ -1,5 +1,5 @@
 """Every pass by its name (slug = module name): the function and its one-line doc."""
-from passes import cse, dce, fold_constants, fusion, inline_calls, simplify
+from passes import assign_buffers, cse, dce, fold_constants, fusion, inline_calls, simplify
 
 PASSES = {
     "dce": (dce.run, dce.run.__doc__),
@@ -8,4 +8,5 @@ PASSES = {
     "inline-calls": (inline_calls.run, inline_calls.run.__doc__),
     "fusion": (fusion.run, fusion.run.__doc__),
     "simplify": (simplify.run, simplify.run.__doc__),
+    "assign-buffers": (assign_buffers.run, assign_buffers.run.__doc__),
 }

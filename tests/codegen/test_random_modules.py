@@ -9,6 +9,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 
 from ir.reference import evaluate
+from ir.parser import parse_module
+from passes import optimize
 from runtime.executable import compile_module
 from tests.ir.hlo_strategies import modules_with_args
 
@@ -45,6 +47,21 @@ def test_compiled_module_matches_reference(case):
     with np.errstate(all="ignore"):
         expected = _leaves(evaluate(module, args))
     got = compile_module(module)(*args)
+    assert len(got) == len(expected)
+    for k, (g, w) in enumerate(zip(got, expected)):
+        _close(g, w, f"output {k} of\n{module.to_text()}")
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(modules_with_args())
+def test_optimized_module_matches_reference(case):
+    """The whole O2 pipeline (simplify, fold, CSE, DCE, fusion, buffers) keeps results."""
+    module, args = case
+    with np.errstate(all="ignore"):
+        expected = _leaves(evaluate(module, args))
+    optimized, _ = optimize(parse_module(module.to_text()), opt_level=2, verify=True)
+    got = compile_module(optimized)(*args)
     assert len(got) == len(expected)
     for k, (g, w) in enumerate(zip(got, expected)):
         _close(g, w, f"output {k} of\n{module.to_text()}")
