@@ -1,0 +1,237 @@
+"""Each pass on small hand-written HLO: text in, the expected text (or what matters) out."""
+import numpy as np
+
+from ir.parser import parse_module
+from ir.reference import evaluate
+from passes import PassManager, cost_analysis, explain_fusion, memory_analysis, optimize
+
+
+def run(text: str, *passes: str):
+    module = parse_module(text)
+    PassManager(list(passes), verify=True).run(module)
+    return module
+
+
+def body(module) -> list[str]:
+    """The entry's instructions as `opcode(operand opcodes)` lines, names left out."""
+    return [f"{i.opcode}({', '.join(o.opcode for o in i.operands)})"
+            for i in module.entry.instructions]
+
+
+def test_dce_removes_unused_and_keeps_parameters():
+    m = run("""HloModule m
+ENTRY e {
+  x = f32[4] parameter(0)
+  y = f32[4] parameter(1)
+  dead = f32[4] exponential(x)
+  ROOT r = f32[4] negate(x)
+}""", "dce")
+    assert body(m) == ["parameter()", "parameter()", "negate(parameter)"]
+
+
+def test_cse_merges_commutative_duplicates():
+    m = run("""HloModule m
+ENTRY e {
+  x = f32[4] parameter(0)
+  y = f32[4] parameter(1)
+  a = f32[4] add(x, y)
+  b = f32[4] add(y, x)
+  ROOT r = f32[4] multiply(a, b)
+}""", "cse")
+    root = m.entry.root
+    assert root.operands[0] is root.operands[1]
+
+
+def test_fold_constants_evaluates_but_never_bloats():
+    m = run("""HloModule m
+ENTRY e {
+  a = f32[2] constant({1, 2})
+  b = f32[2] constant({3, 4})
+  c = f32[2] add(a, b)
+  s = f32[] constant(1)
+  big = f32[4096] broadcast(s), dimensions={}
+  ROOT t = (f32[2], f32[4096]) tuple(c, big)
+}""", "fold-constants", "dce")
+    c = m.entry.root.operands[0]
+    assert c.opcode == "constant" and list(c.literal) == [4.0, 6.0]
+    assert m.entry.root.operands[1].opcode == "broadcast"  # not a 4096-element literal
+
+
+def test_simplify_identities_keep_float_semantics():
+    m = run("""HloModule m
+ENTRY e {
+  x = f32[4] parameter(0)
+  one = f32[] constant(1)
+  ones = f32[4] broadcast(one), dimensions={}
+  zero = f32[] constant(0)
+  zeros = f32[4] broadcast(zero), dimensions={}
+  a = f32[4] multiply(x, ones)
+  b = f32[4] add(a, zeros)
+  n = f32[4] negate(b)
+  ROOT r = f32[4] negate(n)
+}""", "simplify", "dce")
+    # x*1 and --y go; x+0.0 stays (it turns -0.0 into +0.0).
+    assert body(m)[-1] == "add(parameter, broadcast)"
+
+
+def test_simplify_divide_by_power_of_two_only():
+    m = run("""HloModule m
+ENTRY e {
+  x = f32[4] parameter(0)
+  four = f32[] constant(4)
+  three = f32[] constant(3)
+  b4 = f32[4] broadcast(four), dimensions={}
+  b3 = f32[4] broadcast(three), dimensions={}
+  d4 = f32[4] divide(x, b4)
+  ROOT d3 = f32[4] divide(d4, b3)
+}""", "simplify", "dce")
+    ops = [i.opcode for i in m.entry.instructions]
+    assert ops.count("multiply") == 1 and ops.count("divide") == 1
+
+
+def test_simplify_collapses_jax_broadcast_in_dim_chain():
+    m = run("""HloModule m
+ENTRY e {
+  b = f32[16] parameter(0)
+  r1 = f32[1,16] reshape(b)
+  bc = f32[1,16] broadcast(r1), dimensions={0,1}
+  r2 = f32[16] reshape(bc)
+  ROOT out = f32[4,16] broadcast(r2), dimensions={1}
+}""", "simplify", "dce")
+    assert body(m) == ["parameter()", "broadcast(parameter)"]
+
+
+def test_inline_calls():
+    m = run("""HloModule m
+relu {
+  a = f32[4] parameter(0)
+  z = f32[] constant(0)
+  zb = f32[4] broadcast(z), dimensions={}
+  ROOT m = f32[4] maximum(a, zb)
+}
+ENTRY e {
+  x = f32[4] parameter(0)
+  ROOT c = f32[4] call(x), to_apply=relu
+}""", "inline-calls")
+    assert "call" not in [i.opcode for i in m.entry.instructions]
+    assert len(m.computations) == 1
+
+
+SOFTMAX = """HloModule m
+max_r {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT m = f32[] maximum(a, b)
+}
+add_r {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] add(a, b)
+}
+ENTRY e {
+  x = f32[8,32] parameter(0)
+  ninf = f32[] constant(-inf)
+  mx = f32[8] reduce(x, ninf), dimensions={1}, to_apply=max_r
+  mb = f32[8,32] broadcast(mx), dimensions={0}
+  d = f32[8,32] subtract(x, mb)
+  e = f32[8,32] exponential(d)
+  zero = f32[] constant(0)
+  s = f32[8] reduce(e, zero), dimensions={1}, to_apply=add_r
+  sb = f32[8,32] broadcast(s), dimensions={0}
+  ROOT out = f32[8,32] divide(e, sb)
+}"""
+
+
+def test_fusion_makes_softmax_one_kernel_and_keeps_results():
+    module = parse_module(SOFTMAX)
+    x = np.random.default_rng(0).standard_normal((8, 32)).astype(np.float32)
+    expected = evaluate(module, [x])
+    fused, _ = optimize(parse_module(SOFTMAX), opt_level=2, verify=True)
+    kernels = [i for i in fused.entry.instructions if i.opcode not in ("parameter",)]
+    assert [k.opcode for k in kernels] == ["fusion"]
+    assert kernels[0].attrs["kind"] == "kInput"
+    np.testing.assert_array_equal(evaluate(fused, [x]), expected)
+    assert "kind=kInput, calls=%fused_computation" in fused.to_text()
+
+
+def test_fusion_dense_bias_relu_is_one_output_fusion():
+    m = run("""HloModule m
+ENTRY e {
+  x = f32[4,8] parameter(0)
+  w = f32[8,16] parameter(1)
+  b = f32[16] parameter(2)
+  d = f32[4,16] dot(x, w), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+  bb = f32[4,16] broadcast(b), dimensions={1}
+  a = f32[4,16] add(d, bb)
+  z = f32[] constant(0)
+  zb = f32[4,16] broadcast(z), dimensions={}
+  ROOT r = f32[4,16] maximum(a, zb)
+}""", "fusion", "dce")
+    fusions = [i for i in m.entry.instructions if i.opcode == "fusion"]
+    assert len(fusions) == 1 and fusions[0].attrs["kind"] == "kOutput"
+
+
+def test_fusion_never_duplicates_expensive_work_and_explains_why():
+    text = """HloModule m
+ENTRY e {
+  x = f32[64] parameter(0)
+  e = f32[64] exponential(x)
+  a = f32[64] add(e, x)
+  b = f32[64] multiply(e, x)
+  ROOT t = (f32[64], f32[64]) tuple(a, b)
+}"""
+    before = parse_module(text)
+    m = run(text, "fusion", "dce")
+    assert [i.opcode for i in m.entry.instructions].count("exponential") == 1
+    why = explain_fusion(before, m)
+    assert "exponential is expensive and has 1 user(s) outside this fusion" in why
+
+
+def test_fusion_avoids_cycles():
+    # p feeds both the fusion candidate (via q) and an unfusible op (scatter) whose result
+    # the candidate also uses: fusing p into it would create a cycle through the scatter.
+    m = run("""HloModule m
+set {
+  a = f32[] parameter(0)
+  ROOT b = f32[] parameter(1)
+}
+ENTRY e {
+  x = f32[4] parameter(0)
+  i = s32[1,1] parameter(1)
+  u = f32[1] parameter(2)
+  p = f32[4] negate(x)
+  s = f32[4] scatter(p, i, u), update_window_dims={}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=set
+  ROOT r = f32[4] add(p, s)
+}""", "fusion", "dce")
+    # p stays its own value, computed once before the scatter.
+    assert any(i.opcode == "negate" for i in m.entry.instructions)
+
+
+def test_buffers_are_reused_and_shown_in_the_text():
+    layers = "\n".join(
+        f"  h{k} = f32[64,64] tanh(d{k})\n  d{k + 1} = f32[64,64] dot(h{k}, w), "
+        "lhs_contracting_dims={1}, rhs_contracting_dims={0}" for k in range(10))
+    text = ("HloModule m\nENTRY e {\n  d0 = f32[64,64] parameter(0)\n"
+            "  w = f32[64,64] parameter(1)\n" + layers + "\n  ROOT out = f32[64,64] "
+            "negate(d10)\n}")
+    module = parse_module(text)
+    analysis = memory_analysis(module)
+    temps = 20 * 64 * 64 * 4
+    assert analysis.temp_size_in_bytes <= 2 * 64 * 64 * 4 < temps
+    m = run(text, "assign-buffers")
+    assert "buffer={offset=0,size=16384}" in m.to_text()
+    assert parse_module(m.to_text()).to_text() == m.to_text()  # the plan round-trips
+
+
+def test_cost_analysis_counts_flops_and_bytes():
+    module = parse_module("""HloModule m
+ENTRY e {
+  x = f32[4,8] parameter(0)
+  w = f32[8,16] parameter(1)
+  d = f32[4,16] dot(x, w), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+  ROOT t = f32[4,16] tanh(d)
+}""")
+    cost = cost_analysis(module)
+    assert cost["flops"] == 2 * 4 * 16 * 8 + 4 * 16
+    assert cost["transcendentals"] == 4 * 16
+    assert cost["bytes accessed"] == (32 + 128 + 64) * 4 + (64 + 64) * 4
