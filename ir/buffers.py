@@ -8,7 +8,7 @@ the assign-buffers pass (to show the plan in the HLO text) and the runtime use t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -43,8 +43,13 @@ def flatten_slots(tree: SlotTree) -> list[int]:
     return [s for t in tree for s in flatten_slots(t)]
 
 
-def plan_buffers(module: Module) -> tuple[BufferPlan, dict[int, SlotTree]]:
+def plan_buffers(module: Module,
+                 reuse: Optional[bool] = None) -> tuple[BufferPlan, dict[int, SlotTree]]:
     """Slots for every value, and an arena with reuse by liveness.
+
+    Bytes are reused only when `reuse` is true; by default, when the assign-buffers pass has
+    planned the module (its `buffer=` attributes are in the IR), so opt_level 0 keeps one
+    buffer per value.
 
     Entry temporaries share arena bytes when their lifetimes don't overlap. Values inside
     loop bodies, branches and called computations get bytes of their own (they live across
@@ -74,6 +79,10 @@ def plan_buffers(module: Module) -> tuple[BufferPlan, dict[int, SlotTree]]:
     plan.outputs = flatten_slots(trees[id(entry.root)])
     output_set = set(plan.outputs)
     temps = [s for s in produced_at if s not in output_set]
+    if reuse is None:
+        reuse = any("buffer" in i.extra_attrs for i in entry.instructions)
+    if not reuse:
+        last_use = {s: len(entry.instructions) for s in temps}  # every value lives to the end
     _assign_arena(plan, temps, produced_at, last_use)
     for slot in pinned:
         if slot in output_set:

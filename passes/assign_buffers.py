@@ -9,7 +9,7 @@ from ir.module import Module
 
 def run(module: Module) -> bool:
     """Annotate entry instructions with their arena offset and size (or `output`)."""
-    plan, trees = plan_buffers(module)
+    plan, trees = plan_buffers(module, reuse=True)
     outputs = set(plan.outputs)
     changed = False
     for inst in module.entry.instructions:

@@ -46,6 +46,7 @@ class Decision:
 class Group:
     root: Instruction
     members: list[Instruction] = field(default_factory=list)  # root first
+    duplicated: set = field(default_factory=set)  # ids of members also computed elsewhere
 
     def __contains__(self, inst: Instruction) -> bool:
         return any(m is inst for m in self.members)
@@ -123,8 +124,14 @@ def plan(comp: Computation) -> tuple[list[Group], list[Decision]]:
                 decisions.append(Decision(producer.name, consumer.name, ok, reason))
                 if ok:
                     group.members.append(producer)
-                    if all(u in group for u in users.get(producer, [])):
+                    # Owned by this fusion only if every user is here and owned here too;
+                    # otherwise it is a copy, and the original stays available to others.
+                    owned = all(u in group and id(u) not in group.duplicated
+                                for u in users.get(producer, []))
+                    if owned:
                         grouped[id(producer)] = group
+                    else:
+                        group.duplicated.add(id(producer))
                     work.append(producer)
         groups.append(group)
     return [g for g in groups if len(g.members) > 1 or g.root.opcode == "dot"], decisions

@@ -90,7 +90,7 @@ class PassManager:
 
 
 _PIPELINES = {
-    0: ["inline-calls", "assign-buffers"],
+    0: ["inline-calls"],  # no buffer reuse either: one buffer per value
     1: ["inline-calls", "fold-constants", "cse", "dce", "assign-buffers"],
     2: ["inline-calls", "simplify*", "fold-constants", "cse", "dce", "fusion", "dce",
         "assign-buffers"],

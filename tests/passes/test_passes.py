@@ -214,11 +214,12 @@ def test_buffers_are_reused_and_shown_in_the_text():
     text = ("HloModule m\nENTRY e {\n  d0 = f32[64,64] parameter(0)\n"
             "  w = f32[64,64] parameter(1)\n" + layers + "\n  ROOT out = f32[64,64] "
             "negate(d10)\n}")
-    module = parse_module(text)
-    analysis = memory_analysis(module)
-    temps = 20 * 64 * 64 * 4
-    assert analysis.temp_size_in_bytes <= 2 * 64 * 64 * 4 < temps
+    unplanned = memory_analysis(parse_module(text))   # opt_level 0: a buffer per value
     m = run(text, "assign-buffers")
+    analysis = memory_analysis(m)
+    temps = 20 * 64 * 64 * 4
+    assert unplanned.temp_size_in_bytes == temps
+    assert analysis.temp_size_in_bytes <= 2 * 64 * 64 * 4 < temps
     assert "buffer={offset=0,size=16384}" in m.to_text()
     assert parse_module(m.to_text()).to_text() == m.to_text()  # the plan round-trips
 
