@@ -10,10 +10,11 @@
 from compiler.core import Array
 from compiler.errors import (FlowjitError, ShapeError, TracerArrayConversionError,
                              TracerBoolConversionError)
+from compiler.ad import custom_vjp, grad, jvp, stop_gradient, value_and_grad, vjp
 from compiler.jit import jit
 from compiler.tree import tree_map
 
 __version__ = "0.1.0"
 
-__all__ = ["Array", "FlowjitError", "ShapeError", "TracerArrayConversionError",
+__all__ = ["custom_vjp", "grad", "jvp", "stop_gradient", "value_and_grad", "vjp", "Array", "FlowjitError", "ShapeError", "TracerArrayConversionError",
            "TracerBoolConversionError", "jit", "tree_map"]

@@ -12,6 +12,7 @@ from ir.shapes import Shape
 COMPUTATION_ATTRS = {
     "to_apply": False, "calls": False, "condition": False, "body": False,
     "true_computation": False, "false_computation": False, "branch_computations": True,
+    "called_computations": True,
 }
 
 

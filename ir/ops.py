@@ -361,6 +361,20 @@ def _rng_bit_generator(shapes, attrs, calls, result):
     return result
 
 
+def _custom_call(shapes, attrs, calls, result):
+    target = attrs.get("custom_call_target")
+    if target == "stop_gradient":
+        if len(shapes) != 1:
+            raise _fail("custom-call", "stop_gradient takes one operand", shapes)
+        return shapes[0]
+    callees = calls.get("called_computations") or []
+    if target == "flowjit.custom_vjp" and callees:
+        return callees[0].root.shape
+    if result is None:
+        raise _fail("custom-call", f"unknown target {target!r} needs a declared shape", shapes)
+    return result
+
+
 def _parameter(shapes, attrs, calls, result):
     return result
 
@@ -425,6 +439,8 @@ _SPECS = [
     OpSpec("fusion", None, _callee_result("calls"), attrs=("calls", "kind")),
     OpSpec("while", 1, _while, attrs=("condition", "body")),
     OpSpec("conditional", None, _conditional),
+    OpSpec("custom-call", None, _custom_call, attrs=("custom_call_target",),
+           side_effecting=False),
     OpSpec("rng-bit-generator", 1, _rng_bit_generator, attrs=("algorithm",),
            differentiable=False),
 ]

@@ -252,6 +252,8 @@ class _Parser:
                 inst.attrs[key] = words[0].text == "true"
             elif key in ("direction", "type", "kind", "algorithm"):
                 inst.attrs[key] = words[0].text
+            elif key == "custom_call_target":
+                inst.attrs[key] = tokens[0].text.strip('"')
             elif key == "slice":
                 inst.attrs[key] = self.decode_slice(tokens)
             elif key == "padding":

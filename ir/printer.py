@@ -28,7 +28,7 @@ ATTR_ORDER = (
     "start_index_map", "index_vector_dim", "slice_sizes", "dynamic_slice_sizes",
     "update_window_dims", "inserted_window_dims", "input_batching_dims",
     "scatter_indices_batching_dims", "scatter_dims_to_operand_dims", "indices_are_sorted",
-    "unique_indices", "kind", "algorithm",
+    "unique_indices", "kind", "algorithm", "custom_call_target",
 )
 
 
@@ -74,6 +74,8 @@ def _format_attr(name: str, value) -> str:
     if name == "slice":
         parts = [f"[{a}:{b}]" if c == 1 else f"[{a}:{b}:{c}]" for a, b, c in value]
         return "{" + ", ".join(parts) + "}"
+    if name == "custom_call_target":
+        return '"' + str(value) + '"'
     if name == "padding":
         if not value:
             return "{}"  # a scalar pad: an empty config must still print a value

@@ -474,6 +474,15 @@ def _conditional(inst, args):
     return evaluate_computation(branches[index], [operands[index]])
 
 
+def _custom_call(inst, args):
+    target = inst.attrs["custom_call_target"]
+    if target == "stop_gradient":
+        return args[0]
+    if target == "flowjit.custom_vjp":
+        return evaluate_computation(inst.calls["called_computations"][0], args)
+    raise NotImplementedError(f"custom-call target {target!r} has no reference semantics")
+
+
 _f = _via_f64
 REFERENCE: dict[str, Rule] = {
     "constant": _constant,
@@ -540,6 +549,7 @@ REFERENCE: dict[str, Rule] = {
     "fusion": _call("calls"),
     "while": _while,
     "conditional": _conditional,
+    "custom-call": _custom_call,
 }
 
 

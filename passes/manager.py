@@ -90,9 +90,9 @@ class PassManager:
 
 
 _PIPELINES = {
-    0: ["inline-calls"],  # no buffer reuse either: one buffer per value
-    1: ["inline-calls", "fold-constants", "cse", "dce", "assign-buffers"],
-    2: ["inline-calls", "simplify*", "fold-constants", "cse", "dce", "fusion", "dce",
+    0: ["lower-custom-calls", "inline-calls"],  # no buffer reuse: one buffer per value
+    1: ["lower-custom-calls", "inline-calls", "fold-constants", "cse", "dce", "assign-buffers"],
+    2: ["lower-custom-calls", "inline-calls", "simplify*", "fold-constants", "cse", "dce", "fusion", "dce",
         "assign-buffers"],
 }
 

@@ -1,5 +1,6 @@
 """Every pass by its name (slug = module name): the function and its one-line doc."""
-from passes import assign_buffers, cse, dce, fold_constants, fusion, inline_calls, simplify
+from passes import (assign_buffers, cse, dce, fold_constants, fusion, inline_calls,
+                    lower_custom_calls, simplify)
 
 PASSES = {
     "dce": (dce.run, dce.run.__doc__),
@@ -9,4 +10,5 @@ PASSES = {
     "fusion": (fusion.run, fusion.run.__doc__),
     "simplify": (simplify.run, simplify.run.__doc__),
     "assign-buffers": (assign_buffers.run, assign_buffers.run.__doc__),
+    "lower-custom-calls": (lower_custom_calls.run, lower_custom_calls.run.__doc__),
 }

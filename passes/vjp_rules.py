@@ -1,0 +1,330 @@
+"""VJP rules, one per differentiable opcode: `rule(emit, inst, g) -> operand cotangents`.
+
+`inst` is the forward instruction (its operands are forward values), `g` the cotangent of
+its result; a rule returns one cotangent per operand, None for "zero / not differentiable".
+Rules only emit IR through the Emitter, so gradients are compiled, fused and differentiable.
+"""
+from __future__ import annotations
+
+import math
+
+from ir.module import Instruction
+from ir.shapes import ArrayShape
+
+NON_DIFFERENTIABLE = frozenset({
+    "compare", "and", "or", "xor", "not", "is-finite", "iota", "sign", "floor", "ceil",
+    "round-nearest-even", "round-nearest-afz", "shift-left", "shift-right-logical",
+    "shift-right-arithmetic", "bitcast-convert", "rng-bit-generator", "constant",
+})
+
+
+def _linear(fn):
+    """A rule for an op linear in its single operand: apply `fn` to the cotangent."""
+    return lambda e, inst, g: [fn(e, inst, g)]
+
+
+def _unary(derivative):
+    """A rule for f(x): g * f'(x), with f'(x) built from x and f(x) = out."""
+    return lambda e, inst, g: [e.mul(g, derivative(e, inst.operands[0], inst))]
+
+
+def _maximum_like(direction: str):
+    def rule(e, inst, g):
+        x, y = inst.operands
+        wins = e.compare(x, y, direction)
+        ties = e.compare(x, y, "EQ")
+        half = e.mul(g, e.constant(0.5, g))
+        zero = e.zeros(g)
+        gx = e.select(wins, g, e.select(ties, half, zero))
+        gy = e.select(wins, zero, e.select(ties, half, g))
+        return [gx, gy]
+    return rule
+
+
+def _divide(e, inst, g):
+    x, y = inst.operands
+    gx = e.div(g, y)
+    return [gx, e.neg(e.mul(gx, inst))]
+
+
+def _power(e, inst, g):
+    x, y = inst.operands
+    one = e.constant(1, y)
+    gx = e.mul(g, e.mul(y, e.op("power", x, e.sub(y, one))))
+    zero = e.zeros(x)
+    safe_log = e.op("log", e.select(e.compare(x, zero, "EQ"), one, x))
+    gy = e.mul(g, e.mul(inst, safe_log))
+    return [gx, gy]
+
+
+def _atan2(e, inst, g):
+    y, x = inst.operands
+    denominator = e.add(e.mul(x, x), e.mul(y, y))
+    return [e.div(e.mul(g, x), denominator), e.neg(e.div(e.mul(g, y), denominator))]
+
+
+def _remainder(e, inst, g):
+    x, y = inst.operands
+    quotient = e.div(e.sub(x, inst), y)  # trunc(x / y), exactly as the remainder used it
+    return [g, e.neg(e.mul(g, e.op("round-nearest-even", quotient)))]
+
+
+def _select(e, inst, g):
+    pred, a, b = inst.operands
+    zero = e.zeros(g)
+    if pred.shape.rank == 0 and g.shape.rank:
+        pred = e.broadcast(pred, ArrayShape(pred.shape.dtype, g.shape.dims), ())
+    return [None, e.select(pred, g, zero), e.select(pred, zero, g)]
+
+
+def _clamp(e, inst, g):
+    lo, x, hi = inst.operands
+    lo_b = e.broadcast(lo, x.shape, ()) if lo.shape.rank == 0 and x.shape.rank else lo
+    hi_b = e.broadcast(hi, x.shape, ()) if hi.shape.rank == 0 and x.shape.rank else hi
+    zero = e.zeros(g)
+    below = e.compare(x, lo_b, "LT")
+    above = e.compare(x, hi_b, "GT")
+    g_x = e.select(below, zero, e.select(above, zero, g))
+    g_lo = e.select(below, g, zero)
+    g_hi = e.select(above, g, zero)
+    if lo.shape.rank == 0 and x.shape.rank:
+        g_lo = e.sum(g_lo, range(x.shape.rank))
+    if hi.shape.rank == 0 and x.shape.rank:
+        g_hi = e.sum(g_hi, range(x.shape.rank))
+    return [g_lo, g_x, g_hi]
+
+
+def _convert(e, inst, g):
+    (x,) = inst.operands
+    return [e.convert(g, x.shape.dtype) if x.shape.dtype.is_float else None]
+
+
+def _broadcast(e, inst, g):
+    (x,) = inst.operands
+    dims = tuple(inst.attrs["dimensions"])
+    summed = e.sum(g, [d for d in range(inst.shape.rank) if d not in dims])
+    kept = sorted(dims)  # the order the sum leaves them in
+    return [e.transpose(summed, [kept.index(d) for d in dims])]
+
+
+def _transpose(e, inst, g):
+    perm = inst.attrs["dimensions"]
+    inverse = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inverse[p] = i
+    return [e.transpose(g, inverse)]
+
+
+def _slice(e, inst, g):
+    (x,) = inst.operands
+    config = []
+    for (start, limit, stride), size, out in zip(inst.attrs["slice"], x.shape.dims,
+                                                 inst.shape.dims):
+        last = start + (out - 1) * stride + 1 if out else start
+        config.append((start, size - last, stride - 1 if out > 1 else 0))
+    zero = e.b.constant(0.0, g.shape.dtype)
+    return [e.op("pad", g, zero, padding=tuple(config))]
+
+
+def _pad(e, inst, g):
+    x, value = inst.operands
+    config = inst.attrs["padding"]
+    if any(lo < 0 or hi < 0 for lo, hi, _ in config):
+        raise NotImplementedError("gradient of pad with negative padding")
+    spec = tuple((lo, lo + (d - 1) * (interior + 1) + 1 if d else lo, interior + 1)
+                 for (lo, _, interior), d in zip(config, x.shape.dims))
+    g_x = e.op("slice", g, slice=spec)
+    g_value = e.sub(e.sum(g, range(g.shape.rank)), e.sum(g_x, range(g_x.shape.rank)))
+    return [g_x, g_value]
+
+
+def _concatenate(e, inst, g):
+    (axis,) = inst.attrs["dimensions"]
+    out, offset = [], 0
+    for operand in inst.operands:
+        spec = [(0, d, 1) for d in g.shape.dims]
+        spec[axis] = (offset, offset + operand.shape.dims[axis], 1)
+        offset += operand.shape.dims[axis]
+        out.append(e.op("slice", g, slice=tuple(spec)))
+    return out
+
+
+def _reduce(e, inst, g):
+    if len(inst.operands) != 2:
+        return [None] * len(inst.operands)  # variadic (argmax-style): indices only
+    x, init = inst.operands
+    dims = tuple(inst.attrs["dimensions"])
+    kept = [d for d in range(x.shape.rank) if d not in dims]
+    kind = inst.calls["to_apply"].root.opcode
+    spread = e.broadcast(g, x.shape, kept)
+    if kind == "add":
+        return [spread, None]
+    if kind in ("maximum", "minimum"):
+        chosen = e.convert(e.compare(x, e.broadcast(inst, x.shape, kept), "EQ"), x.shape.dtype)
+        count = e.broadcast(e.sum(chosen, dims), x.shape, kept)
+        return [e.div(e.mul(spread, chosen), count), None]
+    if kind == "multiply":
+        return [e.div(e.mul(spread, e.broadcast(inst, x.shape, kept)), x), None]
+    raise NotImplementedError(f"gradient of a reduce with a '{kind}' reducer")
+
+
+def _dot(e, inst, g):
+    lhs, rhs = inst.operands
+    a = inst.attrs
+    lb, rb = list(a.get("lhs_batch_dims", ())), list(a.get("rhs_batch_dims", ()))
+    lc, rc = list(a.get("lhs_contracting_dims", ())), list(a.get("rhs_contracting_dims", ()))
+    lfree = [d for d in range(lhs.shape.rank) if d not in lb and d not in lc]
+    rfree = [d for d in range(rhs.shape.rank) if d not in rb and d not in rc]
+    nb = len(lb)
+    g_lfree = list(range(nb, nb + len(lfree)))
+    g_rfree = list(range(nb + len(lfree), nb + len(lfree) + len(rfree)))
+    batch = list(range(nb))
+
+    def product(other, g_contract, other_contract, other_batch):
+        attrs = {}
+        if g_contract:
+            attrs["lhs_contracting_dims"] = tuple(g_contract)
+            attrs["rhs_contracting_dims"] = tuple(other_contract)
+        if batch:
+            attrs["lhs_batch_dims"] = tuple(batch)
+            attrs["rhs_batch_dims"] = tuple(other_batch)
+        return e.op("dot", g, other, **attrs)
+
+    # lhs: contract g's rhs-free dims with rhs's free dims.
+    d_lhs = product(rhs, g_rfree, rfree, rb)
+    # d_lhs dims: batch, lhs free, then rhs's remaining (contracting) dims in rhs order.
+    rhs_rest = [d for d in range(rhs.shape.rank) if d not in rb and d not in rfree]
+    lhs_order = lb + lfree + [lc[rc.index(d)] for d in rhs_rest]
+    d_lhs = e.transpose(d_lhs, [lhs_order.index(d) for d in range(lhs.shape.rank)])
+    d_rhs = product(lhs, g_lfree, lfree, lb)
+    lhs_rest = [d for d in range(lhs.shape.rank) if d not in lb and d not in lfree]
+    rhs_order = rb + rfree + [rc[lc.index(d)] for d in lhs_rest]
+    d_rhs = e.transpose(d_rhs, [rhs_order.index(d) for d in range(rhs.shape.rank)])
+    return [d_lhs, d_rhs]
+
+
+def _dynamic_slice(e, inst, g):
+    x, *starts = inst.operands
+    return [e.op("dynamic-update-slice", e.zeros(x), g, *starts)] + [None] * len(starts)
+
+
+def _dynamic_update_slice(e, inst, g):
+    x, update, *starts = inst.operands
+    g_x = e.op("dynamic-update-slice", g, e.zeros(update), *starts)
+    g_u = e.op("dynamic-slice", g, *starts, dynamic_slice_sizes=update.shape.dims)
+    return [g_x, g_u] + [None] * len(starts)
+
+
+def _gather(e, inst, g):
+    operand, indices = inst.operands
+    a = inst.attrs
+    attrs = {"update_window_dims": tuple(a["offset_dims"]),
+             "inserted_window_dims": tuple(a.get("collapsed_slice_dims", ())),
+             "scatter_dims_to_operand_dims": tuple(a["start_index_map"]),
+             "index_vector_dim": a["index_vector_dim"]}
+    combiner = e.reducer("add", g.shape.dtype)
+    g_operand = e.b.add("scatter", [e.zeros(operand), indices, g], attrs,
+                        {"to_apply": combiner}, metadata={})
+    return [g_operand, None]
+
+
+def _scatter(e, inst, g):
+    operand, indices, updates = inst.operands
+    a = inst.attrs
+    comp = inst.calls["to_apply"]
+    window = [updates.shape.dims[d] for d in a["update_window_dims"]]
+    inserted = set(a.get("inserted_window_dims", ()))
+    sizes, it = [], iter(window)
+    for d in range(operand.shape.rank):
+        sizes.append(1 if d in inserted else next(it))
+    g_updates = e.op("gather", g, indices, offset_dims=tuple(a["update_window_dims"]),
+                     collapsed_slice_dims=tuple(sorted(inserted)),
+                     start_index_map=tuple(a["scatter_dims_to_operand_dims"]),
+                     index_vector_dim=a["index_vector_dim"], slice_sizes=tuple(sizes))
+    if comp.root.opcode == "add":
+        return [g, None, g_updates]
+    if comp.root is comp.parameters[1]:  # overwrite: the old values no longer matter
+        g_operand = e.b.add("scatter", [g, indices, e.zeros(updates)], dict(a),
+                            {"to_apply": _overwrite(e, g.shape.dtype)}, metadata={})
+        return [g_operand, None, g_updates]
+    raise NotImplementedError("gradient of a scatter with a non-add combiner")
+
+
+def _overwrite(e, dtype):
+    from ir.builder import Builder
+    b = Builder("overwrite", e.b.names)
+    shape = ArrayShape(dtype, ())
+    b.parameter(0, shape, "old")
+    comp = b.finish(b.parameter(1, shape, "new"))
+    e.b.extra_computations.append(comp)
+    return comp
+
+
+def _custom_call(e, inst, g):
+    target = inst.attrs["custom_call_target"]
+    if target == "stop_gradient":
+        return [None]
+    if target != "flowjit.custom_vjp":
+        raise NotImplementedError(f"gradient of custom-call {target!r}")
+    _, fwd, bwd = inst.calls["called_computations"]
+    operands = list(inst.operands)
+    saved = e.b.add("call", operands, {}, {"to_apply": fwd}, metadata={})
+    residuals = [e.op("get-tuple-element", saved, index=k)
+                 for k in range(1, len(saved.shape.elements))]
+    cts = e.b.add("call", residuals + [g], {}, {"to_apply": bwd}, metadata={})
+    return [e.op("get-tuple-element", cts, index=k) for k in range(len(operands))]
+
+
+def _call(e, inst, g):
+    raise NotImplementedError("gradient through `call`: inline it first")
+
+
+_TWO_OVER_ROOT_PI = 2 / math.sqrt(math.pi)
+
+VJP_RULES = {
+    "add": lambda e, inst, g: [g, g],
+    "subtract": lambda e, inst, g: [g, e.neg(g)],
+    "multiply": lambda e, inst, g: [e.mul(g, inst.operands[1]), e.mul(g, inst.operands[0])],
+    "divide": _divide,
+    "negate": _linear(lambda e, inst, g: e.neg(g)),
+    "copy": _linear(lambda e, inst, g: g),
+    "reshape": _linear(lambda e, inst, g: e.reshape(g, inst.operands[0].shape.dims)),
+    "reverse": _linear(lambda e, inst, g: e.op("reverse", g,
+                                                dimensions=inst.attrs["dimensions"])),
+    "exponential": _unary(lambda e, x, out: out),
+    "exponential-minus-one": _unary(lambda e, x, out: e.add(out, e.constant(1, out))),
+    "log": _unary(lambda e, x, out: e.div(e.constant(1, x), x)),
+    "log-plus-one": _unary(lambda e, x, out: e.div(e.constant(1, x),
+                                                  e.add(x, e.constant(1, x)))),
+    "sqrt": _unary(lambda e, x, out: e.div(e.constant(0.5, out), out)),
+    "rsqrt": _unary(lambda e, x, out: e.mul(e.constant(-0.5, out), e.div(out, x))),
+    "cbrt": _unary(lambda e, x, out: e.div(out, e.mul(e.constant(3, x), x))),
+    "tanh": _unary(lambda e, x, out: e.sub(e.constant(1, out), e.mul(out, out))),
+    "logistic": _unary(lambda e, x, out: e.mul(out, e.sub(e.constant(1, out), out))),
+    "sine": _unary(lambda e, x, out: e.op("cosine", x)),
+    "cosine": _unary(lambda e, x, out: e.neg(e.op("sine", x))),
+    "tan": _unary(lambda e, x, out: e.add(e.constant(1, out), e.mul(out, out))),
+    "erf": _unary(lambda e, x, out: e.mul(e.constant(_TWO_OVER_ROOT_PI, x),
+                                          e.op("exponential", e.neg(e.mul(x, x))))),
+    "abs": _unary(lambda e, x, out: e.op("sign", x)),
+    "maximum": _maximum_like("GT"),
+    "minimum": _maximum_like("LT"),
+    "power": _power,
+    "atan2": _atan2,
+    "remainder": _remainder,
+    "select": _select,
+    "clamp": _clamp,
+    "convert": _convert,
+    "broadcast": _broadcast,
+    "transpose": _transpose,
+    "slice": _slice,
+    "pad": _pad,
+    "concatenate": _concatenate,
+    "reduce": _reduce,
+    "dot": _dot,
+    "dynamic-slice": _dynamic_slice,
+    "dynamic-update-slice": _dynamic_update_slice,
+    "gather": _gather,
+    "scatter": _scatter,
+    "custom-call": _custom_call,
+}
