@@ -1,0 +1,48 @@
+"""An LSTM cell step (seed example) and its gradients, compiled.
+
+    python examples/lstm.py
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import compiler  # noqa: E402
+import compiler.nn as nn  # noqa: E402
+import compiler.numpy as fnp  # noqa: E402
+
+
+def lstm_cell(params, x, h, c):
+    """One step: gates from [x, h], new cell state and hidden state."""
+    w, b = params
+    z = fnp.concatenate([x, h], axis=-1) @ w + b
+    i, f, o, g = (z[..., k::4] for k in range(4))
+    c_new = nn.sigmoid(f) * c + nn.sigmoid(i) * fnp.tanh(g)
+    h_new = nn.sigmoid(o) * fnp.tanh(c_new)
+    return h_new, c_new
+
+
+def loss(params, x, h, c):
+    h_new, c_new = lstm_cell(params, x, h, c)
+    return fnp.sum(h_new ** 2) + fnp.sum(c_new)
+
+
+def make(batch: int = 4, n_in: int = 3, n_hidden: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((n_in + n_hidden, 4 * n_hidden)) * 0.3
+    b = rng.standard_normal(4 * n_hidden) * 0.1
+    x = rng.standard_normal((batch, n_in))
+    h = rng.standard_normal((batch, n_hidden))
+    c = rng.standard_normal((batch, n_hidden))
+    return (w, b), x, h, c
+
+
+grad_step = compiler.jit(compiler.grad(loss, argnums=(0, 2)))
+
+if __name__ == "__main__":
+    params, x, h, c = make()
+    (gw, gb), gh = grad_step(params, x, h, c)
+    print("dL/dw norm", float(np.linalg.norm(gw)), "dL/db norm", float(np.linalg.norm(gb)),
+          "dL/dh norm", float(np.linalg.norm(gh)))

@@ -1,0 +1,39 @@
+"""The autodiff examples do what they say, checked against independent oracles."""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples"))
+
+import linear_regression  # noqa: E402
+import lstm  # noqa: E402
+import mlp_classifier  # noqa: E402
+
+
+def test_linear_regression_recovers_the_true_parameters():
+    (w, b), (true_w, true_b) = linear_regression.fit()
+    np.testing.assert_allclose(w, true_w, atol=0.01)
+    np.testing.assert_allclose(b, true_b, atol=0.01)
+
+
+def test_mlp_classifier_reaches_95_percent():
+    accuracy, _ = mlp_classifier.train()
+    assert accuracy > 0.95
+
+
+def test_lstm_gradients_match_finite_differences():
+    params, x, h, c = lstm.make()
+    (gw, gb), gh = lstm.grad_step(params, x, h, c)
+    f = lambda w, b, h: float(lstm.loss((w, b), x, h, c))  # noqa: E731
+    eps = 1e-6
+    w, b = params
+    for (array, grad, which) in ((w, gw, 0), (b, gb, 1), (h, gh, 2)):
+        for index in [(0,) * array.ndim, tuple(s - 1 for s in array.shape)]:
+            args = [w.copy(), b.copy(), h.copy()]
+            args[which][index] += eps
+            up = f(*args)
+            args[which][index] -= 2 * eps
+            down = f(*args)
+            np.testing.assert_allclose(grad[index], (up - down) / (2 * eps), rtol=1e-5,
+                                       atol=1e-7)
