@@ -11,10 +11,13 @@ from compiler.core import Array
 from compiler.errors import (FlowjitError, ShapeError, TracerArrayConversionError,
                              TracerBoolConversionError)
 from compiler.ad import custom_vjp, grad, jvp, stop_gradient, value_and_grad, vjp
+from compiler.control_flow import cond, fori_loop, scan, switch, while_loop
 from compiler.jit import jit
 from compiler.tree import tree_map
 
+from compiler import random  # noqa: E402  (compiler.random, as jax.random)
+
 __version__ = "0.1.0"
 
-__all__ = ["custom_vjp", "grad", "jvp", "stop_gradient", "value_and_grad", "vjp", "Array", "FlowjitError", "ShapeError", "TracerArrayConversionError",
+__all__ = ["cond", "fori_loop", "scan", "switch", "while_loop", "custom_vjp", "grad", "jvp", "stop_gradient", "value_and_grad", "vjp", "Array", "FlowjitError", "ShapeError", "TracerArrayConversionError",
            "TracerBoolConversionError", "jit", "tree_map"]

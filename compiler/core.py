@@ -218,7 +218,7 @@ def _encloses(outer: Trace, inner: Trace) -> bool:
 
 def bind(opcode: str, operands: Sequence[Any], attrs: Optional[dict] = None,
          calls: Optional[dict] = None, shape: Optional[Shape] = None,
-         weak_type: bool = False) -> Any:
+         weak_type: bool = False, unpack: bool = True) -> Any:
     """Apply one primitive: record it when tracing, evaluate it at once otherwise."""
     attrs = dict(attrs or {})
     calls = dict(calls or {})
@@ -232,6 +232,8 @@ def bind(opcode: str, operands: Sequence[Any], attrs: Optional[dict] = None,
         inst = trace.builder.add(opcode, insts, attrs, calls, shape, metadata=user_metadata())
     except ShapeError as e:
         raise ShapeError(at_user_line(str(e))) from None
+    if inst.shape.is_tuple and not unpack:
+        return Tracer(trace, inst)
     if inst.shape.is_tuple:
         return tuple(Tracer(trace, trace.builder.add("get-tuple-element", [inst], {"index": i},
                                                      metadata=user_metadata()), weak_type)

@@ -228,3 +228,9 @@ def _set_combiner(dtype: dtypes.DType, operands):
 def full(shape: Sequence[int], value, dtype) -> np.ndarray:
     """A concrete array (becomes a broadcast constant when it meets a traced value)."""
     return np.full(tuple(shape), value, dtype=dtype)
+
+
+def bitcast_convert(x, dtype):
+    """The bits of x reinterpreted as `dtype` (same width)."""
+    target = dtypes.from_numpy(dtype)
+    return bind("bitcast-convert", [x], shape=ArrayShape(target, shape_of(x).dims))

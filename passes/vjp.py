@@ -147,6 +147,13 @@ def vjp(comp: Computation, wrt: Sequence[int], names: Optional[NameTable] = None
         if rule is None:
             if inst.opcode in NON_DIFFERENTIABLE:
                 continue
+            loop = inst.operands[0] if inst.opcode == "get-tuple-element" else inst
+            if loop.opcode == "while":
+                raise NonDifferentiableError(
+                    f"reverse-mode differentiation of a while loop (%{loop.name}"
+                    + (f", from {loop.source_line}" if loop.source_line else "")
+                    + ") is not supported: its trip count is only known at run time "
+                    "(JAX refuses it too)")
             raise NonDifferentiableError(
                 f"cannot differentiate through '{inst.opcode}' (%{inst.name}"
                 + (f", from {inst.source_line}" if inst.source_line else "") + ")")
