@@ -7,6 +7,7 @@ import functools
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import llvmlite.binding as llvm
 
@@ -66,8 +67,20 @@ def optimize(module_ref: llvm.ModuleRef, tm: llvm.TargetMachine, level: int = 3)
     manager.run(module_ref, builder)
 
 
-def compile_llvm_ir(text: str, opt_level: int = 3) -> MachineCode:
-    """Parse, verify, optimize and JIT-compile LLVM IR text; returns the entry address."""
+@functools.lru_cache(maxsize=1)
+def host_target_description() -> str:
+    """Everything about this machine that changes the machine code (a cache key part)."""
+    _initialize()
+    return " ".join([llvm.get_process_triple(), llvm.get_host_cpu_name(),
+                     llvm.get_host_cpu_features().flatten(), str(llvm.llvm_version_info)])
+
+
+def compile_llvm_ir(text: str, opt_level: int = 3, object_code: Optional[bytes] = None,
+                    save_object: Optional[Callable[[bytes], None]] = None) -> MachineCode:
+    """Parse, verify, optimize and JIT-compile LLVM IR text; returns the entry address.
+
+    With `object_code` (from a cache) LLVM's optimization and code generation are skipped;
+    `save_object` receives the object code that was generated otherwise."""
     _initialize()
     timings = {}
     with _lock:
@@ -77,11 +90,16 @@ def compile_llvm_ir(text: str, opt_level: int = 3) -> MachineCode:
         timings["llvm_parse"] = time.perf_counter() - start
         start = time.perf_counter()
         tm = host_target_machine()
-        if opt_level:
+        if opt_level and object_code is None:
             optimize(module_ref, tm, opt_level)
         timings["llvm_optimize"] = time.perf_counter() - start
         start = time.perf_counter()
         engine = llvm.create_mcjit_compiler(module_ref, tm)
+        if object_code is not None or save_object is not None:
+            def notify(_module, buffer: bytes) -> None:
+                if save_object is not None and object_code is None:
+                    save_object(bytes(buffer))
+            engine.set_object_cache(notify, lambda _module: object_code)
         engine.finalize_object()
         address = engine.get_function_address("entry")
         timings["machine_code"] = time.perf_counter() - start

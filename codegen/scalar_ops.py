@@ -53,6 +53,10 @@ class ScalarContext:
         fn = self.declare(name, t, [t] * len(args))
         return b.call(fn, list(args))
 
+    def float_remainder(self, x, y):
+        """fmod(x, y); a target whose `frem` is inexact (NVPTX) overrides this."""
+        return self.builder.frem(x, y)
+
 
 Rule = Callable[[ScalarContext, Instruction, list], llvm_ir.Value]
 
@@ -191,7 +195,7 @@ def _divide(ctx, inst, args):
 
 def _remainder(ctx, inst, args):
     if _dtype(inst).is_float:
-        return ctx.builder.frem(*args)
+        return ctx.float_remainder(*args)
     return _int_division(ctx, inst, args, remainder=True)
 
 

@@ -14,7 +14,9 @@ from typing import Optional
 
 import numpy as np
 
-from codegen import ModuleLowering, compile_llvm_ir, host_data_layout, host_triple
+from codegen import (ModuleLowering, compile_llvm_ir, host_data_layout,
+                     host_target_description, host_triple)
+from runtime import disk_cache
 from ir.buffers import ALIGN, BufferPlan, flatten_slots, plan_buffers
 from ir.module import Instruction, Module
 
@@ -32,7 +34,11 @@ class Executable:
         self.llvm_ir = str(lowering.lower())
         self.kernels = lowering.kernels
         timings["llvm_ir"] = time.perf_counter() - start
-        code = compile_llvm_ir(self.llvm_ir, llvm_opt_level)
+        key = disk_cache.cache_key(self.llvm_ir, f"{host_target_description()} O{llvm_opt_level}")
+        cached = disk_cache.load(key)
+        code = compile_llvm_ir(self.llvm_ir, llvm_opt_level, object_code=cached,
+                               save_object=lambda obj: disk_cache.store(key, obj))
+        self.from_disk_cache = cached is not None
         timings.update(code.timings)
         self.timings = timings
         self.optimized_llvm_ir = code.optimized_ir

@@ -1,0 +1,216 @@
+"""The NVPTX target: thread-index intrinsics, warp shuffles, barriers, shared memory, libdevice
+math, and LLVM IR → optimized PTX text (LLVM's NVPTX backend, through llvmlite)."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+from typing import Iterator
+
+import llvmlite.binding as llvm
+from llvmlite import ir as llvm_ir
+
+from codegen.scalar_ops import ScalarContext
+from codegen.types import F32, I1, I32, I64
+
+TRIPLE = "nvptx64-nvidia-cuda"
+LIBDEVICE = os.environ.get("FLOWJIT_LIBDEVICE",
+                           "/usr/local/cuda/nvvm/libdevice/libdevice.10.bc")
+ARCHES = ("sm_70", "sm_75", "sm_80", "sm_86", "sm_89", "sm_90")
+WARP = 32
+_FULL_MASK = llvm_ir.Constant(I32, -1)
+_lock = threading.Lock()
+
+# LLVM intrinsics NVPTX has no accurate instruction for: they become libdevice calls.
+_LIBDEVICE_INTRINSICS = frozenset({"exp", "exp2", "log", "log2", "log10", "sin", "cos",
+                                   "pow"})
+
+
+class NvptxScalarContext(ScalarContext):
+    """The shared scalar rules, with transcendental math sent to libdevice (`__nv_*`)."""
+
+    def __init__(self, builder: llvm_ir.IRBuilder, module: llvm_ir.Module):
+        super().__init__(builder, module, inline_math=False)
+
+    def call_intrinsic(self, base: str, *args):
+        if base in _LIBDEVICE_INTRINSICS:
+            return self.call_libm(base, *args)
+        return super().call_intrinsic(base, *args)
+
+    def call_libm(self, base: str, *args):
+        """libdevice's `__nv_<name>f` (f32) or `__nv_<name>` (f64); f16 goes through f32."""
+        t = args[0].type
+        b = self.builder
+        if str(t) == "half":
+            widened = [b.fpext(a, F32) for a in args]
+            return b.fptrunc(self.call_libm(base, *widened), t)
+        name = "__nv_" + base + ("f" if str(t) == "float" else "")
+        return b.call(self.declare(name, t, [t] * len(args)), list(args))
+
+    def float_remainder(self, x, y):
+        # NVPTX's frem divides and truncates (inexact for big quotients); fmod is exact.
+        return self.call_libm("fmod", x, y)
+
+
+# --- thread geometry, barriers and shuffles ----------------------------------------------
+
+def special_register(ctx: ScalarContext, name: str) -> llvm_ir.Value:
+    """`%tid.x`, `%ctaid.x`, `%ntid.x`, `%nctaid.x`, ... as i32."""
+    fn = ctx.declare(f"llvm.nvvm.read.ptx.sreg.{name}", I32, [])
+    return ctx.builder.call(fn, [], name=name.replace(".", "_"))
+
+
+def barrier(ctx: ScalarContext) -> None:
+    """`bar.sync 0`: every thread of the block waits here."""
+    ctx.builder.call(ctx.declare("llvm.nvvm.barrier0", llvm_ir.VoidType(), []), [])
+
+
+def _to_words(b: llvm_ir.IRBuilder, value) -> tuple[list, object]:
+    """`value` as a list of i32 words, and how to rebuild it."""
+    t = value.type
+    if isinstance(t, llvm_ir.IntType) and t.width <= 32:
+        widened = b.zext(value, I32) if t.width < 32 else value
+        return [widened], (lambda w: b.trunc(w[0], t) if t.width < 32 else w[0])
+    if str(t) == "float":
+        return [b.bitcast(value, I32)], (lambda w: b.bitcast(w[0], t))
+    if str(t) == "half":
+        bits = b.zext(b.bitcast(value, llvm_ir.IntType(16)), I32)
+        return [bits], (lambda w: b.bitcast(b.trunc(w[0], llvm_ir.IntType(16)), t))
+    bits = b.bitcast(value, I64) if str(t) == "double" else value
+    low = b.trunc(bits, I32)
+    high = b.trunc(b.lshr(bits, llvm_ir.Constant(I64, 32)), I32)
+
+    def rebuild(w):
+        joined = b.or_(b.zext(w[0], I64), b.shl(b.zext(w[1], I64), llvm_ir.Constant(I64, 32)))
+        return b.bitcast(joined, t) if str(t) == "double" else joined
+    return [low, high], rebuild
+
+
+def shuffle(ctx: ScalarContext, mode: str, value, offset: int):
+    """`shfl.sync.<mode>` (mode `down` or `bfly`) of a value of any register type."""
+    b = ctx.builder
+    fn = ctx.declare(f"llvm.nvvm.shfl.sync.{mode}.i32", I32, [I32, I32, I32, I32])
+    words, rebuild = _to_words(b, value)
+    clamp = llvm_ir.Constant(I32, WARP - 1)
+    moved = [b.call(fn, [_FULL_MASK, w, llvm_ir.Constant(I32, offset), clamp]) for w in words]
+    return rebuild(moved)
+
+
+def shared_array(module: llvm_ir.Module, element: llvm_ir.Type, count: int,
+                 name: str) -> llvm_ir.GlobalVariable:
+    """A block-shared array (`.shared`, address space 3) of `count` elements."""
+    array = llvm_ir.ArrayType(element, count)
+    g = llvm_ir.GlobalVariable(module, array, name, addrspace=3)
+    g.initializer = llvm_ir.Constant(array, llvm_ir.Undefined)
+    g.linkage = "internal"
+    g.align = 16
+    return g
+
+
+def shared_element(b: llvm_ir.IRBuilder, array: llvm_ir.GlobalVariable, index):
+    """Address of `array[index]` in shared memory."""
+    return b.gep(array, [llvm_ir.Constant(I32, 0), index], inbounds=True,
+                 source_etype=array.value_type)
+
+
+@contextlib.contextmanager
+def strided_loop(b: llvm_ir.IRBuilder, start, count, step,
+                 name: str = "i") -> Iterator[llvm_ir.Value]:
+    """`for (i = start; i < count; i += step)` over i64 (unsigned compare)."""
+    preheader = b.block
+    header = b.append_basic_block(f"{name}.header")
+    body = b.append_basic_block(f"{name}.body")
+    exit_block = b.append_basic_block(f"{name}.exit")
+    b.branch(header)
+    b.position_at_end(header)
+    index = b.phi(I64, name=name)
+    index.add_incoming(start, preheader)
+    b.cbranch(b.icmp_unsigned("<", index, count), body, exit_block)
+    b.position_at_end(body)
+    yield index
+    index.add_incoming(b.add(index, step, flags=["nuw"]), b.block)
+    b.branch(header)
+    b.position_at_end(exit_block)
+
+
+def delinearize_narrow(b: llvm_ir.IRBuilder, offset, dims: tuple, total: int) -> list:
+    """Row-major multi-index (i64 values) of i64 `offset`; the divisions run in i32 when the
+    array is small enough (64-bit division is many instructions on a GPU)."""
+    narrow = total < 2 ** 31
+    t = I32 if narrow else I64
+    value = b.trunc(offset, I32) if narrow else offset
+    significant = [d for d, size in enumerate(dims) if size != 1]
+    index = []
+    for d in reversed(range(len(dims))):
+        size = dims[d]
+        if size == 1:
+            index.append(llvm_ir.Constant(I64, 0))
+            continue
+        if d == significant[0]:  # offset < total: the outermost index needs no remainder
+            part = value
+        else:
+            part = b.urem(value, llvm_ir.Constant(t, size))
+            value = b.udiv(value, llvm_ir.Constant(t, size))
+        index.append(b.zext(part, I64) if narrow else part)
+    return list(reversed(index))
+
+
+def boolean(value: bool) -> llvm_ir.Constant:
+    return llvm_ir.Constant(I1, int(value))
+
+
+# --- LLVM IR → PTX -----------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _initialize() -> None:
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+
+
+@functools.lru_cache(maxsize=None)
+def target_machine(arch: str) -> llvm.TargetMachine:
+    """The NVPTX target machine for `arch` (one per arch, reused)."""
+    if arch not in ARCHES:
+        raise ValueError(f"unsupported CUDA architecture {arch!r} (known: {', '.join(ARCHES)})")
+    _initialize()
+    target = llvm.Target.from_triple(TRIPLE)
+    return target.create_target_machine(cpu=arch, opt=3)
+
+
+@functools.lru_cache(maxsize=None)
+def data_layout(arch: str) -> str:
+    # Asked once per machine: asking a target machine for its TargetData twice aborts.
+    return str(target_machine(arch).target_data)
+
+
+@functools.lru_cache(maxsize=1)
+def _libdevice_bytes() -> bytes:
+    if not os.path.exists(LIBDEVICE):
+        raise FileNotFoundError(f"libdevice not found at {LIBDEVICE} (set FLOWJIT_LIBDEVICE "
+                                "to the path of libdevice.10.bc from a CUDA toolkit)")
+    with open(LIBDEVICE, "rb") as f:
+        return f.read()
+
+
+def compile_to_ptx(text: str, arch: str, kernels: list[str]) -> tuple[str, str]:
+    """(PTX, optimized LLVM IR) of a module: libdevice linked where `__nv_*` is called,
+    everything but the kernels internalized, LLVM O3, NVPTX code generation."""
+    _initialize()
+    with _lock:
+        module = llvm.parse_assembly(text)
+        module.verify()
+        if any(f.name.startswith("__nv_") for f in module.functions if f.is_declaration):
+            library = llvm.parse_bitcode(_libdevice_bytes())
+            library.triple = TRIPLE
+            library.data_layout = data_layout(arch)
+            module.link_in(library)
+        keep = set(kernels)
+        for fn in module.functions:
+            if not fn.is_declaration and fn.name not in keep:
+                fn.linkage = "internal"
+        tm = target_machine(arch)
+        options = llvm.create_pipeline_tuning_options(speed_level=3)
+        builder = llvm.create_pass_builder(tm, options)
+        builder.getModulePassManager().run(module, builder)
+        return tm.emit_assembly(module), str(module)
