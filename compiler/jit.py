@@ -48,8 +48,7 @@ class Compiled:
         self._dtypes = [spec.dtype for spec in traced.in_specs]
 
     def __call__(self, *leaves: Any) -> Any:
-        arrays = [np.asarray(leaf, dtype=dt) for leaf, dt in zip(leaves, self._dtypes)]
-        outputs = self.executable(*arrays)
+        outputs = self.executable(*leaves)
         return tree.unflatten(self.traced.out_tree, [as_array(o) for o in outputs])
 
     def as_text(self) -> str:
@@ -156,6 +155,16 @@ class Jitted:
     def __call__(self, *args: Any) -> Any:
         if current_trace() is not None:
             return self.fun(*args)  # jit inside jit: trace straight through
+        if not self.static_argnums:
+            # The hot path: no argument names or labels unless something goes wrong.
+            leaves, treedef = tree.flatten(args)
+            try:
+                key = (treedef, tuple(_quick_spec(leaf) for leaf in leaves), ())
+            except TypeError:
+                key = None
+            compiled = self._cache.get(key) if key is not None else None
+            if compiled is not None:
+                return compiled(*leaves)
         static, leaves, treedef, rebuild, labels = self._split(args)
         key = self._key(static, leaves, treedef, labels)
         compiled = self._cache.get(key)
@@ -186,6 +195,15 @@ class Jitted:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+
+
+def _quick_spec(leaf: Any) -> ArgSpec:
+    """spec_of without the error-message work, for the common leaf types."""
+    if type(leaf) is np.ndarray or isinstance(leaf, np.ndarray):
+        return ArgSpec(leaf.shape, leaf.dtype, False)
+    if type(leaf) in (float, int, bool):
+        return ArgSpec((), np.asarray(leaf).dtype, True)
+    return spec_of(leaf, "argument")
 
 
 def _leaf_labels(dynamic: tuple, names: list[str]) -> list[str]:

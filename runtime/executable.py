@@ -54,12 +54,17 @@ class Executable:
         for slot, offset in self.plan.arena_offsets.items():
             self._table[slot] = arena_base + offset
         self._param_shapes = [p.shape for p in module.entry.parameters]
+        self._param_types = [(s.dims, s.dtype.to_numpy()) for s in self._param_shapes]
+        self._output_types = [(self.plan.shapes[s].dims, self.plan.shapes[s].dtype.to_numpy())
+                              for s in self.plan.outputs]
+        self._table_address = ctypes.addressof(self._table)
         external = set(self.plan.inputs) | set(self.plan.constants)
         seen: set[int] = set()
         self._fresh_outputs = []   # per output leaf: computed straight into a fresh array?
         for slot in self.plan.outputs:
             self._fresh_outputs.append(slot not in external and slot not in seen)
             seen.add(slot)
+        self._all_fresh = all(self._fresh_outputs)
 
     def _slots_of(self, inst: Instruction) -> list[int]:
         return flatten_slots(self._trees[id(inst)])
@@ -69,31 +74,32 @@ class Executable:
             raise TypeError(f"{self.module.name} takes {len(self._param_shapes)} arrays, "
                             f"got {len(args)}")
         arrays = []
-        for k, (arg, shape) in enumerate(zip(args, self._param_shapes)):
-            array = np.asarray(arg, dtype=shape.dtype.to_numpy(), order="C")
-            if array.shape != shape.dims:
-                raise ValueError(f"argument {k} has shape {array.shape}, expected "
-                                 f"{shape.dims}")
-            arrays.append(array)
+        for k, (arg, (dims, dtype)) in enumerate(zip(args, self._param_types)):
+            if not (type(arg) is np.ndarray and arg.dtype == dtype and arg.flags.c_contiguous):
+                arg = np.asarray(arg, dtype=dtype, order="C")
+            if arg.shape != dims:
+                raise ValueError(f"argument {k} has shape {arg.shape}, expected {dims}")
+            arrays.append(arg)
         plan = self.plan
         outputs: list[Optional[np.ndarray]] = []
         with self._lock:
             table = self._table
             for slot, array in zip(plan.inputs, arrays):
-                table[slot] = array.ctypes.data
-            for slot, fresh in zip(plan.outputs, self._fresh_outputs):
+                table[slot] = _address(array)
+            for slot, fresh, (dims, dtype) in zip(plan.outputs, self._fresh_outputs,
+                                                  self._output_types):
                 if fresh:
-                    shape = plan.shapes[slot]
-                    out = np.empty(shape.dims, dtype=shape.dtype.to_numpy())
-                    table[slot] = out.ctypes.data
+                    out = np.empty(dims, dtype=dtype)
+                    table[slot] = _address(out)
                     outputs.append(out)
                 else:
                     outputs.append(None)
-            self._entry(ctypes.addressof(table))
+            self._entry(self._table_address)
             # Outputs that are parameters, constants or repeats are copies of their slot.
-            for k, (slot, fresh) in enumerate(zip(plan.outputs, self._fresh_outputs)):
-                if not fresh:
-                    outputs[k] = self._read_slot(slot, arrays).copy()
+            if not self._all_fresh:
+                for k, (slot, fresh) in enumerate(zip(plan.outputs, self._fresh_outputs)):
+                    if not fresh:
+                        outputs[k] = self._read_slot(slot, arrays).copy()
         return outputs
 
     def _read_slot(self, slot: int, arrays: list[np.ndarray]) -> np.ndarray:
@@ -111,3 +117,8 @@ class Executable:
 def compile_module(module: Module, llvm_opt_level: int = 3) -> Executable:
     """Compile a (fused, scheduled) module for the host CPU."""
     return Executable(module, llvm_opt_level)
+
+
+def _address(array: np.ndarray) -> int:
+    """The data pointer of an array (cheaper than array.ctypes.data)."""
+    return array.__array_interface__["data"][0]
