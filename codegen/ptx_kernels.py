@@ -12,7 +12,7 @@ from llvmlite import ir as llvm_ir
 from codegen.control import alloca_at_entry, select_by_branch
 from codegen.elemental import (ConstantPool, ElementalEmitter, emit_scalar_computation,
                                linearize, load_element)
-from codegen.ptx_target import (WARP, barrier, boolean, delinearize_narrow, shared_array,
+from codegen.ptx_target import (load_shared, WARP, barrier, boolean, delinearize_narrow, shared_array,
                                 shared_element, shuffle, special_register, strided_loop)
 from codegen.scalar_ops import ScalarContext, convert, from_memory, to_memory
 from codegen.types import I8, I32, I64, i64, memory_type
@@ -25,7 +25,7 @@ MAX_GRID = 65535
 ROW_KERNEL_MIN = 32   # reductions over fewer elements run one per thread, in a loop kernel
 
 
-def _no_parameters(inst: Instruction, index: list):
+def no_parameters(inst: Instruction, index: list):
     raise NotImplementedError(f"parameter %{inst.name} has no buffer in this kernel")
 
 
@@ -62,7 +62,7 @@ def emit_loop_kernel(ctx: ScalarContext, constants: ConstantPool, root: Instruct
     tid, block, threads, blocks = thread_geometry(ctx)
     start = b.add(b.mul(block, threads), tid)
     stride = b.mul(threads, blocks)
-    emitter = ElementalEmitter(ctx, _no_parameters, constants, buffers)
+    emitter = ElementalEmitter(ctx, no_parameters, constants, buffers)
     largest = 0
     for group in groups:
         shape = out_shapes[group[0]]
@@ -141,7 +141,7 @@ def emit_row_kernel(ctx: ScalarContext, constants: ConstantPool, root: Instructi
     rows = math.prod(row_dims)
     col_dims = () if root.opcode == "reduce" else root.shape.dims[rank:]
     cols = math.prod(col_dims)
-    emitter = ElementalEmitter(ctx, _no_parameters, constants, buffers)
+    emitter = ElementalEmitter(ctx, no_parameters, constants, buffers)
     if rows == 0:
         return 0
     with strided_loop(b, block_id, i64(rows), blocks, "row") as row:
@@ -229,9 +229,9 @@ def _block_reduce(em: ElementalEmitter, reduction: Instruction, row_index: list,
         barrier(ctx)
         # Each group of `warps` lanes reads all partials, so every lane ends with the total.
         source = b.and_(lane, llvm_ir.Constant(I32, warps - 1))
-        acc = [_from_shared(b, b.load(shared_element(b, array, source)), t)
+        acc = [_from_shared(b, load_shared(b, array, source), t)
                for array, t in zip(partial, types)]
-        flag = b.load(shared_element(b, flags, source))
+        flag = load_shared(b, flags, source)
         has = b.icmp_unsigned("!=", flag, llvm_ir.Constant(I8, 0))
         acc, has = _warp_reduce(ctx, combine, acc, has, lane, warps, "bfly")
         barrier(ctx)  # the partials are read before the next row overwrites them
@@ -298,7 +298,7 @@ def emit_scatter_kernel(ctx: ScalarContext, constants: ConstantPool, inst: Instr
     for k, d in enumerate(operand_window_dims):
         window_size[d] = updates.shape.dims[window_dims[k]]
     comp = inst.calls["to_apply"]
-    emitter = ElementalEmitter(ctx, _no_parameters, constants)
+    emitter = ElementalEmitter(ctx, no_parameters, constants)
     atomic = scatter_is_atomic(inst)
     if updates.shape.size == 0:
         return 0

@@ -101,17 +101,22 @@ def shared_array(module: llvm_ir.Module, element: llvm_ir.Type, count: int,
                  name: str) -> llvm_ir.GlobalVariable:
     """A block-shared array (`.shared`, address space 3) of `count` elements."""
     array = llvm_ir.ArrayType(element, count)
-    g = llvm_ir.GlobalVariable(module, array, name, addrspace=3)
+    g = llvm_ir.GlobalVariable(module, array, module.get_unique_name(name), addrspace=3)
     g.initializer = llvm_ir.Constant(array, llvm_ir.Undefined)
     g.linkage = "internal"
     g.align = 16
+    g.type = llvm_ir.PointerType(addrspace=3)  # opaque: llvmlite checks stores otherwise
     return g
 
 
 def shared_element(b: llvm_ir.IRBuilder, array: llvm_ir.GlobalVariable, index):
     """Address of `array[index]` in shared memory."""
-    return b.gep(array, [llvm_ir.Constant(I32, 0), index], inbounds=True,
-                 source_etype=array.value_type)
+    return b.gep(array, [index], inbounds=True, source_etype=array.value_type.element)
+
+
+def load_shared(b: llvm_ir.IRBuilder, array: llvm_ir.GlobalVariable, index):
+    """`array[index]` from shared memory."""
+    return b.load(shared_element(b, array, index), typ=array.value_type.element)
 
 
 @contextlib.contextmanager

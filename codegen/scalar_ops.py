@@ -27,6 +27,7 @@ class ScalarContext:
     module: llvm_ir.Module
     inline_math: bool = True   # vectorizable polynomial exp/log/tanh instead of libm
     reassociate: bool = False  # set while emitting a reducer: lets LLVM vectorize sums
+    target: str = "cpu"        # "cuda": math that NVPTX cannot lower goes to libdevice
 
     def intrinsic(self, name: str, ret: llvm_ir.Type, args: list) -> llvm_ir.Function:
         return self.declare(name, ret, [a.type for a in args])
@@ -38,6 +39,8 @@ class ScalarContext:
         return llvm_ir.Function(self.module, llvm_ir.FunctionType(ret, arg_types), name)
 
     def call_intrinsic(self, base: str, *args):
+        if self.target == "cuda" and base in _LIBDEVICE_INTRINSICS:
+            return self.call_libm(_LIBDEVICE_INTRINSICS[base], *args)
         suffix = {"half": "f16", "float": "f32", "double": "f64"}[str(args[0].type)]
         fn = self.intrinsic(f"llvm.{base}.{suffix}", args[0].type, list(args))
         return self.builder.call(fn, list(args))
@@ -50,6 +53,8 @@ class ScalarContext:
             widened = [b.fpext(a, F32) for a in args]
             return b.fptrunc(self.call_libm(base, *widened), t)
         name = base + ("f" if str(t) == "float" else "")
+        if self.target == "cuda":
+            name = "__nv_" + name   # libdevice, linked in by codegen/ptx.py
         fn = self.declare(name, t, [t] * len(args))
         return b.call(fn, list(args))
 
@@ -59,6 +64,10 @@ class ScalarContext:
 
 
 Rule = Callable[[ScalarContext, Instruction, list], llvm_ir.Value]
+
+# LLVM intrinsics the NVPTX backend has no lowering for: libdevice names instead.
+_LIBDEVICE_INTRINSICS = {"exp": "exp", "log": "log", "sin": "sin", "cos": "cos",
+                         "pow": "pow", "round": "round"}
 
 
 def _dtype(inst: Instruction, i: int = 0) -> DType:

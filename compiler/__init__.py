@@ -14,10 +14,11 @@ from compiler.ad import custom_vjp, grad, jvp, stop_gradient, value_and_grad, vj
 from compiler.control_flow import cond, fori_loop, scan, switch, while_loop
 from compiler.jit import jit
 from compiler.tree import tree_map
+from runtime.cuda import available_devices as devices, device_put
 
 from compiler import random  # noqa: E402  (compiler.random, as jax.random)
 
 __version__ = "0.1.0"
 
-__all__ = ["cond", "fori_loop", "scan", "switch", "while_loop", "custom_vjp", "grad", "jvp", "stop_gradient", "value_and_grad", "vjp", "Array", "FlowjitError", "ShapeError", "TracerArrayConversionError",
+__all__ = ["devices", "device_put", "cond", "fori_loop", "scan", "switch", "while_loop", "custom_vjp", "grad", "jvp", "stop_gradient", "value_and_grad", "vjp", "Array", "FlowjitError", "ShapeError", "TracerArrayConversionError",
            "TracerBoolConversionError", "jit", "tree_map"]

@@ -72,7 +72,7 @@ def cmd_dump(args) -> int:
     trace_time = time.perf_counter() - start
     module = lowered.module
     if args.after is None and not (args.diff or args.explain_fusion or args.timings
-                                   or args.stage != "hlo"):
+                                   or args.stage != "hlo" or args.target_device != "cpu"):
         print(module.to_text(metadata=not args.no_metadata), end="")
         return 0
     manager = PassManager(pipeline_for(args.opt_level), verify=True)
@@ -97,7 +97,10 @@ def cmd_dump(args) -> int:
         from passes import explain_fusion
         before = [r.before_text for r in manager.records if r.name == "fusion"]
         print(explain_fusion(parse_module(before[0]) if before else optimized, optimized))
-    if args.stage in ("llvm", "asm"):
+    if args.stage == "ptx" or args.target_device == "cuda":
+        from codegen.ptx import ptx_for_module
+        print(ptx_for_module(optimized, args.arch))
+    elif args.stage in ("llvm", "asm"):
         from runtime.executable import compile_module
         executable = compile_module(optimized)
         print(executable.llvm_ir if args.stage == "llvm" else executable.optimized_llvm_ir)
@@ -112,8 +115,8 @@ def cmd_dump(args) -> int:
         for stage, seconds in getattr(executable, "timings", {}).items():
             print(f"{stage}: {seconds * 1e3:.2f} ms")
         print(f"backend total: {total * 1e3:.2f} ms")
-    if args.after is None and args.stage == "hlo" and not (args.diff or args.explain_fusion
-                                                           or args.timings):
+    if args.after is None and args.stage == "hlo" and args.target_device == "cpu" and not (
+            args.diff or args.explain_fusion or args.timings):
         print(optimized.to_text(), end="")
     return 0
 
@@ -220,8 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--explain-fusion", action="store_true", help="say why each "
                       "producer/consumer pair was or was not fused")
     dump.add_argument("--timings", action="store_true", help="time each compile stage")
-    dump.add_argument("--stage", choices=["hlo", "llvm", "asm"], default="hlo",
-                      help="hlo (default), llvm (LLVM IR), asm (optimized LLVM IR)")
+    dump.add_argument("--stage", choices=["hlo", "llvm", "asm", "ptx"], default="hlo",
+                      help="hlo (default), llvm (LLVM IR), asm (optimized LLVM IR), ptx")
+    dump.add_argument("--target", dest="target_device", choices=["cpu", "cuda"],
+                      default="cpu", help="cuda: print the PTX (as --stage ptx)")
+    dump.add_argument("--arch", default="sm_80", help="CUDA architecture for PTX (sm_90 ...)")
     dump.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2])
     dump.add_argument("--no-metadata", action="store_true", help="omit source lines")
     dump.set_defaults(handler=cmd_dump)

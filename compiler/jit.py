@@ -34,7 +34,8 @@ def _emit(message: str) -> None:
 class Compiled:
     """A module compiled for one signature: call it with arrays of that signature."""
 
-    def __init__(self, traced: Traced, opt_level: int, timings: dict):
+    def __init__(self, traced: Traced, opt_level: int, timings: dict,
+                 device: Optional[str] = None):
         from runtime.executable import compile_module
         from passes import optimize
         self.traced = traced
@@ -43,7 +44,11 @@ class Compiled:
         start = time.perf_counter()
         self.module, self.pass_records = optimize(_copy(traced.module), opt_level=opt_level)
         self.timings["passes"] = time.perf_counter() - start
-        self.executable = compile_module(self.module)
+        if device is not None and device.startswith("cuda"):
+            from runtime.cuda import CudaExecutable
+            self.executable = CudaExecutable(self.module)
+        else:
+            self.executable = compile_module(self.module)
         self.timings.update(getattr(self.executable, "timings", {}))
         self._dtypes = [spec.dtype for spec in traced.in_specs]
 
@@ -87,7 +92,8 @@ class Lowered:
         return self.traced.module.to_text()
 
     def compile(self) -> Compiled:
-        compiled = Compiled(self.traced, self._jitted.opt_level, {"trace": self._trace_time})
+        compiled = Compiled(self.traced, self._jitted.opt_level, {"trace": self._trace_time},
+                            self._jitted.device)
         _emit(f"compiled {self._jitted.__name__} for {_describe(self.traced.in_specs)} in "
               + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in compiled.timings.items()))
         return compiled

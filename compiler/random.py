@@ -1,27 +1,39 @@
-"""Counter-based random numbers: threefry-2x32 (20 rounds) written in integer primitives.
+"""Counter-based random numbers: threefry-2x32 (20 rounds) written in u32 integer primitives.
 
-A key is a u32[2] array. Every draw is a pure function of (key, position), computed with
-ordinary u32 adds, xors and shifts, so the bits are the same eagerly, compiled, at any
-opt_level and on any device. JAX's API: key, split, fold_in, bits, uniform, normal,
-bernoulli, randint, permutation.
+A key is a uint32[2] array. Every draw is a pure function of (key, position in the output),
+computed with ordinary u32 adds, xors and shifts, so it traces, fuses and compiles like any
+other code and gives the same bits eagerly, compiled at any opt_level and on any device.
+
+The streams are jax.random's (threefry, `jax_threefry_partitionable=True`, JAX's default):
+`key`, `split`, `fold_in`, `bits`, `uniform`, `bernoulli` and `randint` return JAX's values bit
+for bit; `normal` uses XLA's erf_inv polynomial, so it agrees with JAX to rounding.
+`permutation` is a Fisher-Yates shuffle in a fori_loop (JAX sorts instead, so it differs).
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from compiler import lax
-from compiler.core import shape_of
-from compiler.numpy._promote import wrap
+from compiler.core import Tracer, as_array, shape_of
+from compiler.numpy._promote import is_python_scalar
+from compiler.source_info import at_user_line
+from ir import dtypes
+from ir.shapes import ArrayShape
 
-_U32 = np.uint32
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_PARITY = 0x1BD11BDA        # threefry's key-schedule constant (Random123)
+_UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}
 
 
 def _u32(value) -> np.ndarray:
-    return np.asarray(value, dtype=_U32)
+    return np.asarray(value, dtype=np.uint32)
+
+
+def _wrap(x: Any) -> Any:
+    return x if isinstance(x, Tracer) else as_array(np.asarray(x))
 
 
 def _rotate_left(x, amount: int):
@@ -29,111 +41,253 @@ def _rotate_left(x, amount: int):
                           lax.shift_right_logical(x, _u32(32 - amount)))
 
 
-def threefry2x32(key, x0, x1):
-    """The Threefry-2x32 block cipher (20 rounds) on counter words x0, x1 (u32 arrays)."""
-    k0 = lax.reshape(lax.slice(key, [0], [1]), ())
-    k1 = lax.reshape(lax.slice(key, [1], [2]), ())
-    k2 = lax.bitwise_xor(lax.bitwise_xor(k0, k1), _u32(0x1BD11BDA))
-    schedule = [k0, k1, k2]
-    x0 = lax.add(x0, k0)
-    x1 = lax.add(x1, k1)
+def _threefry(k0, k1, x0, x1):
+    """Threefry-2x32, 20 rounds: key words k0, k1 (u32 scalars), counters x0, x1 (u32)."""
+    schedule = [k0, k1, lax.bitwise_xor(lax.bitwise_xor(k0, k1), _u32(_PARITY))]
+    x0, x1 = lax.add(x0, k0), lax.add(x1, k1)
     for block in range(5):
         for rotation in _ROTATIONS[block % 2]:
             x0 = lax.add(x0, x1)
             x1 = lax.bitwise_xor(_rotate_left(x1, rotation), x0)
+        # Key injection after every four rounds, with the block number against slide attacks.
         x0 = lax.add(x0, schedule[(block + 1) % 3])
         x1 = lax.add(lax.add(x1, schedule[(block + 2) % 3]), _u32(block + 1))
     return x0, x1
 
 
-def key(seed: int):
-    """A key from an integer seed."""
-    seed = int(seed)
-    return wrap(np.array([(seed >> 32) & 0xFFFFFFFF, seed & 0xFFFFFFFF], dtype=_U32))
+def _key_words(key) -> tuple[Any, Any]:
+    shape = shape_of(key)
+    if shape != ArrayShape(dtypes.DType.U32, (2,)):
+        raise TypeError(at_user_line(f"expected a random key, a u32[2] array (random.key(seed)),"
+                                     f" got {shape}"))
+    return tuple(lax.reshape(lax.slice(key, [k], [k + 1]), ()) for k in range(2))
+
+
+def threefry2x32(key, x0, x1):
+    """Threefry-2x32 (20 rounds) of the counter words x0, x1 (u32 arrays) under `key`."""
+    k0, k1 = _key_words(key)
+    return tuple(_wrap(w) for w in _threefry(k0, k1, _u32(x0) if not isinstance(x0, Tracer)
+                                             else x0, _u32(x1) if not isinstance(x1, Tracer)
+                                             else x1))
+
+
+def _counters(shape: tuple[int, ...]):
+    """The row-major position of every element of `shape`, as (high, low) u32 words."""
+    size = math.prod(shape)
+    if size >= 2 ** 32:
+        raise ValueError(at_user_line(f"cannot draw {size} values from one key; split it"))
+    if size == 0:
+        low = lax.broadcast_in_dim(_u32(0), shape, [])
+    else:
+        low = lax.reshape(lax.iota(np.uint32, (size,)), shape)
+    high = lax.broadcast_in_dim(_u32(0), shape, [])
+    return high, low
+
+
+def _bits_pair(key, shape: tuple[int, ...]):
+    k0, k1 = _key_words(key)
+    high, low = _counters(shape)
+    return _threefry(k0, k1, high, low)
+
+
+def _stack_words(w0, w1, shape: tuple[int, ...]):
+    column = shape + (1,)
+    return lax.concatenate([lax.reshape(w0, column), lax.reshape(w1, column)], len(shape))
+
+
+def key(seed: Any):
+    """A key (u32[2]) from an integer seed, as jax.random.key / PRNGKey."""
+    if is_python_scalar(seed) or (not isinstance(seed, Tracer) and np.ndim(seed) == 0
+                                  and np.asarray(seed).dtype.kind in "iu"):
+        seed = int(seed)
+        # JAX reads a seed that fits in 32 bits as int32 (high word 0), a wider one as int64.
+        high = 0 if -2 ** 31 <= seed < 2 ** 32 else (seed >> 32) & 0xFFFFFFFF
+        return as_array(np.array([high, seed & 0xFFFFFFFF], np.uint32))
+    shape = shape_of(seed)
+    if shape.rank != 0 or not shape.dtype.is_int:
+        raise TypeError(at_user_line(f"a seed must be an integer scalar, got {shape}"))
+    low = lax.convert_element_type(seed, np.uint32)  # keeps the low 32 bits
+    if shape.dtype.bits == 64:
+        high = lax.convert_element_type(
+            lax.shift_right_logical(seed, np.asarray(32, shape.dtype.to_numpy())), np.uint32)
+    else:
+        high = _u32(0)
+    return _wrap(_stack_words(high, low, ()))
 
 
 PRNGKey = key
 
 
-def _counter_bits(key, count: int):
-    """2*ceil(count/2) fresh u32 words for `key`."""
-    half = max(1, -(-count // 2))
-    counter = lax.iota(_U32, (half,), 0)
-    hi, lo = threefry2x32(key, lax.broadcast_in_dim(_u32(0), (half,), []), counter)
-    return lax.concatenate([hi, lo], 0)
-
-
 def split(key, num: int = 2):
-    """`num` new independent keys (an array u32[num, 2])."""
-    words = _counter_bits(key, 2 * num)
-    return wrap(lax.reshape(lax.slice(words, [0], [2 * num]), (num, 2)))
+    """`num` new independent keys, a u32[num, 2] array."""
+    k0, k1 = _key_words(key)
+    high, low = _counters((int(num),))
+    return _wrap(_stack_words(*_threefry(k0, k1, high, low), (int(num),)))
 
 
-def fold_in(key, data: int):
-    """A new key mixing `data` into `key`."""
-    hi, lo = threefry2x32(key, _u32([0]), lax.reshape(lax.convert_element_type(
-        data, _U32) if not isinstance(data, int) else _u32(data & 0xFFFFFFFF), (1,)))
-    return wrap(lax.concatenate([hi, lo], 0))
+def fold_in(key, data: Any):
+    """A new key that mixes the integer `data` into `key`."""
+    k0, k1 = _key_words(key)
+    if isinstance(data, Tracer):
+        word = lax.convert_element_type(data, np.uint32)
+    else:
+        word = _u32(int(data) & 0xFFFFFFFF)
+    return _wrap(_stack_words(*_threefry(k0, k1, _u32(0), word), ()))
 
 
-def bits(key, shape: Sequence[int] = ()):
-    """Uniform random u32 words of `shape`."""
-    shape = tuple(shape)
-    count = math.prod(shape)
-    words = _counter_bits(key, count)
-    return wrap(lax.reshape(lax.slice(words, [0], [count]), shape))
+def bits(key, shape: Sequence[int] = (), dtype=np.uint32):
+    """Uniformly random unsigned integers of `shape` (uint8/16/32/64)."""
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    if dtype.kind != "u":
+        raise TypeError(at_user_line(f"bits needs an unsigned dtype, got {dtype}"))
+    w0, w1 = _bits_pair(key, shape)
+    if dtype.itemsize == 8:
+        high = lax.convert_element_type(w0, np.uint64)
+        out = lax.bitwise_or(lax.shift_left(high, np.asarray(32, np.uint64)),
+                             lax.convert_element_type(w1, np.uint64))
+    else:
+        out = lax.convert_element_type(lax.bitwise_xor(w0, w1), dtype)
+    return _wrap(out)
+
+
+def _float_dtype(dtype) -> np.dtype:
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(at_user_line(f"expected a floating dtype, got {dtype}"))
+    return dtype
+
+
+def _as(value, dtype: np.dtype, shape: tuple[int, ...]):
+    """`value` converted to `dtype` and broadcast to `shape`."""
+    import compiler.numpy as fnp
+    if isinstance(value, Tracer):
+        value = lax.convert_element_type(value, dtype)
+    else:
+        value = np.asarray(value, dtype)
+    return fnp.broadcast_to(value, shape)
 
 
 def uniform(key, shape: Sequence[int] = (), dtype=np.float32, minval=0.0, maxval=1.0):
-    """Uniform floats in [minval, maxval): 23 random mantissa bits under exponent 0."""
-    words = bits(key, shape)
-    mantissa = lax.bitwise_or(lax.shift_right_logical(words, _u32(9)), _u32(0x3F800000))
-    one_to_two = lax.bitcast_convert(mantissa, np.float32)
-    unit = lax.sub(one_to_two, np.float32(1.0))
-    unit = lax.convert_element_type(unit, np.dtype(dtype))
-    scale = np.asarray(maxval - minval, dtype)
-    return wrap(lax.add(lax.mul(unit, scale), np.asarray(minval, dtype)))
+    """Floats uniform in [minval, maxval): random mantissa bits under the exponent of 1.0."""
+    shape, dtype = tuple(shape), _float_dtype(dtype)
+    info = np.finfo(dtype)
+    nbits, nmant = info.bits, info.nmant
+    rng_bits = nbits if nmant >= 8 else 8
+    uint = _UINT[nbits]
+    words = lax.convert_element_type(bits(key, shape, _UINT[rng_bits]), uint)
+    one = np.array(1.0, dtype).view(uint)
+    mantissa = lax.bitwise_or(lax.shift_right_logical(words, np.asarray(rng_bits - nmant, uint)),
+                              one)
+    unit = lax.sub(lax.bitcast_convert(mantissa, dtype), np.asarray(1.0, dtype))
+    low, high = _as(minval, dtype, shape), _as(maxval, dtype, shape)
+    scaled = lax.add(lax.mul(unit, lax.sub(high, low)), low)
+    return _wrap(lax.max(low, scaled))
+
+
+# XLA's ErfInv for f32 (M. Giles, "Approximating the erfinv function"), one polynomial in
+# w = -log(1 - x^2) for the centre (w < 5) and one in sqrt(w) for the tails.
+_ERFINV_CENTRE = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06,
+                  0.00021858087, -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
+_ERFINV_TAIL = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844,
+                0.00573950773, -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+
+
+def erf_inv(x):
+    """The inverse error function on (-1, 1), elementwise (±inf at ±1)."""
+    dtype = np.dtype(shape_of(x).dtype.to_numpy())
+    c = lambda v: np.asarray(v, dtype)  # noqa: E731
+    w = lax.neg(lax.log1p(lax.neg(lax.mul(x, x))))
+    centre = lax.compare(w, c(5.0), "LT")
+    w = lax.select(centre, lax.sub(w, c(2.5)), lax.sub(lax.sqrt(w), c(3.0)))
+    p = None
+    for a, b in zip(_ERFINV_CENTRE, _ERFINV_TAIL):
+        coefficient = lax.select(centre, lax.broadcast_in_dim(c(a), shape_of(x).dims, []),
+                                 lax.broadcast_in_dim(c(b), shape_of(x).dims, []))
+        p = coefficient if p is None else lax.add(coefficient, lax.mul(p, w))
+    y = lax.mul(p, x)
+    if dtype.itemsize > 4:
+        # The polynomial is good to f32; two Newton steps on erf(y) = x reach f64.
+        for _ in range(2):
+            slope = lax.mul(c(2 / math.sqrt(math.pi)), lax.exp(lax.neg(lax.mul(y, y))))
+            y = lax.sub(y, lax.div(lax.sub(lax.erf(y), x), slope))
+    edge = lax.compare(lax.abs(x), c(1.0), "EQ")
+    return _wrap(lax.select(edge, lax.mul(x, c(np.inf)), y))
 
 
 def normal(key, shape: Sequence[int] = (), dtype=np.float32):
-    """Standard normal samples (Box–Muller on two uniform streams)."""
-    k1, k2 = split(key)
-    u1 = lax.sub(np.asarray(1.0, dtype), uniform(k1, shape, dtype))   # (0, 1]
-    u2 = uniform(k2, shape, dtype)
-    radius = lax.sqrt(lax.mul(np.asarray(-2.0, dtype), lax.log(u1)))
-    angle = lax.mul(np.asarray(2 * math.pi, dtype), u2)
-    return wrap(lax.mul(radius, lax.cos(angle)))
+    """Standard normal samples: sqrt(2) * erf_inv of a uniform draw on (-1, 1), as JAX."""
+    shape, dtype = tuple(shape), _float_dtype(dtype)
+    low = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
+    u = uniform(key, shape, dtype, low, 1.0)
+    return _wrap(lax.mul(np.asarray(math.sqrt(2), dtype), erf_inv(u)))
 
 
-def bernoulli(key, p=0.5, shape: Sequence[int] = ()):
-    """Booleans that are True with probability p."""
-    return wrap(lax.compare(uniform(key, shape), np.asarray(p, np.float32), "LT"))
+def bernoulli(key, p: Any = 0.5, shape: Optional[Sequence[int]] = None):
+    """Booleans that are True with probability p (of shape `shape`, default p's shape)."""
+    p_shape = shape_of(p)
+    dtype = p_shape.dtype.to_numpy() if p_shape.dtype.is_float and not is_python_scalar(p) \
+        else np.dtype(np.float32)
+    shape = p_shape.dims if shape is None else tuple(shape)
+    return _wrap(lax.compare(uniform(key, shape, dtype), _as(p, dtype, shape), "LT"))
 
 
-def randint(key, shape: Sequence[int], minval: int, maxval: int, dtype=np.int32):
-    """Integers uniform in [minval, maxval)."""
-    span = np.uint32(maxval - minval)
-    words = bits(key, shape)
-    offset = lax.rem(words, lax.broadcast_in_dim(span, tuple(shape), []) if shape else span)
-    return wrap(lax.add(lax.convert_element_type(offset, np.dtype(dtype)),
-                        np.asarray(minval, dtype)))
+def randint(key, shape: Sequence[int], minval: Any, maxval: Any, dtype=np.int32):
+    """Integers uniform in [minval, maxval) (JAX's algorithm: two words per draw, so the bias
+    of the final remainder is below 2**-32)."""
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    if dtype.kind not in "iu":
+        raise TypeError(at_user_line(f"randint needs an integer dtype, got {dtype}"))
+    info = np.iinfo(dtype)
+    nbits = info.bits
+    uint = _UINT[nbits]
+    too_big = (not isinstance(maxval, Tracer)) and np.any(np.asarray(maxval) > info.max)
+    low, high = (_as(_clip(v, info), dtype, shape) for v in (minval, maxval))
+    k1, k2 = (lax.reshape(lax.slice(split(key), [k, 0], [k + 1, 2]), (2,)) for k in range(2))
+    higher, lower = bits(k1, shape, uint), bits(k2, shape, uint)
+    span = lax.convert_element_type(lax.sub(high, low), uint)
+    ones = lax.broadcast_in_dim(np.asarray(1, uint), shape, [])
+    empty = lax.compare(high, low, "LE")
+    span = lax.select(empty, ones, span)
+    if too_big:
+        # maxval past the dtype's range: the span is one more than high - low can say.
+        span = lax.select(lax.bitwise_not(empty), lax.add(span, ones), span)
+    # 2**nbits % span without overflow: (2**(nbits/2) % span)**2 % span.
+    multiplier = lax.rem(lax.broadcast_in_dim(np.asarray(2 ** (nbits // 2), uint), shape, []),
+                         span)
+    multiplier = lax.rem(lax.mul(multiplier, multiplier), span)
+    offset = lax.add(lax.mul(lax.rem(higher, span), multiplier), lax.rem(lower, span))
+    offset = lax.rem(offset, span)
+    return _wrap(lax.add(low, lax.convert_element_type(offset, dtype)))
 
 
-def permutation(key, x):
-    """A random permutation of x (an int n means arange(n)), by ranking random words."""
-    import compiler.numpy as fnp
-    values = fnp.arange(x) if isinstance(x, int) else x
-    n = shape_of(values).dims[0]
-    words = bits(key, (n,))
-    ties = lax.iota(_U32, (n,), 0)
-    # rank[i] = #{j : (w[j], j) < (w[i], i)}: a sort-free, fully traceable shuffle.
-    wi = lax.broadcast_in_dim(words, (n, n), [0])
-    wj = lax.broadcast_in_dim(words, (n, n), [1])
-    ii = lax.broadcast_in_dim(ties, (n, n), [0])
-    jj = lax.broadcast_in_dim(ties, (n, n), [1])
-    before = lax.bitwise_or(lax.compare(wj, wi, "LT"), lax.bitwise_and(
-        lax.compare(wj, wi, "EQ"), lax.compare(jj, ii, "LT")))
-    rank = fnp.sum(fnp.astype(before, np.int32), axis=1).astype(np.int32)
-    order = fnp.zeros((n,), np.int32).at[rank].set(fnp.arange(n).astype(np.int32))
+def _clip(value, info):
+    if isinstance(value, Tracer):
+        return value
+    return np.clip(np.asarray(value), info.min, info.max)
+
+
+def permutation(key, x: Any):
+    """A random permutation of x along its first axis (an int n means arange(n)).
+
+    A Fisher-Yates shuffle in a fori_loop: step i swaps element i with one drawn uniformly
+    from 0..i (its remainder's bias is below n / 2**32)."""
+    from compiler.control_flow import fori_loop
     from compiler.indexing import getitem
-    return getitem(values, order)
+    if is_python_scalar(x) or (not isinstance(x, Tracer) and np.ndim(x) == 0):
+        n, values = int(x), None
+    else:
+        if shape_of(x).rank == 0:
+            raise TypeError(at_user_line("permutation needs an int or an array with an axis"))
+        n, values = shape_of(x).dims[0], x
+    words = bits(key, (n,))
+    def swap(k, order):
+        i = lax.sub(np.int32(n - 1), k)
+        word = lax.reshape(lax.dynamic_slice(words, [i], [1]), ())
+        j = lax.convert_element_type(
+            lax.rem(word, lax.convert_element_type(lax.add(i, np.int32(1)), np.uint32)), np.int32)
+        at_i = lax.dynamic_slice(order, [i], [1])
+        at_j = lax.dynamic_slice(order, [j], [1])
+        return lax.dynamic_update_slice(lax.dynamic_update_slice(order, at_j, [i]), at_i, [j])
+    order = fori_loop(0, max(n - 1, 0), swap, lax.iota(np.int32, (n,)) if n else
+                      np.zeros((0,), np.int32))
+    return _wrap(order if values is None else getitem(values, order))
