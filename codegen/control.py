@@ -63,7 +63,8 @@ def select_by_branch(builder: llvm_ir.IRBuilder, condition, then_fn, else_fn,
     return phi
 
 
-def alloca_at_entry(builder: llvm_ir.IRBuilder, typ: llvm_ir.Type, name: str = ""):
+def alloca_at_entry(builder: llvm_ir.IRBuilder, typ: llvm_ir.Type, name: str = "",
+                    count: int = None):
     """A stack slot in the function's entry block, so mem2reg can promote it."""
     function = builder.function
     entry = function.entry_basic_block
@@ -72,6 +73,7 @@ def alloca_at_entry(builder: llvm_ir.IRBuilder, typ: llvm_ir.Type, name: str = "
         builder.position_before(entry.instructions[0])
     else:
         builder.position_at_end(entry)
-    slot = builder.alloca(typ, name=name)
+    size = None if count is None else llvm_ir.Constant(llvm_ir.IntType(64), count)
+    slot = builder.alloca(typ, size=size, name=name)
     builder.position_at_end(saved)
     return slot

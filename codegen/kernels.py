@@ -9,6 +9,8 @@ from llvmlite import ir as llvm_ir
 
 from codegen.control import alloca_at_entry, for_range
 from codegen.dot import emit_gemm, epilogue_of, gemm_plan
+from codegen.parallel import MIN_PARALLEL_WORK, parallel_for, thread_count
+from codegen.parallel import kernel_type as parallel_kernel_type
 from codegen.elemental import (ConstantPool, ElementalEmitter, emit_scalar_computation,
                                is_elemental, linearize, load_element)
 from codegen.scalar_ops import ScalarContext, convert, to_memory
@@ -30,6 +32,7 @@ class KernelInfo:
     output_slots: list[int]
     input_slots: list[int]
     source_lines: list[str] = field(default_factory=list)
+    parallel_rows: int = 0   # > 0: split over threads by rows of the first dimension
 
 
 class ModuleLowering:
@@ -86,8 +89,16 @@ class ModuleLowering:
             else:
                 info = self.lower_instruction(inst)
                 self.kernels.append(info)
-                self.b.call(self.llvm.globals[info.name],
-                            [self.slot(k) for k in info.output_slots + info.input_slots])
+                kernel = self.llvm.globals[info.name]
+                pointers = [self.slot(k) for k in info.output_slots + info.input_slots]
+                if info.parallel_rows:
+                    table = self.loads.alloca(PTR, size=i64(len(pointers)), name="kernel_args")
+                    for k, p in enumerate(pointers):
+                        self.b.store(p, self.b.gep(table, [i64(k)], source_etype=PTR))
+                    self.b.call(parallel_for(self.llvm, kernel),
+                                [table, i64(info.parallel_rows)])
+                else:
+                    self.b.call(kernel, pointers)
 
     def copy_slots(self, sources: list[int], targets: list[int], shapes) -> None:
         """targets[k] = sources[k], safe when a source is also an earlier target (a swap)."""
@@ -99,8 +110,10 @@ class ModuleLowering:
         target_set = set(targets)
         for k, (src, dst) in enumerate(zip(sources, targets)):
             if src != dst and src in target_set and shapes[k].nbytes:
-                scratch = alloca_at_entry(b, llvm_ir.ArrayType(llvm_ir.IntType(8),
-                                                               shapes[k].nbytes))
+                # In the entry block, through its own builder (another builder inserting
+                # there would shift where this one appends).
+                scratch = self.loads.alloca(llvm_ir.ArrayType(llvm_ir.IntType(8),
+                                                              shapes[k].nbytes))
                 b.call(memmove, [scratch, self.slot(src), i64(shapes[k].nbytes), no])
                 staged[k] = scratch
         for k, (src, dst) in enumerate(zip(sources, targets)):
@@ -164,17 +177,29 @@ class ModuleLowering:
         info = KernelInfo(name, inst, out_slots, in_slots, _source_lines(inst))
         aliased = bool(set(out_slots) & set(in_slots))
         n_args = len(out_slots) + len(in_slots)
-        fn_type = llvm_ir.FunctionType(llvm_ir.VoidType(), [PTR] * n_args)
-        fn = llvm_ir.Function(self.llvm, fn_type, name)
+        info.parallel_rows = self.parallel_rows(inst)
+        if info.parallel_rows:
+            # (ptr args, i64 begin, i64 end): rows [begin, end) of the output, on any thread.
+            fn = llvm_ir.Function(self.llvm, parallel_kernel_type(), name)
+            builder = llvm_ir.IRBuilder(fn.append_basic_block("entry"))
+            table, begin, end = fn.args
+            pointers = [builder.load(builder.gep(table, [i64(k)], source_etype=PTR), typ=PTR)
+                        for k in range(n_args)]
+            rows = (begin, end)
+        else:
+            fn_type = llvm_ir.FunctionType(llvm_ir.VoidType(), [PTR] * n_args)
+            fn = llvm_ir.Function(self.llvm, fn_type, name)
+            for arg in fn.args:
+                if not aliased:
+                    arg.add_attribute("noalias")
+            builder = llvm_ir.IRBuilder(fn.append_basic_block("entry"))
+            pointers = list(fn.args)
+            rows = None
         fn.linkage = "internal"
         fn.attributes.add("nounwind")
-        for k, arg in enumerate(fn.args):
-            if not aliased:
-                arg.add_attribute("noalias")
-        builder = llvm_ir.IRBuilder(fn.append_basic_block("entry"))
         ctx = ScalarContext(builder, self.llvm)
-        outputs = list(fn.args[:len(out_slots)])
-        inputs = list(fn.args[len(out_slots):])
+        outputs = pointers[:len(out_slots)]
+        inputs = pointers[len(out_slots):]
         if inst.opcode == "scatter":
             self.emit_scatter(ctx, inst, outputs[0], inputs)
         elif inst.opcode == "dot" and gemm_plan(inst) is not None:
@@ -190,15 +215,34 @@ class ModuleLowering:
         elif inst.opcode == "fusion":
             comp = inst.calls["calls"]
             params = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
-            self.emit_loop_nest(ctx, comp.root, outputs, params)
+            self.emit_loop_nest(ctx, comp.root, outputs, params, rows)
         elif is_elemental(inst):
             buffers = {id(o): p for o, p in zip(operands, inputs)}
-            self.emit_loop_nest(ctx, inst, outputs, buffers)
+            self.emit_loop_nest(ctx, inst, outputs, buffers, rows)
         else:
             raise NotImplementedError(f"the CPU backend cannot run '{inst.opcode}' "
                                       f"(%{inst.name}) yet")
         builder.ret_void()
         return info
+
+    def parallel_rows(self, inst: Instruction) -> int:
+        """Rows to split across threads (0: run on one thread), from a simple cost model:
+        output elements times the instructions computed per element."""
+        if thread_count() < 2 or inst.shape.is_tuple or inst.shape.rank == 0:
+            return 0
+        if inst.opcode not in ("fusion",) and not is_elemental(inst):
+            return 0
+        if inst.opcode == "dot" or (inst.opcode == "fusion"
+                                    and self.output_fusion_dot(inst) is not None):
+            return 0  # BLAS (or its loop) handles these
+        per_element = len(inst.calls["calls"].instructions) if inst.opcode == "fusion" else 1
+        for node in (inst.calls["calls"].instructions if inst.opcode == "fusion" else [inst]):
+            if node.opcode in ("reduce", "dot"):
+                per_element += node.operands[0].shape.size // max(node.shape.size, 1)
+        rows = inst.shape.dims[0]
+        if rows < thread_count() or inst.shape.size * per_element < MIN_PARALLEL_WORK:
+            return 0
+        return rows
 
     @staticmethod
     def output_fusion_dot(inst: Instruction):
@@ -214,7 +258,7 @@ class ModuleLowering:
         return dot
 
     def emit_loop_nest(self, ctx: ScalarContext, root: Instruction, outputs: list,
-                       buffers: dict) -> None:
+                       buffers: dict, rows=None) -> None:
         """for each output index: out[index] = value(root, index)."""
         out_shapes = leaves(root.shape)
         groups = [list(range(len(out_shapes)))]
@@ -238,7 +282,11 @@ class ModuleLowering:
                                         inbounds=True, source_etype=memory_type(shape.dtype))
                         b.store(stored, address)
                     return
-                with for_range(b, dims[level], f"d{level}") as var:
+                if level == 0 and rows is not None:
+                    bounds = {"count": rows[1], "start": rows[0]}
+                else:
+                    bounds = {"count": dims[level]}
+                with for_range(b, name=f"d{level}", **bounds) as var:
                     index.append(var)
                     emitter.push_scope()
                     # Row reductions the fusion needs are computed once per row, here,

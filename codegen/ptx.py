@@ -1,159 +1,272 @@
-"""The CUDA target: the same fused modules lowered to PTX through LLVM's NVPTX backend.
+"""Lowering of fused, buffer-planned modules to PTX for CUDA GPUs (LLVM's NVPTX target).
 
-Every kernel of the CPU path becomes a GPU kernel: a grid-stride loop over the output's
-elements, each thread computing `value(root, index)` with the shared elemental and scalar
-emitters. Math NVPTX cannot lower (exp, log, sin, ... of f64; erf, expm1, ...) calls
-libdevice (`__nv_*`), linked from the CUDA toolkit. `sm_80` by default, `sm_90` selectable.
-Not yet: row reductions with warp shuffles, tiled dot, scatter, while/conditional on device.
+Every entry instruction that computes something becomes one kernel (a scatter: a device copy
+and a kernel), chosen by what its fusion does: a shared-memory tiled dot with its epilogue, a
+block-per-row reduction with warp shuffles (softmax, layer norm, reduce), or a grid-stride
+loop over the output for the rest. All kernels use the CPU's elemental and scalar emitters;
+transcendental math calls libdevice. The *program* (launches, device copies, and loops and
+branches decided on the host from one value read back) is data that runtime/cuda.py
+interprets; buffers follow the CPU's plan (ir.buffers.plan_buffers).
 """
 from __future__ import annotations
 
-import functools
-import os
+import math
+import re
+import time
 from dataclasses import dataclass, field
+from typing import Union
 
-import llvmlite.binding as llvm
 from llvmlite import ir as llvm_ir
 
-from codegen.control import for_range
-from codegen.elemental import ConstantPool, ElementalEmitter, delinearize, is_elemental
-from codegen.kernels import NO_KERNEL, _no_parameters
-from codegen.scalar_ops import ScalarContext, to_memory
-from codegen.types import I32, I64, PTR, i64, memory_type
-from ir.module import Instruction, Module
+from codegen.elemental import ConstantPool, is_elemental
+from codegen.kernels import NO_KERNEL
+from codegen.ptx_dot import dot_grid, dot_tiling, emit_dot_kernel, fusion_dot
+from codegen.ptx_kernels import (LOOP_BLOCK, MAX_GRID, emit_loop_kernel, emit_row_kernel,
+                                 emit_scatter_kernel, loop_grid, row_block_size,
+                                 row_reductions, scatter_is_atomic)
+from codegen.ptx_target import (TRIPLE, compile_to_ptx, cuda_scalar_context, data_layout,
+                                target_machine)
+from codegen.types import I32, PTR
+from ir.buffers import BufferPlan, flatten_slots, plan_buffers
+from ir.module import Computation, Instruction, Module
 from ir.shapes import leaves
 
-TRIPLE = "nvptx64-nvidia-cuda"
-DATA_LAYOUT = "e-i64:64-i128:128-v16:16-v32:32-n16:32:64"
-LIBDEVICE_PATHS = ["/usr/local/cuda/nvvm/libdevice/libdevice.10.bc"]
+DEFAULT_ARCH = "sm_80"
+
+
+# --- the program the runtime runs ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Launch:
+    """Run `kernel` on the buffers in `slots` (outputs first, then inputs)."""
+
+    kernel: str
+    slots: tuple[int, ...]
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class CopySlots:
+    """targets[k] = sources[k], device to device; safe when a source is an earlier target."""
+
+    sources: tuple[int, ...]
+    targets: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Loop:
+    """while (run condition; read predicate_slot): run body; copy results → state."""
+
+    condition: tuple
+    predicate_slot: int
+    body: tuple
+    results: tuple[int, ...]
+    state: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Branch:
+    """Read selector_slot (pred: true → 0, false → 1; s32: out of range → last), run that
+    branch, copy its results to outputs."""
+
+    selector_slot: int
+    selector_dtype: str
+    branches: tuple
+    results: tuple
+    outputs: tuple[int, ...]
+
+
+Step = Union[Launch, CopySlots, Loop, Branch]
 
 
 @dataclass
 class PtxKernel:
+    """One kernel: its PTX name, kind, launch shape, and the instruction it computes."""
+
     name: str
-    instruction: Instruction
-    elements: int
+    instruction: str
+    kind: str                      # loop | row-reduction | dot | scatter
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    source_lines: list[str] = field(default_factory=list)
 
 
 @dataclass
 class PtxProgram:
-    """PTX text and the kernels in launch order (one thread per output element)."""
+    """A module compiled to PTX: the text, its kernels, the program and the buffer plan."""
 
-    ptx: str
+    name: str
     arch: str
-    kernels: list[PtxKernel] = field(default_factory=list)
+    ptx: str
+    kernels: list[PtxKernel]
+    steps: list[Step]
+    plan: BufferPlan
+    llvm_ir: str
+    optimized_llvm_ir: str
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def kernel_names(self) -> list[str]:
+        return [k.name for k in self.kernels]
 
 
-def libdevice_path() -> str:
-    candidates = [os.environ.get("FLOWJIT_LIBDEVICE", "")] + LIBDEVICE_PATHS
-    cuda_home = os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH")
-    if cuda_home:
-        candidates.append(os.path.join(cuda_home, "nvvm", "libdevice", "libdevice.10.bc"))
-    for path in candidates:
-        if path and os.path.exists(path):
-            return path
-    raise FileNotFoundError("libdevice.10.bc not found: set CUDA_HOME or FLOWJIT_LIBDEVICE")
+# --- lowering -------------------------------------------------------------------------------
+
+class PtxLowering:
+    """Builds the NVPTX LLVM module and the program for one (fused, planned) ir.Module."""
+
+    def __init__(self, module: Module, arch: str = DEFAULT_ARCH):
+        target_machine(arch)  # rejects an unknown arch before any work
+        self.module = module
+        self.plan, self._trees = plan_buffers(module)
+        self.llvm = llvm_ir.Module(name=module.name)
+        self.llvm.triple = TRIPLE
+        self.llvm.data_layout = data_layout(arch)
+        self.constants = ConstantPool(self.llvm)
+        self.kernels: list[PtxKernel] = []
+        self._annotations = self.llvm.add_named_metadata("nvvm.annotations")
+
+    def slots_of(self, inst: Instruction) -> list[int]:
+        return flatten_slots(self._trees[id(inst)])
+
+    def program(self, comp: Computation) -> list[Step]:
+        """The steps that run `comp` (its kernels are added to the LLVM module)."""
+        steps: list[Step] = []
+        for inst in comp.instructions:
+            op = inst.opcode
+            if op in NO_KERNEL:
+                continue
+            if op == "call":
+                steps += self.program(inst.calls["to_apply"])
+            elif op == "while":
+                steps += self.loop(inst)
+            elif op == "conditional":
+                steps.append(self.branch(inst))
+            else:
+                steps += self.kernel_steps(inst)
+        return steps
+
+    def loop(self, inst: Instruction) -> list[Step]:
+        state = tuple(self.slots_of(inst))
+        condition, body = inst.calls["condition"], inst.calls["body"]
+        (predicate,) = self.slots_of(condition.root)
+        return [CopySlots(tuple(self.slots_of(inst.operands[0])), state),
+                Loop(tuple(self.program(condition)), predicate, tuple(self.program(body)),
+                     tuple(self.slots_of(body.root)), state)]
+
+    def branch(self, inst: Instruction) -> Branch:
+        selector = inst.operands[0]
+        branches = inst.calls.get("branch_computations") or [
+            inst.calls["true_computation"], inst.calls["false_computation"]]
+        (selector_slot,) = self.slots_of(selector)
+        return Branch(selector_slot, selector.shape.dtype.value,
+                      tuple(tuple(self.program(c)) for c in branches),
+                      tuple(tuple(self.slots_of(c.root)) for c in branches),
+                      tuple(self.slots_of(inst)))
+
+    # --- kernels ------------------------------------------------------------------------
+    def kernel_steps(self, inst: Instruction) -> list[Step]:
+        """The launch (and copies) computing one entry-level instruction."""
+        out_slots = self.slots_of(inst)
+        in_slots = [s for o in inst.operands for s in self.slots_of(o)]
+        if inst.opcode == "scatter":
+            return self.scatter_steps(inst, out_slots, in_slots)
+        if inst.opcode == "fusion":
+            comp = inst.calls["calls"]
+            root, dot = comp.root, fusion_dot(comp)
+            fn, ctx, outputs, inputs = self.new_kernel(inst, out_slots, in_slots)
+            buffers = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
+        elif is_elemental(inst):
+            root = inst
+            dot = inst if inst.opcode == "dot" and dot_tiling(inst) is not None else None
+            fn, ctx, outputs, inputs = self.new_kernel(inst, out_slots, in_slots)
+            buffers = {id(o): p for o, p in zip(inst.operands, inputs)}
+        else:
+            raise NotImplementedError(f"the CUDA backend cannot run '{inst.opcode}' "
+                                      f"(%{inst.name}) yet")
+        if dot is not None:
+            emit_dot_kernel(ctx, self.constants, root, dot, outputs, buffers)
+            return [self.finish(fn, ctx, inst, "dot", dot_grid(dot), 256)]
+        rank, reductions = row_reductions(root, buffers)
+        if reductions:
+            reduced = max(math.prod(r.operands[0].shape.dims[d] for d in r.attrs["dimensions"])
+                          for r in reductions)
+            rows = math.prod(leaves(root.shape)[0].dims[:rank])
+            block = row_block_size(reduced, rows)
+            emit_row_kernel(ctx, self.constants, root, rank, reductions, outputs, buffers,
+                            block)
+            grid = (max(1, min(rows, MAX_GRID)), 1, 1)
+            return [self.finish(fn, ctx, inst, "row-reduction", grid, block)]
+        size = emit_loop_kernel(ctx, self.constants, root, outputs, buffers)
+        return [self.finish(fn, ctx, inst, "loop", loop_grid(size), LOOP_BLOCK)]
+
+    def scatter_steps(self, inst: Instruction, out_slots, in_slots) -> list[Step]:
+        steps: list[Step] = []
+        if out_slots[0] != in_slots[0]:
+            steps.append(CopySlots((in_slots[0],), (out_slots[0],)))
+        fn, ctx, outputs, inputs = self.new_kernel(inst, out_slots, in_slots)
+        count = emit_scatter_kernel(ctx, self.constants, inst, outputs[0], inputs[1],
+                                    inputs[2])
+        if scatter_is_atomic(inst):
+            return steps + [self.finish(fn, ctx, inst, "scatter", loop_grid(count),
+                                        LOOP_BLOCK)]
+        return steps + [self.finish(fn, ctx, inst, "scatter", (1, 1, 1), 1)]
+
+    def new_kernel(self, inst: Instruction, out_slots: list[int], in_slots: list[int]):
+        """A kernel function taking one pointer per buffer; (fn, ctx, outputs, inputs)."""
+        name = f"kernel_{len(self.kernels)}_" + re.sub(r"[^A-Za-z0-9_]", "_", inst.name)
+        fn_type = llvm_ir.FunctionType(llvm_ir.VoidType(),
+                                       [PTR] * (len(out_slots) + len(in_slots)))
+        fn = llvm_ir.Function(self.llvm, fn_type, name)
+        fn.attributes.add("nounwind")
+        if not set(out_slots) & set(in_slots):
+            for arg in fn.args:
+                arg.add_attribute("noalias")
+        ctx = cuda_scalar_context(llvm_ir.IRBuilder(fn.append_basic_block("entry")),
+                                  self.llvm)
+        self.kernels.append(PtxKernel(name, inst.name, "", (0, 0, 0), (0, 0, 0),
+                                      _source_lines(inst)))
+        self._kernel_slots = (out_slots, in_slots)
+        return fn, ctx, list(fn.args[:len(out_slots)]), list(fn.args[len(out_slots):])
+
+    def finish(self, fn, ctx, inst: Instruction, kind: str, grid, block: int) -> Launch:
+        """Close the kernel, mark it as one (with its block size) and describe its launch."""
+        ctx.builder.ret_void()
+        for key, value in (("kernel", 1), ("maxntidx", block)):
+            self._annotations.add(self.llvm.add_metadata(
+                [fn, llvm_ir.MetaDataString(self.llvm, key), llvm_ir.Constant(I32, value)]))
+        kernel = self.kernels[-1]
+        kernel.kind, kernel.grid, kernel.block = kind, tuple(grid), (block, 1, 1)
+        out_slots, in_slots = self._kernel_slots
+        return Launch(kernel.name, tuple(out_slots) + tuple(in_slots), tuple(grid),
+                      (block, 1, 1))
 
 
-@functools.lru_cache(maxsize=1)
-def _initialize() -> None:
-    llvm.initialize_all_targets()
-    llvm.initialize_all_asmprinters()
+def _source_lines(inst: Instruction) -> list[str]:
+    insts = inst.calls["calls"].instructions if inst.opcode == "fusion" else [inst]
+    lines: list[str] = []
+    for i in insts:
+        if i.source_line and i.source_line not in lines:
+            lines.append(i.source_line)
+    return lines
 
 
-def _special_register(builder: llvm_ir.IRBuilder, module: llvm_ir.Module, name: str):
-    fn = module.globals.get(f"llvm.nvvm.read.ptx.sreg.{name}")
-    if fn is None:
-        fn = llvm_ir.Function(module, llvm_ir.FunctionType(I32, []),
-                              f"llvm.nvvm.read.ptx.sreg.{name}")
-    return builder.zext(builder.call(fn, []), I64)
+def compile_ptx(module: Module, arch: str = DEFAULT_ARCH) -> PtxProgram:
+    """PTX for a fused, buffer-planned module: kernels, launch program and buffer plan."""
+    timings = {}
+    start = time.perf_counter()
+    lowering = PtxLowering(module, arch)
+    steps = lowering.program(module.entry)
+    text = str(lowering.llvm)
+    timings["llvm_ir"] = time.perf_counter() - start
+    start = time.perf_counter()
+    ptx, optimized = compile_to_ptx(text, arch, [k.name for k in lowering.kernels])
+    timings["ptx"] = time.perf_counter() - start
+    return PtxProgram(module.name, arch, ptx, lowering.kernels, steps, lowering.plan, text,
+                      optimized, timings)
 
 
-def _emit_kernel(module: llvm_ir.Module, constants: ConstantPool, inst: Instruction,
-                 name: str) -> llvm_ir.Function:
-    outputs = leaves(inst.shape)
-    operands = list(inst.operands)
-    fn = llvm_ir.Function(module, llvm_ir.FunctionType(
-        llvm_ir.VoidType(), [PTR] * (len(outputs) + len(operands))), name)
-    b = llvm_ir.IRBuilder(fn.append_basic_block("entry"))
-    ctx = ScalarContext(b, module, target="cuda")
-    out_ptrs, in_ptrs = fn.args[:len(outputs)], fn.args[len(outputs):]
-    if inst.opcode == "fusion":
-        comp = inst.calls["calls"]
-        root = comp.root
-        buffers = {id(p): in_ptrs[p.attrs["number"]] for p in comp.parameters}
-    elif is_elemental(inst):
-        root = inst
-        buffers = {id(o): p for o, p in zip(operands, in_ptrs)}
-    else:
-        raise NotImplementedError(f"the CUDA backend cannot run '{inst.opcode}' yet")
-    dims = outputs[0].dims
-    if len({o.dims for o in outputs}) > 1:
-        raise NotImplementedError("multi-output kernels of different shapes on CUDA")
-    total = max(1, outputs[0].size) if outputs[0].size else 0
-    thread = b.add(b.mul(_special_register(b, module, "ctaid.x"),
-                         _special_register(b, module, "ntid.x")),
-                   _special_register(b, module, "tid.x"))
-    stride = b.mul(_special_register(b, module, "nctaid.x"),
-                   _special_register(b, module, "ntid.x"))
-    # Grid-stride loop: iteration k handles element thread + k * stride.
-    count = b.udiv(b.add(b.sub(i64(total), thread), b.sub(stride, i64(1))), stride)
-    count = b.select(b.icmp_signed("<", thread, i64(total)), count, i64(0))
-    with for_range(b, count, "grid") as k:
-        linear = b.add(thread, b.mul(k, stride))
-        index = delinearize(b, linear, dims)
-        emitter = ElementalEmitter(ctx, _no_parameters, constants, buffers)
-        value = emitter.value(root, index)
-        values = value if isinstance(value, list) else [value]
-        for out_ptr, shape, v in zip(out_ptrs, outputs, values):
-            address = b.gep(out_ptr, [linear], inbounds=True,
-                            source_etype=memory_type(shape.dtype))
-            b.store(to_memory(ctx, v, shape.dtype), address)
-    b.ret_void()
-    module.add_named_metadata("nvvm.annotations", [fn, "kernel", llvm_ir.Constant(I32, 1)])
-    return fn
-
-
-def lower_to_nvvm(module: Module) -> tuple[llvm_ir.Module, list[PtxKernel]]:
-    """LLVM IR (NVVM flavour) with one kernel per computing entry instruction."""
-    llvm_module = llvm_ir.Module(name=module.name)
-    llvm_module.triple = TRIPLE
-    llvm_module.data_layout = DATA_LAYOUT
-    constants = ConstantPool(llvm_module)
-    kernels = []
-    for inst in module.entry.instructions:
-        if inst.opcode in NO_KERNEL:
-            continue
-        name = f"kernel_{len(kernels)}_{inst.name.replace('.', '_')}"
-        _emit_kernel(llvm_module, constants, inst, name)
-        kernels.append(PtxKernel(name, inst, leaves(inst.shape)[0].size))
-    return llvm_module, kernels
-
-
-def compile_ptx(module: Module, arch: str = "sm_80") -> PtxProgram:
-    """PTX for a fused, scheduled module (libdevice linked, optimized for `arch`)."""
-    _initialize()
-    llvm_module, kernels = lower_to_nvvm(module)
-    ref = llvm.parse_assembly(str(llvm_module))
-    if any(f.name.startswith("__nv_") for f in ref.functions):
-        with open(libdevice_path(), "rb") as f:
-            libdevice = llvm.parse_bitcode(f.read())
-        libdevice.triple = TRIPLE
-        libdevice.data_layout = DATA_LAYOUT
-        ref.link_in(libdevice)
-        kernel_names = {k.name for k in kernels}
-        for function in ref.functions:   # so the optimizer drops what no kernel calls
-            if not function.is_declaration and function.name not in kernel_names:
-                function.linkage = "internal"
-    ref.verify()
-    target = llvm.Target.from_triple(TRIPLE)
-    tm = target.create_target_machine(cpu=arch, opt=3)
-    options = llvm.create_pipeline_tuning_options(speed_level=3)
-    builder = llvm.create_pass_builder(tm, options)
-    builder.getModulePassManager().run(ref, builder)
-    return PtxProgram(tm.emit_assembly(ref), arch, kernels)
-
-
-def ptx_for_module(module: Module, arch: str = "sm_80") -> str:
+def ptx_for_module(module: Module, arch: str = DEFAULT_ARCH) -> str:
     """The PTX text of a module (what `flowjit dump --stage ptx` prints)."""
     return compile_ptx(module, arch).ptx

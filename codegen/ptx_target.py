@@ -12,45 +12,18 @@ import llvmlite.binding as llvm
 from llvmlite import ir as llvm_ir
 
 from codegen.scalar_ops import ScalarContext
-from codegen.types import F32, I1, I32, I64
+from codegen.types import I1, I32, I64
 
 TRIPLE = "nvptx64-nvidia-cuda"
-LIBDEVICE = os.environ.get("FLOWJIT_LIBDEVICE",
-                           "/usr/local/cuda/nvvm/libdevice/libdevice.10.bc")
 ARCHES = ("sm_70", "sm_75", "sm_80", "sm_86", "sm_89", "sm_90")
 WARP = 32
 _FULL_MASK = llvm_ir.Constant(I32, -1)
 _lock = threading.Lock()
 
-# LLVM intrinsics NVPTX has no accurate instruction for: they become libdevice calls.
-_LIBDEVICE_INTRINSICS = frozenset({"exp", "exp2", "log", "log2", "log10", "sin", "cos",
-                                   "pow"})
 
-
-class NvptxScalarContext(ScalarContext):
-    """The shared scalar rules, with transcendental math sent to libdevice (`__nv_*`)."""
-
-    def __init__(self, builder: llvm_ir.IRBuilder, module: llvm_ir.Module):
-        super().__init__(builder, module, inline_math=False)
-
-    def call_intrinsic(self, base: str, *args):
-        if base in _LIBDEVICE_INTRINSICS:
-            return self.call_libm(base, *args)
-        return super().call_intrinsic(base, *args)
-
-    def call_libm(self, base: str, *args):
-        """libdevice's `__nv_<name>f` (f32) or `__nv_<name>` (f64); f16 goes through f32."""
-        t = args[0].type
-        b = self.builder
-        if str(t) == "half":
-            widened = [b.fpext(a, F32) for a in args]
-            return b.fptrunc(self.call_libm(base, *widened), t)
-        name = "__nv_" + base + ("f" if str(t) == "float" else "")
-        return b.call(self.declare(name, t, [t] * len(args)), list(args))
-
-    def float_remainder(self, x, y):
-        # NVPTX's frem divides and truncates (inexact for big quotients); fmod is exact.
-        return self.call_libm("fmod", x, y)
+def cuda_scalar_context(builder: llvm_ir.IRBuilder, module: llvm_ir.Module) -> ScalarContext:
+    """The shared scalar rules for CUDA: transcendental math calls libdevice (`__nv_*`)."""
+    return ScalarContext(builder, module, inline_math=False, target="cuda")
 
 
 # --- thread geometry, barriers and shuffles ----------------------------------------------
@@ -189,12 +162,22 @@ def data_layout(arch: str) -> str:
     return str(target_machine(arch).target_data)
 
 
+def libdevice_path() -> str:
+    """libdevice.10.bc: $FLOWJIT_LIBDEVICE, else under $CUDA_HOME, else /usr/local/cuda."""
+    candidates = [os.environ.get("FLOWJIT_LIBDEVICE", "")]
+    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if home:
+            candidates.append(os.path.join(home, "nvvm", "libdevice", "libdevice.10.bc"))
+    for path in candidates:
+        if path and os.path.exists(path):
+            return path
+    raise FileNotFoundError("libdevice.10.bc not found (it comes with the CUDA toolkit): set "
+                            "CUDA_HOME or FLOWJIT_LIBDEVICE")
+
+
 @functools.lru_cache(maxsize=1)
 def _libdevice_bytes() -> bytes:
-    if not os.path.exists(LIBDEVICE):
-        raise FileNotFoundError(f"libdevice not found at {LIBDEVICE} (set FLOWJIT_LIBDEVICE "
-                                "to the path of libdevice.10.bc from a CUDA toolkit)")
-    with open(LIBDEVICE, "rb") as f:
+    with open(libdevice_path(), "rb") as f:
         return f.read()
 
 

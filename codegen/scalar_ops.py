@@ -59,7 +59,10 @@ class ScalarContext:
         return b.call(fn, list(args))
 
     def float_remainder(self, x, y):
-        """fmod(x, y); a target whose `frem` is inexact (NVPTX) overrides this."""
+        """fmod(x, y), exactly: LLVM's frem, or on CUDA libdevice's fmod (NVPTX lowers frem
+        to a divide and truncate, which is inexact for large quotients)."""
+        if self.target == "cuda":
+            return self.call_libm("fmod", x, y)
         return self.builder.frem(x, y)
 
 

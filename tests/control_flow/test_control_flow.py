@@ -4,7 +4,6 @@ import pytest
 
 import compiler
 import compiler.numpy as fnp
-from compiler import TracerBoolConversionError
 
 
 def collatz_steps(a):
@@ -114,23 +113,3 @@ def test_scan_matches_a_python_loop(opt_level):
             expected = expected[::-1]
         np.testing.assert_allclose(carry, h, rtol=1e-12)
         np.testing.assert_allclose(ys, expected, rtol=1e-12)
-
-
-def test_branch_type_mismatch_names_both_types():
-    with pytest.raises(TypeError, match=r"true_fun returns \(f64\[3\]\).*false_fun returns \(f64\[\]\)"):
-        compiler.jit(lambda p, x: compiler.cond(p, lambda x: x, lambda x: x.sum(), x))(
-            np.bool_(True), np.ones(3))
-
-
-def test_python_while_on_traced_value_suggests_while_loop():
-    def f(x):
-        while x > 0:
-            x = x - 1
-        return x
-    with pytest.raises(TracerBoolConversionError, match="while_loop"):
-        compiler.jit(f)(3.0)
-
-
-def test_reverse_mode_through_while_is_a_clear_error():
-    with pytest.raises(TypeError, match="while"):
-        compiler.grad(lambda x: compiler.while_loop(lambda v: v < 10, lambda v: v * 2, x))(1.0)

@@ -1,6 +1,5 @@
 """while_loop and fori_loop against plain Python loops: eager, reference, compiled O0/O2."""
 import collections
-import re
 
 import numpy as np
 import pytest
@@ -159,3 +158,13 @@ def test_loop_in_a_jitted_function_runs_without_python_in_it():
     assert f(np.float32(0)) == 100
     assert f(np.float32(1)) == 101
     assert len(calls) == 1  # traced once, never called again
+
+
+def test_retraced_body_with_a_reduction_leaves_a_valid_module():
+    # The Python-float carry is promoted to f32 and the body traced again; the first trace's
+    # reducer is left unused, which must not upset the verifier, the parser or the compiler.
+    def f(x):
+        return fori_loop(0, 3, lambda i, c: c + (x * i.astype(np.float32)).sum(), 0.0)
+    x = np.arange(4, dtype=np.float32)
+    check(f, np.float32(x.sum() * 3), x)
+    assert compiler.jit(f)(x).dtype == np.float32

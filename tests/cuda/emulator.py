@@ -3,7 +3,7 @@ given to NVPTX, compiled for the host CPU and run with one OS thread per GPU thr
 
 Thread and block ids come from callbacks, `bar.sync` is a threading.Barrier (with a timeout,
 so a barrier not reached by every thread fails the test instead of hanging), warp shuffles
-exchange values through a block-wide table between two barriers, libdevice calls go to libm.
+exchange values through tables and a barrier of their warp, libdevice calls go to libm.
 Blocks run one after another with a small grid, so grid-stride loops really stride. It checks
 the kernels' logic and the runtime's program interpreter, not NVPTX's code generation.
 """
@@ -137,11 +137,13 @@ class EmulatedDevice:
                 source = lane ^ offset if mode == "bfly" else lane + offset
                 if source > clamp:
                     source = lane
-                state.table[tid] = value
-                state.wait()
-                result = state.table[tid - lane + source]
-                state.wait()
-                return result
+                # Two tables used in turn: a lane cannot overwrite one before every lane of
+                # its warp has passed the next shuffle's barrier, so one barrier suffices.
+                turn = state.turns[tid] = state.turns[tid] ^ 1
+                table = state.tables[turn]
+                table[tid] = value
+                state.warps[tid // 32].wait()
+                return table[tid - lane + source]
             callbacks[f"emu.shfl.{mode}.i32"] = shuffle_type(shuffle)
         return callbacks
 
@@ -149,7 +151,11 @@ class EmulatedDevice:
 class _BlockState:
     def __init__(self, threads: int):
         self.barrier = threading.Barrier(threads, timeout=_BARRIER_TIMEOUT)
-        self.table = [0] * threads
+        # Shuffles synchronize one warp, as on the GPU.
+        self.warps = [threading.Barrier(min(32, threads), timeout=_BARRIER_TIMEOUT)
+                      for _ in range(-(-threads // 32))]
+        self.tables = ([0] * threads, [0] * threads)
+        self.turns = [0] * threads
         self.broken = False
 
     def wait(self) -> None:
