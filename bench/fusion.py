@@ -112,7 +112,8 @@ def workloads(small: bool):
     db = rng.standard_normal(dx.shape[1]).astype(f32)
     p, g = rng.standard_normal(params).astype(f32), rng.standard_normal(params).astype(f32)
     mm, vv = np.zeros(params, f32), np.ones(params, f32)
-    mx = rng.standard_normal((256, width)).astype(f32)
+    # Batch 1024: activations, not weights, dominate memory, as in inference at scale.
+    mx = rng.standard_normal((128 if small else 1024, width)).astype(f32)
     ws = [(rng.standard_normal((width, width)) / math.sqrt(width)).astype(f32)
           for _ in range(10)]
     return [

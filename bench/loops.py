@@ -1,15 +1,20 @@
 """A fori_loop of 1000 small elementwise steps compiled as one program, vs the same loop in
-Python calling a jitted step. Medians after warm-up, one run.
+Python calling a jitted step, measured side by side in one run (medians after warm-up).
 
-    python -m bench.loops
+    python -m bench.loops [--steps 1000] [--size 256]
+
+Also shown for scale: the loop in plain numpy, and jax.lax.fori_loop under jax.jit when JAX
+is installed. The ratio column is each row's time over the compiled loop's.
 """
+from __future__ import annotations
+
+import argparse
+
 import numpy as np
 
 import compiler
 import compiler.numpy as fnp
 from bench.timing import format_table, median_time
-
-STEPS = 1000
 
 
 def step(i, x):
@@ -17,22 +22,45 @@ def step(i, x):
 
 
 def main() -> None:
-    x = np.linspace(-1, 1, 256).astype(np.float32)
-    in_program = compiler.jit(lambda x: compiler.fori_loop(0, STEPS, step, x))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--size", type=int, default=256)
+    args = parser.parse_args()
+    steps = args.steps
+    x = np.linspace(-1, 1, args.size).astype(np.float32)
+    in_program = compiler.jit(lambda x: compiler.fori_loop(0, steps, step, x))
     jitted_step = compiler.jit(lambda x: step(0, x))
 
     def python_loop():
         y = x
-        for i in range(STEPS):
+        for i in range(steps):
             y = jitted_step(y)
         return y
-    np.testing.assert_allclose(in_program(x), python_loop(), rtol=1e-5)
-    compiled = median_time(lambda: in_program(x), repeats=15)
-    looped = median_time(python_loop, repeats=5)
-    print(format_table(["", "ms (median)", "ratio"],
-                       [["fori_loop in the program", f"{compiled * 1e3:.3f}", "1.00"],
-                        ["Python loop of jitted steps", f"{looped * 1e3:.2f}",
-                         f"{looped / compiled:.1f}"]]))
+
+    def numpy_loop():
+        y = x
+        for i in range(steps):
+            y = np.tanh(y * np.float32(0.9) + np.float32(0.1))
+        return y
+    expected = numpy_loop()
+    np.testing.assert_allclose(in_program(x), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(python_loop(), expected, rtol=1e-5, atol=1e-6)
+    rows = [("flowjit fori_loop in the program", median_time(lambda: in_program(x), repeats=21)),
+            ("Python loop of jitted flowjit steps", median_time(python_loop, repeats=5)),
+            ("Python loop of numpy steps", median_time(numpy_loop, repeats=5))]
+    try:
+        import jax
+        jax_loop = jax.jit(lambda x: jax.lax.fori_loop(
+            0, steps, lambda i, y: jax.numpy.tanh(y * 0.9 + 0.1), x))
+        np.testing.assert_allclose(np.asarray(jax_loop(x)), expected, rtol=1e-5, atol=1e-6)
+        rows.append(("jax.lax.fori_loop under jax.jit", median_time(lambda: jax_loop(x),
+                                                                      repeats=21)))
+    except ImportError:
+        pass
+    base = rows[0][1]
+    print(f"{steps} steps of tanh(x * 0.9 + 0.1) on f32[{args.size}]")
+    print(format_table(["", "ms (median)", "x compiled loop"],
+                       [[name, f"{t * 1e3:.3f}", f"{t / base:.1f}"] for name, t in rows]))
 
 
 if __name__ == "__main__":
