@@ -67,23 +67,28 @@ class _Traced:
 
     def where(self, k: int) -> str:
         """Where output leaf k was computed, for error messages."""
-        line = self.sub.computation.root.operands[k].source_line
+        outputs = self.sub.computation.root.operands
+        line = outputs[k].source_line if k < len(outputs) else None
         return f" (computed at {line})" if line else ""
 
 
 def _trace_flat(fun: Callable, in_types: Sequence[LeafType], name: str,
-                expected: Sequence[LeafType] = ()) -> _Traced:
+                expected: Sequence[LeafType] = (), branch: bool = False) -> _Traced:
     """Trace `fun(*leaves) -> list of leaves`. A weakly typed output (a Python scalar) whose
-    dims match `expected[k]` takes its dtype, as JAX casts weak outputs to the carry type."""
+    dims match a strongly typed `expected[k]` takes its dtype, as JAX casts weak outputs to
+    the carry type (a weak expected type is promoted by the caller instead)."""
     weak_out: list[bool] = []
 
     def run(*tracers):
+        # A branch's work must stay in the branch (only the taken one runs); a loop body's
+        # work on outer values alone may be hoisted out of the loop (core._innermost).
+        current_trace().barrier = branch
         for t, (_, weak) in zip(tracers, in_types):
             t.weak_type = weak
         outs = list(fun(*tracers))
         weak_out[:] = [_is_weak(x) for x in outs]
-        for k, (shape, _) in enumerate(expected[:len(outs)]):
-            if weak_out[k] and shape_of(outs[k]).dims == shape.dims:
+        for k, (shape, weak) in enumerate(expected[:len(outs)]):
+            if weak_out[k] and not weak and shape_of(outs[k]).dims == shape.dims:
                 outs[k] = _cast(outs[k], shape)
         return outs
     sub = trace_subfunction(run, [s for s, _ in in_types], name)
@@ -258,7 +263,8 @@ def _trace_branches(functions: Sequence[Callable], leaves: list, treedef, names:
             out_leaves, out_trees[k] = tree.flatten(f(*tree.unflatten(treedef, xs)))
             return out_leaves
         return run
-    traced = [_trace_flat(flat(k, f), in_types, f"branch_{k}") for k, f in enumerate(functions)]
+    traced = [_trace_flat(flat(k, f), in_types, f"branch_{k}", branch=True)
+              for k, f in enumerate(functions)]
     for k in range(1, len(traced)):
         if out_trees[k] != out_trees[0]:
             raise TypeError(at_user_line(
@@ -266,8 +272,8 @@ def _trace_branches(functions: Sequence[Callable], leaves: list, treedef, names:
                 f"{out_trees[k]}"))
     targets = _common_output_types(traced)
     if any(t.out_shapes != [s for s, _ in targets] for t in traced):
-        traced = [_trace_flat(flat(k, f), in_types, f"branch_{k}", expected=targets)
-                  for k, f in enumerate(functions)]
+        traced = [_trace_flat(flat(k, f), in_types, f"branch_{k}", expected=targets,
+                              branch=True) for k, f in enumerate(functions)]
     first = traced[0].out_shapes
     for k, t in enumerate(traced[1:], 1):
         if t.out_shapes != first:
@@ -292,7 +298,8 @@ def _common_output_types(traced: list[_Traced]) -> list[LeafType]:
             targets.append((shape, False))  # a real mismatch: reported by the caller
         else:
             dtype = np.result_type(*[s.dtype.to_numpy() for s, _ in column])
-            targets.append((ArrayShape(dtypes.from_numpy(dtype), shape.dims), True))
+            # Marked strong so that _trace_flat casts every branch's weak output to it.
+            targets.append((ArrayShape(dtypes.from_numpy(dtype), shape.dims), False))
     return targets
 
 

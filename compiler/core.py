@@ -50,6 +50,9 @@ class Trace:
         self.explicit_parameters = 0
         self.computations: list[Computation] = []   # reducers, bodies... called from here
         self._reducers: dict[tuple, Computation] = {}
+        # A conditional branch: work on outer values may not be hoisted out of it, since
+        # only the taken branch runs (set by control_flow while tracing a branch).
+        self.barrier = False
 
     def reducer(self, opcode: str, dtype: dtypes.DType) -> Computation:
         key = (opcode, dtype)
@@ -188,9 +191,17 @@ def _innermost(operands: Sequence[Any]) -> Optional[Trace]:
     Like JAX's omnistaging, an op with only concrete operands inside `jit` is staged
     too (so `fnp.zeros` becomes a broadcast, not a large literal)."""
     traces = [o.trace for o in operands if isinstance(o, Tracer)]
-    if traces:
-        return max(traces, key=lambda t: t.level)
-    return current_trace()
+    current = current_trace()
+    if not traces:
+        return current
+    target = max(traces, key=lambda t: t.level)
+    # Hoist toward `target`, but never out of a conditional branch on the way.
+    t = current
+    while t is not None and t is not target:
+        if t.barrier:
+            return t
+        t = t.parent
+    return target
 
 
 def lift(x: Any, trace: Trace) -> Instruction:

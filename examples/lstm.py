@@ -41,8 +41,23 @@ def make(batch: int = 4, n_in: int = 3, n_hidden: int = 5, seed: int = 0):
 
 grad_step = compiler.jit(compiler.grad(loss, argnums=(0, 2)))
 
+
+def sequence_loss(params, xs, h, c):
+    """The cell run over a sequence xs[t] with compiler.scan; a loss on all hidden states."""
+    def step(carry, x):
+        h_new, c_new = lstm_cell(params, x, *carry)
+        return (h_new, c_new), h_new
+    _, hs = compiler.scan(step, (h, c), xs)
+    return fnp.sum(hs[-1] ** 2) + fnp.mean(hs)
+
+
+sequence_grad = compiler.jit(compiler.grad(sequence_loss))  # back-propagation through time
+
 if __name__ == "__main__":
     params, x, h, c = make()
     (gw, gb), gh = grad_step(params, x, h, c)
     print("dL/dw norm", float(np.linalg.norm(gw)), "dL/db norm", float(np.linalg.norm(gb)),
           "dL/dh norm", float(np.linalg.norm(gh)))
+    xs = np.random.default_rng(1).standard_normal((6,) + x.shape)
+    gw, gb = sequence_grad(params, xs, h, c)
+    print("over 6 steps: dL/dw norm", float(np.linalg.norm(gw)))

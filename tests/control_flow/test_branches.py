@@ -97,3 +97,13 @@ def test_select_like_cond_on_arrays_through_where_still_differs_from_cond():
         compiler.jit(lambda x: cond(x > 0, lambda: x, lambda: -x))(np.ones(3))
     np.testing.assert_allclose(compiler.jit(lambda x: fnp.where(x > 0, x, -x))(
         np.array([-1.0, 2.0])), [1.0, 2.0])
+
+
+def test_branch_work_on_closed_over_values_stays_in_the_branch():
+    def f(p, x):
+        return cond(p, lambda: fnp.tanh(x @ x.T), lambda: x * 0.0)
+    x = np.ones((4, 4), np.float32)
+    module = lowered_module(f, np.bool_(True), x)
+    assert "dot" not in {i.opcode for i in module.entry.instructions}
+    branch = next(i for i in module.entry.instructions if i.opcode == "conditional")
+    assert "dot" in {i.opcode for i in branch.calls["true_computation"].instructions}
