@@ -66,9 +66,8 @@ def _key_words(key) -> tuple[Any, Any]:
 def threefry2x32(key, x0, x1):
     """Threefry-2x32 (20 rounds) of the counter words x0, x1 (u32 arrays) under `key`."""
     k0, k1 = _key_words(key)
-    return tuple(_wrap(w) for w in _threefry(k0, k1, _u32(x0) if not isinstance(x0, Tracer)
-                                             else x0, _u32(x1) if not isinstance(x1, Tracer)
-                                             else x1))
+    x0, x1 = (x if isinstance(x, Tracer) else _u32(x) for x in (x0, x1))
+    return tuple(_wrap(word) for word in _threefry(k0, k1, x0, x1))
 
 
 def _counters(shape: tuple[int, ...]):

@@ -135,6 +135,13 @@ class TestSameStreamsAsJax:
 
     jax = pytest.importorskip("jax")
 
+    @pytest.fixture(autouse=True)
+    def _x64_off(self):
+        # JAX's defaults (PRNGKey's seed width, uniform's float32) assume x64 off; other
+        # tests may have turned it on for the whole process.
+        with self.jax.enable_x64(False):
+            yield
+
     def test_keys(self):
         jr = self.jax.random
         for seed in (0, 42, 2 ** 31 - 1):
