@@ -20,5 +20,7 @@ from compiler import random  # noqa: E402  (compiler.random, as jax.random)
 
 __version__ = "0.1.0"
 
-__all__ = ["devices", "device_put", "cond", "fori_loop", "scan", "switch", "while_loop", "custom_vjp", "grad", "jvp", "stop_gradient", "value_and_grad", "vjp", "Array", "FlowjitError", "ShapeError", "TracerArrayConversionError",
-           "TracerBoolConversionError", "jit", "tree_map"]
+__all__ = ["Array", "FlowjitError", "ShapeError", "TracerArrayConversionError",
+           "TracerBoolConversionError", "cond", "custom_vjp", "device_put", "devices",
+           "fori_loop", "grad", "jit", "jvp", "scan", "stop_gradient", "switch", "tree_map",
+           "value_and_grad", "vjp", "while_loop"]

@@ -16,7 +16,20 @@ def _float(x):
 
 
 def relu(x):
+    """max(x, 0); its gradient at exactly 0 is 0.5 (maximum's tie rule; JAX's relu gives 0)."""
     return fnp.maximum(x, 0)
+
+
+def leaky_relu(x, negative_slope: float = 0.01):
+    """x where x >= 0, negative_slope * x elsewhere."""
+    x = _float(x)
+    return fnp.where(x >= 0, x, negative_slope * x)
+
+
+def elu(x, alpha: float = 1.0):
+    """x where x > 0, alpha * (exp(x) - 1) elsewhere."""
+    x = _float(x)
+    return fnp.where(x > 0, x, alpha * fnp.expm1(fnp.minimum(x, 0)))
 
 
 def sigmoid(x):
@@ -35,6 +48,11 @@ def gelu(x, approximate: bool = True):
         c = math.sqrt(2 / math.pi)
         return 0.5 * x * (1 + fnp.tanh(c * (x + 0.044715 * x * x * x)))
     return 0.5 * x * (1 + wrap(lax.erf(x * (1 / math.sqrt(2)))))
+
+
+def log_sigmoid(x):
+    """log(sigmoid(x)) = -softplus(-x), without overflow."""
+    return -softplus(-_float(x))
 
 
 def silu(x):

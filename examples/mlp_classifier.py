@@ -11,7 +11,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import compiler  # noqa: E402
 import compiler.nn as nn  # noqa: E402
-import compiler.numpy as fnp  # noqa: E402
 
 
 def spirals(n: int = 256, seed: int = 0):

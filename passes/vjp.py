@@ -5,42 +5,91 @@
 by copying the forward instructions and then sweeping them in reverse, asking each op's rule
 in `passes.vjp_rules.VJP_RULES` for its operands' cotangents. Rules emit IR, so the result is
 optimized and fused like any other code, and can be differentiated again.
+
+The cotangent of a tuple-shaped value is a Python list with one entry per element (None for
+zero), so `get-tuple-element` and `tuple` cost nothing and unused elements stay zero.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import json
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ir.builder import Builder, NameTable
-from ir.module import Computation, Instruction
-from ir.ops import OPS
-from ir.shapes import ArrayShape
+from ir.builder import Builder, NameTable, scalar_computation
+from ir.module import Computation, Instruction, Module
+from ir.shapes import ArrayShape, Shape
+
+# An array cotangent, None (zero) or, for a tuple-shaped value, a list of cotangents.
+Cotangent = Union[Instruction, None, list]
 
 
 class NonDifferentiableError(TypeError):
     """The function uses an op that has no VJP rule on a path that needs a gradient."""
 
 
+def output_leaves(comp: Computation) -> list[Instruction]:
+    """The outputs a VJP takes one cotangent each for: a tuple root's operands, else the root."""
+    root = comp.root
+    return list(root.operands) if root.opcode == "tuple" else [root]
+
+
+def has_float(shape: Shape) -> bool:
+    """Whether a value of `shape` carries any gradient (some float element)."""
+    if shape.is_tuple:
+        return any(has_float(s) for s in shape.elements)
+    return shape.dtype.is_float
+
+
+def known_trip_count(inst: Instruction) -> Optional[int]:
+    """The trip count XLA-style `backend_config` records on a `while`, if any."""
+    try:
+        return int(json.loads(inst.extra_attrs["backend_config"])["known_trip_count"]["n"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def trip_count_config(n: int) -> dict:
+    """The `extra_attrs` that mark a `while` as running exactly `n` times."""
+    return {"backend_config": f'{{"known_trip_count":{{"n":"{n}"}}}}'}
+
+
 class Emitter:
     """The small vocabulary VJP rules are written in: ops on new IR instructions."""
 
-    def __init__(self, builder: Builder):
+    def __init__(self, builder: Builder, extra: list[Computation]):
         self.b = builder
+        self.extra = extra           # every computation made here, nested ones included
+        self.replacements: list[tuple[Instruction, Instruction]] = []
+        self._derivatives: dict = {}
 
-    def op(self, opcode: str, *operands, shape=None, **attrs) -> Instruction:
-        return self.b.add(opcode, list(operands), attrs, shape=shape, metadata={})
+    @property
+    def names(self) -> NameTable:
+        return self.b.names
+
+    def op(self, opcode: str, *operands, shape=None, calls=None, extra_attrs=None,
+           **attrs) -> Instruction:
+        inst = self.b.add(opcode, list(operands), attrs, calls, shape=shape, metadata={})
+        inst.extra_attrs.update(extra_attrs or {})
+        return inst
+
+    def scalar(self, value, dtype) -> Instruction:
+        return self.b.constant(np.array(value, dtype=dtype.to_numpy()), dtype)
 
     def constant(self, value, like: Instruction) -> Instruction:
         """`value` broadcast to `like`'s shape and dtype."""
-        shape = like.shape
-        scalar = self.b.constant(np.array(value, dtype=shape.dtype.to_numpy()), shape.dtype)
-        if shape.rank == 0:
-            return scalar
-        return self.op("broadcast", scalar, shape=shape, dimensions=())
+        return self.filled(value, like.shape)
+
+    def filled(self, value, shape: Shape) -> Instruction:
+        """`value` everywhere in `shape` (a tuple of such arrays for a tuple shape)."""
+        if shape.is_tuple:
+            return self.op("tuple", *[self.filled(value, s) for s in shape.elements])
+        scalar = self.scalar(value, shape.dtype)
+        return scalar if shape.rank == 0 else self.op("broadcast", scalar, shape=shape,
+                                                      dimensions=())
 
     def zeros(self, like: Instruction) -> Instruction:
-        return self.constant(0, like)
+        return self.filled(0, like.shape)
 
     def add(self, a, b):
         return self.op("add", a, b)
@@ -62,6 +111,11 @@ class Emitter:
 
     def compare(self, a, b, direction: str):
         return self.op("compare", a, b, direction=direction)
+
+    def gte(self, a, index: int) -> Instruction:
+        if a.opcode == "tuple":
+            return a.operands[index]
+        return self.op("get-tuple-element", a, index=index)
 
     def convert(self, a, dtype):
         if a.shape.dtype == dtype:
@@ -85,9 +139,8 @@ class Emitter:
         return self.op("transpose", a, dimensions=tuple(perm))
 
     def reducer(self, opcode: str, dtype) -> Computation:
-        from ir.builder import scalar_computation
-        comp = scalar_computation(opcode, dtype, self.b.names)
-        self.b.extra_computations.append(comp)
+        comp = scalar_computation(opcode, dtype, self.names)
+        self.extra.append(comp)
         return comp
 
     def sum(self, a, dims) -> Instruction:
@@ -95,29 +148,103 @@ class Emitter:
         dims = tuple(sorted(dims))
         if not dims:
             return a
-        zero = self.b.constant(np.array(0, a.shape.dtype.to_numpy()), a.shape.dtype)
-        return self.b.add("reduce", [a, zero], {"dimensions": dims},
-                          {"to_apply": self.reducer("add", a.shape.dtype)}, metadata={})
+        return self.op("reduce", a, self.scalar(0, a.shape.dtype), dimensions=dims,
+                       calls={"to_apply": self.reducer("add", a.shape.dtype)})
+
+    # --- tuples and computations ---------------------------------------------------------
+
+    def materialize(self, ct: Cotangent, shape: Shape) -> Instruction:
+        """`ct` as one instruction of `shape`: zeros for None, a `tuple` for a list."""
+        if ct is None:
+            return self.filled(0, shape)
+        if isinstance(ct, list):
+            return self.op("tuple", *[self.materialize(c, s)
+                                      for c, s in zip(ct, shape.elements)])
+        return ct
+
+    def output_cotangents(self, comp: Computation, g: Cotangent, shape: Shape
+                          ) -> list[Instruction]:
+        """One cotangent per output leaf of `comp` (as its VJP takes them), from the
+        cotangent `g` of a value of `shape` that `comp`'s root computes."""
+        if comp.root.opcode != "tuple":
+            return [self.materialize(g, shape)]
+        if isinstance(g, Instruction):
+            g = [self.gte(g, k) for k in range(len(shape.elements))]
+        g = g if g is not None else [None] * len(shape.elements)
+        return [self.materialize(c, s) for c, s in zip(g, shape.elements)]
+
+    def merge(self, shape: Shape, old: Cotangent, new: Cotangent) -> Cotangent:
+        """The sum of two cotangents of a value of `shape` (None and lists allowed)."""
+        if new is None or not has_float(shape):
+            return old
+        if shape.is_tuple:
+            if isinstance(new, Instruction):
+                new = [self.gte(new, k) for k in range(len(shape.elements))]
+            old = old if old is not None else [None] * len(shape.elements)
+            return [self.merge(s, o, n) for s, o, n in zip(shape.elements, old, new)]
+        if new.shape != shape:
+            new = self.convert(new, shape.dtype)
+        return new if old is None else self.add(old, new)
+
+    def inline(self, comp: Computation, args: Sequence[Instruction]) -> Instruction:
+        """Copy `comp`'s instructions here on `args`; returns the copy of its root."""
+        values: dict[int, Instruction] = {}
+        for inst in comp.instructions:
+            if inst.opcode == "parameter":
+                values[id(inst)] = args[inst.attrs["number"]]
+            elif inst.opcode == "get-tuple-element":
+                values[id(inst)] = self.gte(values[id(inst.operands[0])], inst.attrs["index"])
+            else:
+                copy = Instruction(self.names.fresh(inst.name), inst.opcode, inst.shape,
+                                   [values[id(o)] for o in inst.operands], inst.attrs,
+                                   inst.calls, inst.literal, {})
+                copy.extra_attrs = dict(inst.extra_attrs)
+                self.b.computation.instructions.append(copy)
+                values[id(inst)] = copy
+        return values[id(comp.root)]
+
+    def derivative(self, comp: Computation, wrt: Sequence[int]) -> Computation:
+        """The VJP computation of `comp` (made once per emitter), registered as extra."""
+        key = (id(comp), tuple(wrt))
+        if key not in self._derivatives:
+            self._derivatives[key] = _transform(comp, wrt, self.names, self.extra)
+            self.extra.append(self._derivatives[key])
+        return self._derivatives[key]
+
+    def sub_builder(self, name: str) -> "Emitter":
+        """An emitter for a new computation (a loop body, a branch) sharing names and extras."""
+        inner = Emitter(Builder(name, self.names), self.extra)
+        inner._derivatives = self._derivatives
+        return inner
+
+    def finish(self, root: Instruction) -> Computation:
+        comp = self.b.finish(root)
+        self.extra.append(comp)
+        return comp
 
 
-def _differentiable(inst: Instruction) -> bool:
-    return not inst.shape.is_tuple and inst.shape.dtype.is_float
+def no_rule_error(inst: Instruction) -> NonDifferentiableError:
+    """The error for differentiating `inst`, which has no rule (naming its source line)."""
+    where = f", from {inst.source_line}" if inst.source_line else ""
+    if inst.opcode == "while":
+        return NonDifferentiableError(
+            f"reverse-mode differentiation of a while loop (%{inst.name}{where}) needs a "
+            "trip count known when tracing (fori_loop with constant bounds, scan); this "
+            "loop's is only known at run time (JAX refuses it too)")
+    return NonDifferentiableError(f"cannot differentiate through '{inst.opcode}' "
+                                  f"(%{inst.name}{where})")
 
 
-def vjp(comp: Computation, wrt: Sequence[int], names: Optional[NameTable] = None
-        ) -> tuple[Computation, list[Computation]]:
-    """The VJP computation of `comp` w.r.t. its parameters `wrt`, and new callees it uses."""
+def _transform(comp: Computation, wrt: Sequence[int], names: NameTable,
+               extra: list[Computation]) -> Computation:
     from passes.vjp_rules import NON_DIFFERENTIABLE, VJP_RULES
-    names = names or NameTable()
-    b = Builder(f"{comp.name}_vjp", names)
-    b.extra_computations = []
-    emit = Emitter(b)
+    emit = Emitter(Builder(f"{comp.name}_vjp", names), extra)
+    b = emit.b
     params = comp.parameters
     mapping: dict[int, Instruction] = {}
     for p in params:
         mapping[id(p)] = b.parameter(p.attrs["number"], p.shape, p.name.split(".")[0])
-    root = comp.root
-    outputs = list(root.operands) if root.opcode == "tuple" else [root]
+    outputs = output_leaves(comp)
     cotangent_params = [b.parameter(len(params) + k, o.shape, "cotangent")
                         for k, o in enumerate(outputs)]
     order = [i for i in comp.post_order() if i.opcode != "parameter"]
@@ -125,46 +252,56 @@ def vjp(comp: Computation, wrt: Sequence[int], names: Optional[NameTable] = None
         copy = Instruction(names.fresh(inst.name), inst.opcode, inst.shape,
                            [mapping[id(o)] for o in inst.operands], inst.attrs, inst.calls,
                            inst.literal, inst.metadata)
+        copy.extra_attrs = dict(inst.extra_attrs)
         b.computation.instructions.append(copy)
         mapping[id(inst)] = copy
-    cotangents: dict[int, Instruction] = {}
+    cotangents: dict[int, Cotangent] = {}
 
-    def accumulate(target: Instruction, value: Optional[Instruction]) -> None:
-        if value is None or not _differentiable(target):
-            return
-        if value.shape != target.shape:
-            value = emit.convert(value, target.shape.dtype)
-        previous = cotangents.get(id(target))
-        cotangents[id(target)] = value if previous is None else emit.add(previous, value)
+    def accumulate(target: Instruction, value: Cotangent) -> None:
+        cotangents[id(target)] = emit.merge(target.shape, cotangents.get(id(target)), value)
 
     for out, ct in zip(outputs, cotangent_params):
         accumulate(out, ct)
     for inst in reversed(order):
         g = cotangents.get(id(inst))
-        if g is None:
+        if g is None or (isinstance(g, list) and all(c is None for c in g)):
             continue
         rule = VJP_RULES.get(inst.opcode)
         if rule is None:
             if inst.opcode in NON_DIFFERENTIABLE:
                 continue
-            loop = inst.operands[0] if inst.opcode == "get-tuple-element" else inst
-            if loop.opcode == "while":
-                raise NonDifferentiableError(
-                    f"reverse-mode differentiation of a while loop (%{loop.name}"
-                    + (f", from {loop.source_line}" if loop.source_line else "")
-                    + ") is not supported: its trip count is only known at run time "
-                    "(JAX refuses it too)")
-            raise NonDifferentiableError(
-                f"cannot differentiate through '{inst.opcode}' (%{inst.name}"
-                + (f", from {inst.source_line}" if inst.source_line else "") + ")")
-        primal = mapping[id(inst)]
-        operand_cts = rule(emit, primal, g)
-        for operand, ct in zip(inst.operands, operand_cts):
+            raise no_rule_error(inst)
+        for operand, ct in zip(inst.operands, rule(emit, mapping[id(inst)], g)):
             accumulate(operand, ct)
     results = [mapping[id(o)] for o in outputs]
     for number in wrt:
         p = params[number]
-        ct = cotangents.get(id(p))
-        results.append(ct if ct is not None else emit.zeros(mapping[id(p)]))
-    b.finish(b.add("tuple", results, metadata={}))
-    return b.computation, b.extra_computations
+        results.append(emit.materialize(cotangents.get(id(p)), p.shape))
+    result = b.finish(b.add("tuple", results, metadata={}))
+    if emit.replacements:
+        for old, new in emit.replacements:
+            result.replace_all_uses(old, new)
+        result.remove_unreachable()
+        result.sort()
+    return result
+
+
+def vjp(comp: Computation, wrt: Sequence[int], names: Optional[NameTable] = None
+        ) -> tuple[Computation, list[Computation]]:
+    """The VJP computation of `comp` w.r.t. its parameters `wrt`, and new callees it uses."""
+    extra: list[Computation] = []
+    result = _transform(comp, wrt, names or NameTable(), extra)
+    return result, extra
+
+
+def lower_autodiff_markers(module: Module) -> bool:
+    """Inline custom_vjp custom-calls and drop stop_gradient markers (before codegen)."""
+    from passes import lower_custom_calls
+    return lower_custom_calls.run(module)
+
+
+def vjp_module(module: Module, wrt: Sequence[int]) -> Module:
+    """A module whose entry is the VJP of `module`'s entry w.r.t. its parameters `wrt`."""
+    entry, extra = vjp(module.entry, wrt, NameTable.for_module(module))
+    others = [c for c in module.computations if c is not module.entry]
+    return Module(f"{module.name}_vjp", entry, others + extra)

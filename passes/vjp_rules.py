@@ -1,15 +1,18 @@
 """VJP rules, one per differentiable opcode: `rule(emit, inst, g) -> operand cotangents`.
 
 `inst` is the forward instruction (its operands are forward values), `g` the cotangent of
-its result; a rule returns one cotangent per operand, None for "zero / not differentiable".
-Rules only emit IR through the Emitter, so gradients are compiled, fused and differentiable.
+its result (a list per element for a tuple-shaped result); a rule returns one cotangent per
+operand, None for "zero / not differentiable". Rules only emit IR through the Emitter, so
+gradients are compiled, fused and differentiable again. Ops that call computations (call,
+conditional, while) have their rules in `passes.vjp_control`.
 """
 from __future__ import annotations
 
 import math
 
-from ir.module import Instruction
 from ir.shapes import ArrayShape
+from passes.vjp import output_leaves
+from passes.vjp_control import call_rule, conditional_rule, while_rule
 
 NON_DIFFERENTIABLE = frozenset({
     "compare", "and", "or", "xor", "not", "is-finite", "iota", "sign", "floor", "ceil",
@@ -164,8 +167,23 @@ def _reduce(e, inst, g):
         count = e.broadcast(e.sum(chosen, dims), x.shape, kept)
         return [e.div(e.mul(spread, chosen), count), None]
     if kind == "multiply":
-        return [e.div(e.mul(spread, e.broadcast(inst, x.shape, kept)), x), None]
+        return [e.mul(spread, _product_derivative(e, inst, x, dims, kept)), None]
     raise NotImplementedError(f"gradient of a reduce with a '{kind}' reducer")
+
+
+def _product_derivative(e, inst, x, dims, kept):
+    """d prod(x) / dx_i, exact with zeros: prod/x_i with none, the others' product at the
+    single zero, 0 with two or more (no division by zero)."""
+    zero, one = e.zeros(x), e.constant(1, x)
+    is_zero = e.compare(x, zero, "EQ")
+    safe = e.select(is_zero, one, x)
+    count = e.broadcast(e.sum(e.convert(is_zero, x.shape.dtype), dims), x.shape, kept)
+    others = e.op("reduce", safe, e.scalar(1, x.shape.dtype), dimensions=tuple(sorted(dims)),
+                  calls={"to_apply": e.reducer("multiply", x.shape.dtype)})
+    at_zero = e.select(is_zero, e.broadcast(others, x.shape, kept), zero)
+    no_zero = e.div(e.broadcast(inst, x.shape, kept), safe)
+    return e.select(e.compare(count, zero, "EQ"), no_zero,
+                    e.select(e.compare(count, one, "EQ"), at_zero, zero))
 
 
 def _dot(e, inst, g):
@@ -256,7 +274,7 @@ def _overwrite(e, dtype):
     shape = ArrayShape(dtype, ())
     b.parameter(0, shape, "old")
     comp = b.finish(b.parameter(1, shape, "new"))
-    e.b.extra_computations.append(comp)
+    e.extra.append(comp)
     return comp
 
 
@@ -266,17 +284,23 @@ def _custom_call(e, inst, g):
         return [None]
     if target != "flowjit.custom_vjp":
         raise NotImplementedError(f"gradient of custom-call {target!r}")
-    _, fwd, bwd = inst.calls["called_computations"]
-    operands = list(inst.operands)
-    saved = e.b.add("call", operands, {}, {"to_apply": fwd}, metadata={})
-    residuals = [e.op("get-tuple-element", saved, index=k)
-                 for k in range(1, len(saved.shape.elements))]
-    cts = e.b.add("call", residuals + [g], {}, {"to_apply": bwd}, metadata={})
-    return [e.op("get-tuple-element", cts, index=k) for k in range(len(operands))]
+    primal, fwd, bwd = inst.calls["called_computations"]
+    saved = e.op("call", *inst.operands, calls={"to_apply": fwd})
+    n_out = len(output_leaves(primal))
+    residuals = [e.gte(saved, k) for k in range(n_out, len(saved.shape.elements))]
+    cts = e.op("call", *residuals, *e.output_cotangents(primal, g, inst.shape),
+               calls={"to_apply": bwd})
+    return [e.gte(cts, k) for k in range(len(inst.operands))]
 
 
-def _call(e, inst, g):
-    raise NotImplementedError("gradient through `call`: inline it first")
+def _get_tuple_element(e, inst, g):
+    slots = [None] * len(inst.operands[0].shape.elements)
+    slots[inst.attrs["index"]] = g
+    return [slots]
+
+
+def _tuple(e, inst, g):
+    return list(g) if isinstance(g, list) else [e.gte(g, k) for k in range(len(inst.operands))]
 
 
 _TWO_OVER_ROOT_PI = 2 / math.sqrt(math.pi)
@@ -327,4 +351,9 @@ VJP_RULES = {
     "gather": _gather,
     "scatter": _scatter,
     "custom-call": _custom_call,
+    "tuple": _tuple,
+    "get-tuple-element": _get_tuple_element,
+    "call": call_rule,
+    "conditional": conditional_rule,
+    "while": while_rule,
 }

@@ -55,6 +55,18 @@ def test_pytrees_argnums_has_aux_and_value():
     np.testing.assert_allclose(gs, np.sum(y ** 2))
 
 
+def test_traced_aux_values_come_back_as_arrays():
+    f = lambda x: (fnp.sum(x ** 2), {"scaled": x * 3, "count": 2})  # noqa: E731
+    x = np.array([1.0, 2.0])
+    for fn in (compiler.value_and_grad(f, has_aux=True),
+               compiler.jit(compiler.value_and_grad(f, has_aux=True))):
+        (value, aux), g = fn(x)
+        np.testing.assert_allclose(value, 5.0)
+        np.testing.assert_allclose(aux["scaled"], [3.0, 6.0])
+        assert int(aux["count"]) == 2
+        np.testing.assert_allclose(g, 2 * x)
+
+
 def test_vjp_and_jvp():
     x = np.array([0.5, 1.5])
     out, vjp_fn = compiler.vjp(lambda x: fnp.exp(x) * 2, x)
@@ -75,6 +87,11 @@ def test_stop_gradient():
 def test_integer_inputs_and_non_scalar_outputs_are_errors():
     with pytest.raises(TypeError, match="int64"):
         compiler.grad(lambda x: fnp.sum(x))(np.array([1, 2]))
+
+    def scaled(x, steps):
+        return fnp.sum(x) * steps
+    with pytest.raises(TypeError, match="argument 'steps' \\(argnums=1\\) has dtype int64"):
+        compiler.grad(scaled, argnums=(0, 1))(np.array([1.0]), np.array(3))
     with pytest.raises(TypeError, match="scalar float output"):
         compiler.grad(lambda x: x * 2)(np.array([1.0, 2.0]))
 
@@ -95,3 +112,86 @@ def test_matches_jax_where_installed():
     np.testing.assert_allclose(compiler.grad(lambda w: fnp.sum(compiler.grad(ours)(w)))(w),
                                jax.grad(lambda w: jnp.sum(jax.grad(theirs)(w)))(w),
                                rtol=1e-8)
+
+
+def test_while_loop_with_a_run_time_trip_count_is_refused_clearly():
+    def f(x):
+        return compiler.while_loop(lambda v: fnp.sum(v) < 10.0, lambda v: v * 2, x).sum()
+    with pytest.raises(TypeError, match="while loop.*trip count"):
+        compiler.grad(f)(np.array([1.0, 2.0]))
+
+
+def test_loops_differentiate_eagerly_and_compiled():
+    # d/dx of prod over a scan is the product of the others (hand-computed).
+    def f(xs):
+        carry, _ = compiler.scan(lambda c, x: (c * x, c), np.float64(1.0), xs)
+        return carry
+    xs = np.array([2.0, 3.0, 5.0])
+    for g in (compiler.grad(f), compiler.jit(compiler.grad(f))):
+        np.testing.assert_allclose(g(xs), [15.0, 10.0, 6.0])
+    # fori_loop: x -> x * a, three times: d/da sum(x a^3) = 3 x a^2.
+    h = lambda x, a: fnp.sum(compiler.fori_loop(0, 3, lambda i, v: v * a, x))  # noqa: E731
+    x, a = np.array([1.0, 2.0]), np.array([0.5, -1.5])
+    np.testing.assert_allclose(compiler.grad(h, argnums=1)(x, a), 3 * x * a ** 2)
+
+
+def test_custom_vjp_with_several_arguments_and_outputs():
+    @compiler.custom_vjp
+    def scale(x, k):
+        return {"out": x * k, "k": k}
+
+    def fwd(x, k):
+        return scale(x, k), (x, k)
+
+    def bwd(res, g):
+        x, k = res
+        return g["out"] * k * 10.0, None  # a deliberately "wrong" rule, to see it is used
+    scale.defvjp(fwd, bwd)
+    x, k = np.array([1.0, 2.0]), np.array([3.0, 4.0])
+    loss = lambda x, k: fnp.sum(scale(x, k)["out"]) + fnp.sum(scale(x, k)["k"])  # noqa
+    for fn in (compiler.grad(loss, argnums=(0, 1)),
+               compiler.jit(compiler.grad(loss, argnums=(0, 1)))):
+        gx, gk = fn(x, k)
+        np.testing.assert_allclose(gx, k * 10.0)
+        np.testing.assert_allclose(gk, [0.0, 0.0])
+    np.testing.assert_allclose(compiler.jit(loss)(x, k), np.sum(x * k) + np.sum(k))
+
+
+def test_second_order_through_custom_vjp_differentiates_the_bwd_rule():
+    sin = compiler.custom_vjp(fnp.sin)
+    sin.defvjp(lambda x: (fnp.sin(x), x), lambda x, g: (g * fnp.cos(x),))
+    x = np.array([0.2, 1.0])
+    hess = compiler.grad(lambda x: fnp.sum(compiler.grad(lambda x: fnp.sum(sin(x)))(x)))
+    np.testing.assert_allclose(hess(x), -np.sin(x))
+    np.testing.assert_allclose(compiler.jit(hess)(x), -np.sin(x))
+
+
+def test_jvp_through_a_loop_and_a_branch():
+    def f(x):
+        y = compiler.fori_loop(0, 2, lambda i, v: fnp.sin(v), x)
+        return compiler.cond(x[0] > 0, lambda v: v * 3, lambda v: v, y)
+    x, t = np.array([0.4, -0.3]), np.array([1.0, 2.0])
+    value, tangent = compiler.jvp(f, (x,), (t,))
+    np.testing.assert_allclose(value, 3 * np.sin(np.sin(x)))
+    np.testing.assert_allclose(tangent, 3 * np.cos(np.sin(x)) * np.cos(x) * t)
+
+
+def test_nested_loops_and_branches_first_and_second_order():
+    x = np.array([0.3, -0.5, 0.8])
+
+    def f(x):
+        def outer(i, v):
+            return compiler.fori_loop(0, 2, lambda j, u: fnp.sin(u) * x + 0.1, v) * 0.9
+        v = compiler.fori_loop(0, 3, outer, x)
+        w = compiler.cond(v[0] > 0,
+                          lambda a: compiler.scan(lambda c, t: (c * t, c), 1.0, a)[1],
+                          lambda a: a, v)
+        return fnp.sum(w ** 2)
+
+    def h(x):
+        return fnp.sum(compiler.grad(f)(x) * np.array([1.0, 2.0, 3.0]))
+    for fn, eps in ((f, 1e-6), (h, 1e-5)):
+        expected = [(fn(x + eps * e) - fn(x - eps * e)) / (2 * eps) for e in np.eye(3)]
+        np.testing.assert_allclose(compiler.grad(fn)(x), expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(compiler.jit(compiler.grad(h))(x), compiler.grad(h)(x),
+                               rtol=1e-12)

@@ -37,3 +37,17 @@ def test_lstm_gradients_match_finite_differences():
             down = f(*args)
             np.testing.assert_allclose(grad[index], (up - down) / (2 * eps), rtol=1e-5,
                                        atol=1e-7)
+
+
+def test_lstm_sequence_gradients_match_finite_differences():
+    (w, b), x, h, c = lstm.make(batch=2, n_in=2, n_hidden=3)
+    xs = np.random.default_rng(1).standard_normal((5,) + x.shape)
+    gw, gb = lstm.sequence_grad((w, b), xs, h, c)
+    eps = 1e-6
+    for index in [(0, 0), (3, 7), (4, 11)]:
+        up, down = w.copy(), w.copy()
+        up[index] += eps
+        down[index] -= eps
+        expected = (float(lstm.sequence_loss((up, b), xs, h, c))
+                    - float(lstm.sequence_loss((down, b), xs, h, c))) / (2 * eps)
+        np.testing.assert_allclose(gw[index], expected, rtol=1e-5, atol=1e-8)

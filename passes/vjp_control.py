@@ -1,0 +1,144 @@
+"""VJP rules for ops that call computations: call, conditional, while (known trip count).
+
+Each differentiates the called computation with `passes.vjp` (through `Emitter.derivative`)
+and emits the same kind of op on the derivative, so gradients of loops stay loops.
+"""
+from __future__ import annotations
+
+from ir.dtypes import DType
+from ir.module import Instruction
+from ir.shapes import ArrayShape, TupleShape
+from passes.vjp import (Cotangent, Emitter, has_float, known_trip_count, no_rule_error,
+                        output_leaves, trip_count_config)
+
+
+def call_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:
+    """call f(args): call f's VJP on (args, cotangents); CSE shares the recomputed forward."""
+    callee = inst.calls["to_apply"]
+    wrt = [k for k, p in enumerate(callee.parameters) if has_float(p.shape)]
+    backward = e.derivative(callee, wrt)
+    n_out = len(output_leaves(callee))
+    cts = e.output_cotangents(callee, g, inst.shape)
+    result = e.op("call", *inst.operands, *cts, calls={"to_apply": backward})
+    out: list[Cotangent] = [None] * len(inst.operands)
+    for i, k in enumerate(wrt):
+        out[k] = e.gte(result, n_out + i)
+    return out
+
+
+def conditional_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:
+    """A conditional of the branches' VJPs: branch b returns its operand's cotangent in slot
+    b and zeros in the others, so every backward branch has the same result shape."""
+    selector, *operands = inst.operands
+    if "branch_computations" in inst.calls:
+        branches, kind = list(inst.calls["branch_computations"]), "list"
+    else:
+        branches = [inst.calls["true_computation"], inst.calls["false_computation"]]
+        kind = "pred"
+    g_all = e.materialize(g, inst.shape)
+    result_shape = TupleShape(tuple(o.shape for o in operands))
+    backward = []
+    for b, branch in enumerate(branches):
+        derivative = e.derivative(branch, [0])
+        inner = e.sub_builder(f"{branch.name}_bwd")
+        param = inner.b.parameter(0, TupleShape((operands[b].shape, inst.shape)), "state")
+        x, gb = inner.gte(param, 0), inner.gte(param, 1)
+        cts = inner.output_cotangents(branch, gb, inst.shape)
+        res = inner.op("call", x, *cts, calls={"to_apply": derivative})
+        n_out = len(output_leaves(branch))
+        slots = [inner.gte(res, n_out) if k == b else inner.filled(0, s)
+                 for k, s in enumerate(result_shape.elements)]
+        backward.append(inner.finish(inner.op("tuple", *slots)))
+    packed = [e.op("tuple", o, g_all) for o in operands]
+    calls = ({"branch_computations": backward} if kind == "list" else
+             {"true_computation": backward[0], "false_computation": backward[1]})
+    result = e.op("conditional", selector, *packed, calls=calls)
+    return [None] + [e.gte(result, b) for b in range(len(operands))]
+
+
+def _passthrough(body, k: int) -> bool:
+    """Whether state element k leaves the body unchanged (a captured outer value)."""
+    root = body.root
+    if root.opcode != "tuple":
+        return False
+    out = root.operands[k]
+    return (out.opcode == "get-tuple-element" and out.attrs["index"] == k
+            and out.operands[0] is body.parameters[0])
+
+
+def while_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:
+    """A while of known trip count n: the forward loop also stacks each step's input state
+    (the values the body changes), then a second loop runs the body's VJP over the stack
+    from step n-1 down to 0. The stacking loop replaces the forward loop."""
+    n = known_trip_count(inst)
+    if n is None:
+        raise no_rule_error(inst)
+    (init,) = inst.operands
+    if n == 0:
+        return [g]
+    body = inst.calls["body"]
+    state = list(inst.shape.elements)
+    m = len(state)
+    stashed = [k for k in range(m) if not _passthrough(body, k)]
+    s32 = ArrayShape(DType.S32, ())
+    stacks = [ArrayShape(state[k].dtype, (n,) + state[k].dims) for k in stashed]
+
+    # Forward: (state..., counter, stacks...) -> the body's step, and the input pushed.
+    fwd = e.sub_builder(f"{body.name}_stacking")
+    p = fwd.b.parameter(0, TupleShape(tuple(state) + (s32,) + tuple(stacks)), "state")
+    xs = [fwd.gte(p, k) for k in range(m)]
+    i = fwd.gte(p, m)
+    stepped = fwd.inline(body, [fwd.op("tuple", *xs)])
+    pushed = [fwd.op("dynamic-update-slice", fwd.gte(p, m + 1 + j),
+                     fwd.reshape(xs[k], (1,) + state[k].dims), i,
+                     *[fwd.scalar(0, s32.dtype)] * state[k].rank)
+              for j, k in enumerate(stashed)]
+    fwd_body = fwd.finish(fwd.op("tuple", *[fwd.gte(stepped, k) for k in range(m)],
+                                 fwd.add(i, fwd.scalar(1, s32.dtype)), *pushed))
+    fwd_cond = _counter_below(e, p.shape, m, n)
+    start = e.op("tuple", *[e.gte(init, k) for k in range(m)], e.scalar(0, s32.dtype),
+                 *[e.filled(0, s) for s in stacks])
+    stacking = e.op("while", start, calls={"body": fwd_body, "condition": fwd_cond},
+                    extra_attrs=trip_count_config(n))
+    e.replacements.append((inst, e.op("tuple", *[e.gte(stacking, k) for k in range(m)])))
+
+    # Backward: (counter, cotangents..., stacks..., passthrough values...).
+    derivative = e.derivative(body, [0])
+    passed = [k for k in range(m) if k not in stashed]
+    bwd = e.sub_builder(f"{body.name}_reverse")
+    shape = TupleShape((s32,) + tuple(state) + tuple(stacks)
+                       + tuple(state[k] for k in passed))
+    q = bwd.b.parameter(0, shape, "state")
+    i = bwd.gte(q, 0)
+    cts = [bwd.gte(q, 1 + k) for k in range(m)]
+    at = bwd.sub(bwd.scalar(n - 1, s32.dtype), i)
+    xs = [None] * m
+    for j, k in enumerate(stashed):
+        window = bwd.op("dynamic-slice", bwd.gte(q, 1 + m + j), at,
+                        *[bwd.scalar(0, s32.dtype)] * state[k].rank,
+                        dynamic_slice_sizes=(1,) + state[k].dims)
+        xs[k] = bwd.reshape(window, state[k].dims)
+    for j, k in enumerate(passed):
+        xs[k] = bwd.gte(q, 1 + m + len(stashed) + j)
+    out_cts = cts if body.root.opcode == "tuple" else [bwd.op("tuple", *cts)]
+    res = bwd.inline(derivative, [bwd.op("tuple", *xs)] + out_cts)
+    new_cts = bwd.gte(res, len(output_leaves(body)))
+    bwd_body = bwd.finish(bwd.op("tuple", bwd.add(i, bwd.scalar(1, s32.dtype)),
+                                 *[bwd.gte(new_cts, k) for k in range(m)],
+                                 *[bwd.gte(q, k) for k in range(1 + m, len(shape.elements))]))
+    bwd_cond = _counter_below(e, shape, 0, n)
+    g_all = e.materialize(g, inst.shape)
+    start = e.op("tuple", e.scalar(0, s32.dtype), *[e.gte(g_all, k) for k in range(m)],
+                 *[e.gte(stacking, m + 1 + j) for j in range(len(stashed))],
+                 *[e.gte(init, k) for k in passed])
+    reverse = e.op("while", start, calls={"body": bwd_body, "condition": bwd_cond},
+                   extra_attrs=trip_count_config(n))
+    return [[e.gte(reverse, 1 + k) if has_float(state[k]) else None for k in range(m)]]
+
+
+def _counter_below(e: Emitter, shape: TupleShape, index: int, n: int):
+    """A loop condition: state element `index` (an s32 counter) < n."""
+    cond = e.sub_builder("counter_below")
+    p = cond.b.parameter(0, shape, "state")
+    return cond.finish(cond.compare(cond.gte(p, index), cond.scalar(n, DType.S32), "LT"))
+
