@@ -18,8 +18,8 @@ from codegen.control import alloca_at_entry, select_by_branch
 from codegen.dot import epilogue_of
 from codegen.elemental import ConstantPool, ElementalEmitter
 from codegen.ptx_kernels import MAX_GRID, no_parameters, store_element, thread_geometry
-from codegen.ptx_target import (load_shared, barrier, delinearize_narrow, shared_array, shared_element,
-                                strided_loop)
+from codegen.ptx_target import (barrier, delinearize_narrow, load_shared, shared_array,
+                                shared_element, strided_loop)
 from codegen.scalar_ops import ScalarContext, convert
 from codegen.types import i64, register_type
 from ir.dtypes import DType

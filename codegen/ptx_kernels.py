@@ -12,8 +12,9 @@ from llvmlite import ir as llvm_ir
 from codegen.control import alloca_at_entry, select_by_branch
 from codegen.elemental import (ConstantPool, ElementalEmitter, emit_scalar_computation,
                                linearize, load_element)
-from codegen.ptx_target import (load_shared, WARP, barrier, boolean, delinearize_narrow, shared_array,
-                                shared_element, shuffle, special_register, strided_loop)
+from codegen.ptx_target import (WARP, barrier, boolean, delinearize_narrow, load_shared,
+                                shared_array, shared_element, shuffle, special_register,
+                                strided_loop)
 from codegen.scalar_ops import ScalarContext, convert, from_memory, to_memory
 from codegen.types import I8, I32, I64, i64, memory_type
 from ir.dtypes import DType

@@ -15,7 +15,7 @@ from codegen.scalar_ops import ScalarContext
 from codegen.types import I1, I32, I64
 
 TRIPLE = "nvptx64-nvidia-cuda"
-ARCHES = ("sm_70", "sm_75", "sm_80", "sm_86", "sm_89", "sm_90")
+ARCHES = ("sm_70", "sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90")
 WARP = 32
 _FULL_MASK = llvm_ir.Constant(I32, -1)
 _lock = threading.Lock()
@@ -139,6 +139,16 @@ def boolean(value: bool) -> llvm_ir.Constant:
 
 
 # --- LLVM IR → PTX -----------------------------------------------------------------------
+
+def arch_for(major: int, minor: int) -> str:
+    """The newest arch in ARCHES a GPU of compute capability major.minor runs (the driver
+    JIT-compiles PTX for newer GPUs)."""
+    capability = 10 * major + minor
+    fitting = [a for a in ARCHES if int(a[3:]) <= capability]
+    if not fitting:
+        raise ValueError(f"compute capability {major}.{minor} is older than {ARCHES[0]}")
+    return fitting[-1]
+
 
 @functools.lru_cache(maxsize=1)
 def _initialize() -> None:

@@ -46,7 +46,7 @@ class Compiled:
         self.timings["passes"] = time.perf_counter() - start
         if device is not None and device.startswith("cuda"):
             from runtime.cuda import CudaExecutable
-            self.executable = CudaExecutable(self.module)
+            self.executable = CudaExecutable(self.module, device)
         else:
             self.executable = compile_module(self.module)
         self.timings.update(getattr(self.executable, "timings", {}))

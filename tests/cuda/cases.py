@@ -199,7 +199,8 @@ CASES["dot_batched_transposed"] = ("dot", """HloModule dot_batched
 ENTRY %main {
   %a = f32[3,20,50] parameter(0)
   %b = f32[3,40,20] parameter(1)
-  ROOT %d = f32[3,50,40] dot(%a, %b), lhs_batch_dims={0}, rhs_batch_dims={0}, lhs_contracting_dims={1}, rhs_contracting_dims={2}
+  ROOT %d = f32[3,50,40] dot(%a, %b), lhs_batch_dims={0}, rhs_batch_dims={0},
+      lhs_contracting_dims={1}, rhs_contracting_dims={2}
 }
 """)
 
@@ -237,7 +238,9 @@ ENTRY %main {
   %x = f32[6,4] parameter(0)
   %idx = s32[9,1] parameter(1)
   %v = f32[9,4] parameter(2)
-  ROOT %s = f32[6,4] scatter(%x, %idx, %v), update_window_dims={1}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=%mul
+  ROOT %s = f32[6,4] scatter(%x, %idx, %v), update_window_dims={1},
+      inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1,
+      to_apply=%mul
 }
 """)
 
@@ -251,7 +254,9 @@ ENTRY %main {
   %x = f16[6,4] parameter(0)
   %idx = s32[9,1] parameter(1)
   %v = f16[9,4] parameter(2)
-  ROOT %s = f16[6,4] scatter(%x, %idx, %v), update_window_dims={1}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=%add
+  ROOT %s = f16[6,4] scatter(%x, %idx, %v), update_window_dims={1},
+      inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1,
+      to_apply=%add
 }
 """)
 
