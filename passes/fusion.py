@@ -4,13 +4,17 @@ Greedy, from the root upward: a consumer absorbs a producer when the result is s
 loop nest that computes every element of the producer at most about once:
 - elementwise ops, broadcasts, reshapes, transposes, slices, pads, concatenations, iota,
   gathers and dynamic slices fuse freely; cheap ones are duplicated into several consumers,
-  expensive ones (transcendentals, reductions, dots) are not;
+  expensive ones (transcendentals, reductions, dots) never are, not even through a cheap
+  op that is itself copied (so a dot + bias read by relu and by relu's gradient mask runs
+  once, as XLA keeps one dot);
 - a reduction fuses into its consumer only as a *row* reduction (its result broadcast along
   the consumer's leading dims), which codegen computes once per row before the row's loop
   (so softmax and layernorm are one kernel each);
 - a dot fuses only with its elementwise epilogue (kOutput: bias, activation, scale);
 - an expensive producer never fuses through an op that reads its elements many times
-  (broadcast, pad, dot operand), and no fusion may create a cycle.
+  (broadcast, pad, dot operand);
+- a value another fusion reads stays materialized (it is copied, never owned), so every
+  fusion's inputs are values computed before its root and fusion cannot create a cycle.
 The fused computations are printed as XLA prints them:
 `fusion(...), kind=kLoop|kInput|kOutput, calls=%fused_computation.N`.
 """
@@ -86,22 +90,6 @@ def _elementwise_path_to_root(inst: Instruction, group: Group, users: dict) -> b
     return True
 
 
-def _reaches_outside(producer: Instruction, group: Group, users: dict) -> bool:
-    """Whether a path producer → (outside the group) → group exists: fusing would cycle."""
-    stack = [u for u in users.get(producer, []) if u not in group]
-    seen: set[int] = set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        for user in users.get(node, []):
-            if user in group:
-                return True
-            stack.append(user)
-    return False
-
-
 def plan(comp: Computation) -> tuple[list[Group], list[Decision]]:
     """Fusion groups for one computation, and why each producer/consumer pair was (not)
     fused."""
@@ -109,6 +97,9 @@ def plan(comp: Computation) -> tuple[list[Group], list[Decision]]:
     grouped: dict[int, Group] = {}
     groups: list[Group] = []
     decisions: list[Decision] = []
+    # Instructions that an already planned group reads as an input: they must stay
+    # materialized, so another group may only copy (not own) them.
+    read_by_groups: set[int] = set()
     for inst in reversed(comp.instructions):
         if id(inst) in grouped or inst.opcode not in FUSIBLE or inst.opcode == "constant":
             continue
@@ -120,24 +111,39 @@ def plan(comp: Computation) -> tuple[list[Group], list[Decision]]:
             for producer in dict.fromkeys(consumer.operands):
                 if producer in group:
                     continue
-                ok, reason = _can_fuse(producer, consumer, group, users, grouped)
+                # Owned by this fusion only if every user is here and owned here too, and
+                # no other group reads it; otherwise fusing makes a copy, and the original
+                # stays available to the others.
+                shared = _shared(producer, group, users, read_by_groups)
+                owned = not shared
+                ok, reason = _can_fuse(producer, consumer, group, users, grouped, shared)
                 decisions.append(Decision(producer.name, consumer.name, ok, reason))
                 if ok:
                     group.members.append(producer)
-                    # Owned by this fusion only if every user is here and owned here too;
-                    # otherwise it is a copy, and the original stays available to others.
-                    owned = all(u in group and id(u) not in group.duplicated
-                                for u in users.get(producer, []))
                     if owned:
                         grouped[id(producer)] = group
                     else:
                         group.duplicated.add(id(producer))
                     work.append(producer)
         groups.append(group)
+        read_by_groups.update(id(o) for m in group.members for o in m.operands
+                              if o not in group)
     return [g for g in groups if len(g.members) > 1 or g.root.opcode == "dot"], decisions
 
 
-def _can_fuse(producer, consumer, group, users, grouped) -> tuple[bool, str]:
+def _shared(producer: Instruction, group: Group, users: dict, read_by_groups: set) -> str:
+    """Why `producer` must stay available outside `group` ('' if the group may own it)."""
+    outside = [u for u in users.get(producer, []) if u not in group]
+    if outside:
+        return f"{len(outside)} user(s) outside this fusion"
+    if id(producer) in read_by_groups:
+        return "its value read by another fusion"
+    if any(id(u) in group.duplicated for u in users.get(producer, [])):
+        return "a user that is only a copy in this fusion"
+    return ""
+
+
+def _can_fuse(producer, consumer, group, users, grouped, shared) -> tuple[bool, str]:
     op = producer.opcode
     if op not in FUSIBLE:
         return False, f"{op} is not fusible (it runs as its own step)"
@@ -145,9 +151,8 @@ def _can_fuse(producer, consumer, group, users, grouped) -> tuple[bool, str]:
         return False, "already the root or member of another fusion"
     outside = [u for u in users.get(producer, []) if u not in group]
     expensive = op in EXPENSIVE
-    if outside and expensive:
-        return False, (f"{op} is expensive and has {len(outside)} user(s) outside this fusion "
-                       "(it would be computed twice)")
+    if expensive and shared:
+        return False, f"{op} is expensive and has {shared} (it would be computed twice)"
     if op == "constant" and producer.shape.size > 1 and outside:
         return False, f"array constant of {producer.shape.size} elements shared elsewhere"
     if op == "reduce":
@@ -167,8 +172,6 @@ def _can_fuse(producer, consumer, group, users, grouped) -> tuple[bool, str]:
                        "it costs more than a buffer")
     if consumer.opcode == "dot" and producer.shape.size > 1:
         return False, "dot operands are read many times: kept in memory"
-    if _reaches_outside(producer, group, users):
-        return False, "fusing would create a cycle through an instruction outside the fusion"
     if outside:
         return True, f"cheap {op}: duplicated into this fusion ({len(outside)} other user(s))"
     return True, f"{op} has no other users"

@@ -15,7 +15,8 @@ from ir.builder import NameTable
 from ir.module import Computation, Instruction, Module
 from ir.shapes import ArrayShape
 
-Rule = Callable[[Instruction, NameTable], Optional[Instruction]]
+Uses = Callable[[Instruction], int]   # how many instructions (and the root) use a value
+Rule = Callable[[Instruction, NameTable, Uses], Optional[Instruction]]
 
 
 def _new(names: NameTable, like: Instruction, opcode: str, operands, attrs=None,
@@ -41,7 +42,7 @@ def _same_shape(inst: Instruction, operand: Instruction) -> bool:
     return operand.shape == inst.shape
 
 
-def _reshape(inst, names):
+def _reshape(inst, names, uses):
     (x,) = inst.operands
     if _same_shape(inst, x):
         return x
@@ -52,7 +53,7 @@ def _reshape(inst, names):
     return None
 
 
-def _broadcast(inst, names):
+def _broadcast(inst, names, uses):
     (x,) = inst.operands
     dims = tuple(inst.attrs["dimensions"])
     if _same_shape(inst, x) and dims == tuple(range(x.shape.rank)):
@@ -77,7 +78,7 @@ def _only_unit_dims_differ(a, b) -> bool:
     return [d for d in a if d != 1] == [d for d in b if d != 1]
 
 
-def _transpose(inst, names):
+def _transpose(inst, names, uses):
     (x,) = inst.operands
     perm = tuple(inst.attrs["dimensions"])
     if perm == tuple(range(len(perm))):
@@ -86,30 +87,52 @@ def _transpose(inst, names):
         inner = tuple(x.attrs["dimensions"])
         return _new(names, inst, "transpose", [x.operands[0]],
                     {"dimensions": tuple(inner[p] for p in perm)})
+    if x.opcode == "dot" and uses(x) == 1:
+        return _transposed_dot(inst, x, perm, names)
     return None
 
 
-def _convert(inst, names):
+def _transposed_dot(inst, dot, perm, names):
+    """transpose(dot(a, b)) that swaps the free dims of a and b is dot(b, a): the gradient
+    of x @ w with respect to w then comes out in w's layout, with no transpose kernel."""
+    attrs = dot.attrs
+    lhs, rhs = dot.operands
+    batch = len(attrs.get("lhs_batch_dims", ()))
+    lhs_free = lhs.shape.rank - batch - len(attrs.get("lhs_contracting_dims", ()))
+    rhs_free = rhs.shape.rank - batch - len(attrs.get("rhs_contracting_dims", ()))
+    swapped = (tuple(range(batch)) + tuple(range(batch + lhs_free, batch + lhs_free + rhs_free))
+               + tuple(range(batch, batch + lhs_free)))
+    if perm != swapped:
+        return None
+    new_attrs = dict(attrs)
+    for name in ("batch_dims", "contracting_dims"):
+        lhs_dims, rhs_dims = attrs.get(f"lhs_{name}"), attrs.get(f"rhs_{name}")
+        if lhs_dims is not None or rhs_dims is not None:
+            new_attrs[f"lhs_{name}"], new_attrs[f"rhs_{name}"] = rhs_dims, lhs_dims
+    return _new(names, inst, "dot", [rhs, lhs], new_attrs)
+
+
+def _convert(inst, names, uses):
     (x,) = inst.operands
     return x if _same_shape(inst, x) else None
 
 
-def _copy(inst, names):
+def _copy(inst, names, uses):
     return inst.operands[0]
 
 
-def _slice(inst, names):
+def _slice(inst, names, uses):
     (x,) = inst.operands
     full = tuple((0, d, 1) for d in x.shape.dims)
     return x if tuple(inst.attrs["slice"]) == full else None
 
 
-def _negate(inst, names):
+def _negate(inst, names, uses):
     (x,) = inst.operands
     return x.operands[0] if x.opcode == "negate" else None
 
 
-def _multiply(inst, names):
+def _multiply(inst, names, uses):
     a, b = inst.operands
     for x, other in ((a, b), (b, a)):
         if _scalar_constant(other) == 1 and _same_shape(inst, x):
@@ -117,7 +140,7 @@ def _multiply(inst, names):
     return None
 
 
-def _add(inst, names):
+def _add(inst, names, uses):
     a, b = inst.operands
     if inst.shape.dtype.is_float:
         # Only -0.0 is an exact additive identity in floating point.
@@ -132,7 +155,7 @@ def _add(inst, names):
     return None
 
 
-def _subtract(inst, names):
+def _subtract(inst, names, uses):
     a, b = inst.operands
     if a is b and not inst.shape.dtype.is_float:
         zero = Instruction(names.fresh("constant"), "constant", inst.shape,
@@ -141,7 +164,7 @@ def _subtract(inst, names):
     return None
 
 
-def _divide(inst, names):
+def _divide(inst, names, uses):
     a, b = inst.operands
     value = _scalar_constant(b)
     if value is None or not inst.shape.dtype.is_float or value == 0:
@@ -158,7 +181,7 @@ def _divide(inst, names):
     return [scalar, factor, _new(names, inst, "multiply", [a, factor])]
 
 
-def _select(inst, names):
+def _select(inst, names, uses):
     pred, a, b = inst.operands
     value = _scalar_constant(pred)
     if value is None:
@@ -167,14 +190,14 @@ def _select(inst, names):
     return chosen if _same_shape(inst, chosen) else None
 
 
-def _get_tuple_element(inst, names):
+def _get_tuple_element(inst, names, uses):
     (x,) = inst.operands
     if x.opcode == "tuple":
         return x.operands[inst.attrs["index"]]
     return None
 
 
-def _concatenate(inst, names):
+def _concatenate(inst, names, uses):
     return inst.operands[0] if len(inst.operands) == 1 else None
 
 
@@ -189,11 +212,15 @@ RULES: dict[str, Rule] = {
 
 def run_computation(comp: Computation, names: NameTable) -> bool:
     changed = False
+
+    def uses(value: Instruction) -> int:
+        return (sum(any(o is value for o in i.operands) for i in comp.instructions)
+                + (comp.root is value))
     for inst in list(comp.instructions):
         rule = RULES.get(inst.opcode)
         if rule is None or inst not in comp.instructions:
             continue
-        result = rule(inst, names)
+        result = rule(inst, names, uses)
         if result is None:
             continue
         added = result if isinstance(result, list) else [result]

@@ -236,3 +236,71 @@ ENTRY e {
     assert cost["flops"] == 2 * 4 * 16 * 8 + 4 * 16
     assert cost["transcendentals"] == 4 * 16
     assert cost["bytes accessed"] == (32 + 128 + 64) * 4 + (64 + 64) * 4
+
+
+def _dots_run(module) -> int:
+    """Dots executed by the fused entry: its own plus one per fusion that holds one."""
+    count = 0
+    for inst in module.entry.instructions:
+        if inst.opcode == "dot":
+            count += 1
+        elif inst.opcode == "fusion":
+            count += sum(i.opcode == "dot" for i in inst.calls["calls"].instructions)
+    return count
+
+
+def test_a_dot_read_through_a_copied_epilogue_runs_once():
+    # z = x @ w + b feeds relu and relu's gradient mask (the MLP training step): the add is
+    # cheap and may be copied into both, but the dot under it must not be.
+    text = """HloModule m
+ENTRY e {
+  x = f32[8,16] parameter(0)
+  w = f32[16,4] parameter(1)
+  b = f32[4] parameter(2)
+  g = f32[8,4] parameter(3)
+  d = f32[8,4] dot(x, w), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+  bb = f32[8,4] broadcast(b), dimensions={1}
+  z = f32[8,4] add(d, bb)
+  zero = f32[] constant(0)
+  zeros = f32[8,4] broadcast(zero), dimensions={}
+  relu = f32[8,4] maximum(z, zeros)
+  mask = pred[8,4] compare(z, zeros), direction=GT
+  masked = f32[8,4] select(mask, g, zeros)
+  ROOT t = (f32[8,4], f32[8,4]) tuple(relu, masked)
+}"""
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s).astype(np.float32) for s in ((8, 16), (16, 4), (4,), (8, 4))]
+    m = run(text, "fusion", "dce")
+    assert _dots_run(m) == 1
+    x, w, b, g = args
+    z = x @ w + b
+    relu, masked = evaluate(m, args)
+    np.testing.assert_allclose(relu, np.maximum(z, 0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(masked, np.where(z > 0, g, 0), rtol=1e-5, atol=1e-5)
+
+
+def test_transpose_of_a_dot_becomes_the_swapped_dot():
+    # The weight gradient x^T g comes out of reverse mode as transpose(dot(g, x)).
+    m = run("""HloModule m
+ENTRY e {
+  g = f32[8,3] parameter(0)
+  x = f32[8,5] parameter(1)
+  d = f32[3,5] dot(g, x), lhs_contracting_dims={0}, rhs_contracting_dims={0}
+  ROOT t = f32[5,3] transpose(d), dimensions={1,0}
+}""", "simplify", "dce")
+    assert body(m) == ["parameter()", "parameter()", "dot(parameter, parameter)"]
+    rng = np.random.default_rng(1)
+    g, x = rng.standard_normal((8, 3)), rng.standard_normal((8, 5))
+    np.testing.assert_allclose(evaluate(m, [g.astype(np.float32), x.astype(np.float32)]),
+                               x.T @ g, rtol=1e-5, atol=1e-5)
+
+
+def test_transpose_of_a_shared_dot_stays():
+    m = run("""HloModule m
+ENTRY e {
+  a = f32[4,4] parameter(0)
+  d = f32[4,4] dot(a, a), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+  t = f32[4,4] transpose(d), dimensions={1,0}
+  ROOT r = f32[4,4] add(d, t)
+}""", "simplify", "dce")
+    assert [i.opcode for i in m.entry.instructions].count("dot") == 1
