@@ -39,10 +39,16 @@ class ModuleLowering:
     """Builds the LLVM module for one (fused, scheduled) ir.Module."""
 
     def __init__(self, module: Module, slots_of: Callable[[Instruction], list[int]],
-                 num_slots: int, triple: str = "", data_layout: str = ""):
+                 num_slots: int, triple: str = "", data_layout: str = "",
+                 boxed_slots: frozenset = frozenset(), data_offset: int = 0):
         self.module = module
         self.slots_of = slots_of
         self.num_slots = num_slots
+        # Slots whose table entry is a numpy array object rather than its data: `entry`
+        # reads the data pointer at `data_offset` bytes into the object, so the runtime
+        # needs no Python-level address lookup per call (it was most of dispatch time).
+        self.boxed_slots = frozenset(boxed_slots)
+        self.data_offset = data_offset
         self.llvm = llvm_ir.Module(name=module.name)
         if triple:
             self.llvm.triple = triple
@@ -72,6 +78,10 @@ class ModuleLowering:
         """Pointer in slot k, loaded once at the top of `entry` (the table doesn't change)."""
         if k not in self.loaded:
             address = self.loads.gep(self.table, [i64(k)], inbounds=True, source_etype=PTR)
+            if k in self.boxed_slots:
+                array_object = self.loads.load(address, typ=PTR, name=f"object{k}")
+                address = self.loads.gep(array_object, [i64(self.data_offset)],
+                                         source_etype=llvm_ir.IntType(8))
             self.loaded[k] = self.loads.load(address, typ=PTR, name=f"slot{k}")
         return self.loaded[k]
 

@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from compiler import tree
-from compiler.core import as_array, current_trace
+from compiler.core import Array, as_array, current_trace
 from compiler.tracing import ArgSpec, Traced, argument_names, spec_of, trace_function
 from ir.module import Module
 
@@ -49,12 +49,19 @@ class Compiled:
             self.executable = CudaExecutable(self.module, device)
         else:
             self.executable = compile_module(self.module)
+            self.executable.array_type = Array   # outputs are made as Arrays: no view later
         self.timings.update(getattr(self.executable, "timings", {}))
         self._dtypes = [spec.dtype for spec in traced.in_specs]
+        self._wrap = getattr(self.executable, "array_type", None) is not Array
+        self._single_leaf = traced.out_tree == tree.LEAF
 
     def __call__(self, *leaves: Any) -> Any:
         outputs = self.executable(*leaves)
-        return tree.unflatten(self.traced.out_tree, [as_array(o) for o in outputs])
+        if self._wrap:
+            outputs = [as_array(o) for o in outputs]
+        if self._single_leaf:
+            return outputs[0]
+        return tree.unflatten(self.traced.out_tree, outputs)
 
     def as_text(self) -> str:
         """The optimized HLO text (fusions and buffer assignments visible)."""
@@ -115,6 +122,8 @@ class Jitted:
         self.device = device
         self.trace_count = 0
         self._cache: dict[tuple, Compiled] = {}
+        # The hot path: positional arrays only, keyed by (shape, dtype) per argument.
+        self._array_cache: dict[tuple, Compiled] = {}
         self._signatures: list[tuple] = []
 
     def _split(self, args: tuple):
@@ -161,8 +170,13 @@ class Jitted:
     def __call__(self, *args: Any) -> Any:
         if current_trace() is not None:
             return self.fun(*args)  # jit inside jit: trace straight through
+        array_key = _array_key(args) if not self.static_argnums else None
+        if array_key is not None:
+            compiled = self._array_cache.get(array_key)
+            if compiled is not None:
+                return compiled(*args)
         if not self.static_argnums:
-            # The hot path: no argument names or labels unless something goes wrong.
+            # The warm path: no argument names or labels unless something goes wrong.
             leaves, treedef = tree.flatten(args)
             try:
                 key = (treedef, tuple(_quick_spec(leaf) for leaf in leaves), ())
@@ -177,6 +191,8 @@ class Jitted:
         if compiled is None:
             compiled = self.lower(*args).compile()
             self._cache[key] = compiled
+        if array_key is not None:
+            self._array_cache[array_key] = compiled
         return compiled(*leaves)
 
     def _explain_retrace(self, key: tuple, labels: list[str]) -> None:
@@ -201,6 +217,20 @@ class Jitted:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._array_cache.clear()
+
+
+_ARRAY_TYPES = (np.ndarray, Array)
+
+
+def _array_key(args: tuple) -> Optional[tuple]:
+    """(shape, dtype) of each argument when all are arrays, else None (the general path)."""
+    key = []
+    for a in args:
+        if type(a) not in _ARRAY_TYPES:
+            return None
+        key.append((a.shape, a.dtype))
+    return tuple(key)
 
 
 def _quick_spec(leaf: Any) -> ArgSpec:

@@ -8,6 +8,7 @@ the whole module: the LLVM `entry` function reads the slot table and calls every
 from __future__ import annotations
 
 import ctypes
+import platform
 import threading
 import time
 from typing import Optional
@@ -29,8 +30,21 @@ class Executable:
         start = time.perf_counter()
         self.module = module
         self.plan, self._trees = plan_buffers(module)
+        external = set(self.plan.inputs) | set(self.plan.constants)
+        seen: set[int] = set()
+        self._fresh_outputs = []   # per output leaf: computed straight into a fresh array?
+        for slot in self.plan.outputs:
+            self._fresh_outputs.append(slot not in external and slot not in seen)
+            seen.add(slot)
+        self._all_fresh = all(self._fresh_outputs)
+        # The caller's arrays and fresh outputs go into the table as objects (their id);
+        # `entry` reads each one's data pointer itself.
+        self._boxed = DATA_OFFSET is not None
+        boxed = (set(self.plan.inputs) | {s for s, fresh in zip(self.plan.outputs,
+                                                                 self._fresh_outputs) if fresh}
+                 if self._boxed else set())
         lowering = ModuleLowering(module, self._slots_of, self.plan.num_slots, host_triple(),
-                                  host_data_layout())
+                                  host_data_layout(), frozenset(boxed), DATA_OFFSET or 0)
         self.llvm_ir = str(lowering.lower())
         self.kernels = lowering.kernels
         timings["llvm_ir"] = time.perf_counter() - start
@@ -58,13 +72,7 @@ class Executable:
         self._output_types = [(self.plan.shapes[s].dims, self.plan.shapes[s].dtype.to_numpy())
                               for s in self.plan.outputs]
         self._table_address = ctypes.addressof(self._table)
-        external = set(self.plan.inputs) | set(self.plan.constants)
-        seen: set[int] = set()
-        self._fresh_outputs = []   # per output leaf: computed straight into a fresh array?
-        for slot in self.plan.outputs:
-            self._fresh_outputs.append(slot not in external and slot not in seen)
-            seen.add(slot)
-        self._all_fresh = all(self._fresh_outputs)
+        self.array_type = np.ndarray   # what fresh outputs are made as (the front end's Array)
 
     def _slots_of(self, inst: Instruction) -> list[int]:
         return flatten_slots(self._trees[id(inst)])
@@ -75,31 +83,37 @@ class Executable:
                             f"got {len(args)}")
         arrays = []
         for k, (arg, (dims, dtype)) in enumerate(zip(args, self._param_types)):
-            if not (type(arg) is np.ndarray and arg.dtype == dtype and arg.flags.c_contiguous):
+            if not (isinstance(arg, np.ndarray) and arg.dtype == dtype
+                    and arg.flags.c_contiguous):
                 arg = np.asarray(arg, dtype=dtype, order="C")
             if arg.shape != dims:
                 raise ValueError(f"argument {k} has shape {arg.shape}, expected {dims}")
             arrays.append(arg)
         plan = self.plan
+        address = id if self._boxed else _address   # `arrays` keeps every object alive
+        make = self.array_type
         outputs: list[Optional[np.ndarray]] = []
         with self._lock:
             table = self._table
             for slot, array in zip(plan.inputs, arrays):
-                table[slot] = _address(array)
+                table[slot] = address(array)
             for slot, fresh, (dims, dtype) in zip(plan.outputs, self._fresh_outputs,
                                                   self._output_types):
                 if fresh:
-                    out = np.empty(dims, dtype=dtype)
-                    table[slot] = _address(out)
+                    out = make(dims, dtype)
+                    table[slot] = address(out)
                     outputs.append(out)
                 else:
                     outputs.append(None)
             self._entry(self._table_address)
             # Outputs that are parameters, constants or repeats are copies of their slot.
             if not self._all_fresh:
+                made = {slot: out for slot, out in zip(plan.outputs, outputs)
+                        if out is not None}
                 for k, (slot, fresh) in enumerate(zip(plan.outputs, self._fresh_outputs)):
                     if not fresh:
-                        outputs[k] = self._read_slot(slot, arrays).copy()
+                        value = made[slot] if slot in made else self._read_slot(slot, arrays)
+                        outputs[k] = value.copy().view(make)
         return outputs
 
     def _read_slot(self, slot: int, arrays: list[np.ndarray]) -> np.ndarray:
@@ -117,6 +131,24 @@ class Executable:
 def compile_module(module: Module, llvm_opt_level: int = 3) -> Executable:
     """Compile a (fused, scheduled) module for the host CPU."""
     return Executable(module, llvm_opt_level)
+
+
+def _data_offset() -> Optional[int]:
+    """Where a numpy array object keeps its data pointer (`PyArrayObject.data`, right after
+    the object header), checked on real arrays; None where that does not hold (another
+    Python implementation), and the runtime passes addresses instead."""
+    if platform.python_implementation() != "CPython":
+        return None
+    probes = [np.empty(n, dtype) for n, dtype in ((3, np.float32), (1, np.int8), (0, np.float64))]
+    probes.append(np.arange(10.0)[2:])   # a view: data is not the allocation's start
+    for offset in (2 * ctypes.sizeof(ctypes.c_void_p), 4 * ctypes.sizeof(ctypes.c_void_p)):
+        if all(ctypes.c_void_p.from_address(id(a) + offset).value == a.ctypes.data
+               for a in probes if a.size):
+            return offset
+    return None
+
+
+DATA_OFFSET = _data_offset()
 
 
 def _address(array: np.ndarray) -> int:

@@ -1,0 +1,53 @@
+"""The call path: the caller's arrays reach compiled code as they are (views, subclasses,
+other layouts), outputs are fresh arrays, and nothing the caller holds is overwritten."""
+import numpy as np
+import pytest
+
+import compiler
+from runtime.executable import DATA_OFFSET
+
+
+def test_the_data_pointer_offset_is_found_on_cpython():
+    # Where it is None the runtime still works (it passes addresses); on CPython it is
+    # the slot right after the object header.
+    a = np.arange(5.0)[1:]
+    assert DATA_OFFSET is not None
+    import ctypes
+    assert ctypes.c_void_p.from_address(id(a) + DATA_OFFSET).value == a.ctypes.data
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x[2:],                      # a view that starts inside its buffer
+    lambda x: np.asfortranarray(x.reshape(2, -1)).reshape(-1, order="F"),
+    lambda x: x[::-1],                    # negative strides: copied to C order
+    lambda x: x.view(compiler.Array),     # the Array a jitted call returns
+])
+def test_inputs_of_any_layout_give_numpy_results(make):
+    x = make(np.arange(12, dtype=np.float32))
+    f = compiler.jit(lambda a: a * 2.0 + 1.0)
+    np.testing.assert_array_equal(f(x), np.asarray(x) * 2 + 1)
+    np.testing.assert_array_equal(f(x), np.asarray(x) * 2 + 1)   # the cached path too
+
+
+def test_repeated_and_passed_through_outputs_are_separate_arrays():
+    f = compiler.jit(lambda a, b: (a + b, a + b, a, b * 3.0))
+    a, b = np.arange(4, dtype=np.float32), np.ones(4, np.float32)
+    s1, s2, same_a, b3 = f(a, b)
+    np.testing.assert_array_equal(s1, a + b)
+    np.testing.assert_array_equal(s2, a + b)
+    np.testing.assert_array_equal(same_a, a)
+    np.testing.assert_array_equal(b3, b * 3)
+    s1[0] = 100.0
+    same_a[1] = 100.0
+    assert s2[0] == 1.0 and a[1] == 1.0     # no output aliases another, or an input
+    assert isinstance(s1, compiler.Array) and isinstance(same_a, compiler.Array)
+
+
+def test_a_new_shape_through_the_fast_path_retraces():
+    f = compiler.jit(lambda a: a.sum())
+    assert f(np.ones(3, np.float32)) == 3.0
+    assert f(np.ones(5, np.float32)) == 5.0
+    assert f(np.ones(5, np.float64)) == 5.0
+    assert f.trace_count == 3
+    assert f(np.ones(3, np.float32)) == 3.0
+    assert f.trace_count == 3
