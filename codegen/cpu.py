@@ -4,35 +4,28 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Union
 
 import llvmlite.binding as llvm
+
+from codegen import compile_workers
+from codegen.llvm_target import host_target_machine, initialize, object_code, optimize
 
 _lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=1)
 def _initialize() -> None:
-    llvm.initialize_native_target()
-    llvm.initialize_native_asmprinter()
+    initialize()
     # Kernels call libm (tanhf, erff, expm1, ...): make its symbols visible to the JIT.
     libm = ctypes.util.find_library("m")
     if libm:
         llvm.load_library_permanently(libm)
-
-
-def host_target_machine() -> llvm.TargetMachine:
-    """A new target machine for this CPU and its features (AVX-512 where present).
-
-    A new one each time: an MCJIT engine takes ownership of the machine it is given."""
-    _initialize()
-    target = llvm.Target.from_default_triple()
-    return target.create_target_machine(cpu=llvm.get_host_cpu_name(),
-                                        features=llvm.get_host_cpu_features().flatten(),
-                                        opt=3, codemodel="jitdefault")
 
 
 @functools.lru_cache(maxsize=1)
@@ -49,22 +42,25 @@ def host_data_layout() -> str:
 
 @dataclass
 class MachineCode:
-    """A JIT-compiled LLVM module kept alive, with the address of its `entry`."""
+    """JIT-compiled LLVM modules kept alive, with the address of `entry`."""
 
     engine: object
     entry_address: int
-    optimized_ir: str
+    texts: list
+    opt_level: int
     timings: dict = field(default_factory=dict)
 
-
-def optimize(module_ref: llvm.ModuleRef, tm: llvm.TargetMachine, level: int = 3) -> None:
-    """Run LLVM's O`level` pipeline (new pass manager) with loop and SLP vectorization."""
-    options = llvm.create_pipeline_tuning_options(speed_level=level)
-    options.loop_vectorization = True
-    options.slp_vectorization = True
-    builder = llvm.create_pass_builder(tm, options)
-    manager = builder.getModulePassManager()
-    manager.run(module_ref, builder)
+    @functools.cached_property
+    def optimized_ir(self) -> str:
+        """The optimized LLVM IR (recomputed on request: parts may be optimized elsewhere)."""
+        out = []
+        with _lock:
+            for text in self.texts:
+                module_ref = llvm.parse_assembly(text)
+                if self.opt_level:
+                    optimize(module_ref, host_target_machine(), self.opt_level)
+                out.append(str(module_ref))
+        return "\n".join(out)
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,32 +71,93 @@ def host_target_description() -> str:
                      llvm.get_host_cpu_features().flatten(), str(llvm.llvm_version_info)])
 
 
-def compile_llvm_ir(text: str, opt_level: int = 3, object_code: Optional[bytes] = None,
-                    save_object: Optional[Callable[[bytes], None]] = None) -> MachineCode:
-    """Parse, verify, optimize and JIT-compile LLVM IR text; returns the entry address.
+def compile_jobs() -> int:
+    """How many processes may compile LLVM modules at once: the usable cores, or
+    FLOWJIT_COMPILE_JOBS (1 compiles everything in this process)."""
+    if "FLOWJIT_COMPILE_JOBS" in os.environ:
+        return max(1, int(os.environ["FLOWJIT_COMPILE_JOBS"]))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
 
-    With `object_code` (from a cache) LLVM's optimization and code generation are skipped;
-    `save_object` receives the object code that was generated otherwise."""
+
+def compile_llvm_ir(texts: Union[str, Sequence[str]], opt_level: int = 3,
+                    object_code: Optional[bytes] = None,
+                    save_object: Optional[Callable[[bytes], None]] = None) -> MachineCode:
+    """Optimize and compile LLVM IR texts that link into one program (`entry` in the first)
+    and load their machine code; returns the entry address.
+
+    Several texts are compiled in parallel: all but the first by compile workers (other
+    processes: llvmlite serializes LLVM calls within one), as XLA:CPU splits a module across
+    threads.
+    With `object_code` (from a cache) LLVM's work is skipped; `save_object` receives the
+    object code that was generated otherwise."""
     _initialize()
-    timings = {}
+    texts = [texts] if isinstance(texts, str) else list(texts)
+    timings: dict = {}
+    objects = unpack_objects(object_code, len(texts)) if object_code is not None else None
     with _lock:
-        start = time.perf_counter()
-        module_ref = llvm.parse_assembly(text)
-        module_ref.verify()
-        timings["llvm_parse"] = time.perf_counter() - start
+        if objects is None:
+            objects = _compile_parts(texts, opt_level, timings)
+            if save_object is not None:
+                save_object(pack_objects(objects))
         start = time.perf_counter()
         tm = host_target_machine()
-        if opt_level and object_code is None:
-            optimize(module_ref, tm, opt_level)
-        timings["llvm_optimize"] = time.perf_counter() - start
-        start = time.perf_counter()
-        engine = llvm.create_mcjit_compiler(module_ref, tm)
-        if object_code is not None or save_object is not None:
-            def notify(_module, buffer: bytes) -> None:
-                if save_object is not None and object_code is None:
-                    save_object(bytes(buffer))
-            engine.set_object_cache(notify, lambda _module: object_code)
+        host = llvm.parse_assembly(f'target triple = "{host_triple()}"')
+        engine = llvm.create_mcjit_compiler(host, tm)
+        for obj in objects:
+            engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         engine.finalize_object()
         address = engine.get_function_address("entry")
-        timings["machine_code"] = time.perf_counter() - start
-    return MachineCode(engine, address, str(module_ref), timings)
+        timings["link"] = time.perf_counter() - start
+    if not address:
+        raise RuntimeError("compiled code has no `entry` function")
+    return MachineCode(engine, address, texts, opt_level, timings)
+
+
+def _compile_parts(texts: list[str], opt_level: int, timings: dict) -> list[bytes]:
+    """Object code for each text: the first here, the others by the compile workers
+    meanwhile (or here too, for any they do not deliver)."""
+    wait = compile_workers.compile_texts(texts[1:], opt_level)
+    objects = [object_code(texts[0], opt_level, timings)]
+    start = time.perf_counter()
+    for text, obj in zip(texts[1:], wait()):
+        objects.append(obj if obj is not None else object_code(text, opt_level))
+    if len(texts) > 1:
+        timings["wait_for_parts"] = time.perf_counter() - start
+    return objects
+
+
+def start_compile_workers() -> None:
+    """Start the worker processes now, so they are ready when a large module is."""
+    jobs = compile_jobs()
+    if jobs > 1:
+        compile_workers.start(jobs - 1)
+
+
+_MAGIC = b"flowjit-objects-1\n"
+
+
+def pack_objects(objects: list[bytes]) -> bytes:
+    """Several object files as one cache entry."""
+    head = struct.pack(f"<I{len(objects)}Q", len(objects), *map(len, objects))
+    return _MAGIC + head + b"".join(objects)
+
+
+def unpack_objects(blob: bytes, expected: int) -> Optional[list[bytes]]:
+    """The object files of `pack_objects`, or None if `blob` is not `expected` of them."""
+    if not blob.startswith(_MAGIC):
+        return None
+    body = blob[len(_MAGIC):]
+    if len(body) < 4:
+        return None
+    (count,) = struct.unpack_from("<I", body)
+    if count != expected or len(body) < 4 + 8 * count:
+        return None
+    sizes = struct.unpack_from(f"<{count}Q", body, 4)
+    offset, objects = 4 + 8 * count, []
+    for size in sizes:
+        objects.append(body[offset:offset + size])
+        offset += size
+    return objects if offset == len(body) and all(len(o) for o in objects) else None

@@ -73,6 +73,49 @@ class ModuleLowering:
         self.loads.branch(body_block)
         return self.llvm
 
+    def size(self) -> int:
+        """LLVM instructions in the lowered module (what LLVM's work grows with)."""
+        return sum(len(block.instructions) for fn in self.llvm.functions for block in fn.blocks)
+
+    def split(self, parts: int) -> list[str]:
+        """The lowered module as up to `parts` LLVM texts that link into one program, so
+        LLVM can optimize and compile them in parallel: the first holds `entry`, the others
+        whole kernels (a kernel with its `.parallel`/`.worker` helpers), balanced by size.
+        A function defined in one text is declared in the others (so all are external)."""
+        groups: dict[str, list[llvm_ir.Function]] = {}
+        for fn in self.llvm.functions:
+            if fn.blocks and fn.name != "entry":
+                fn.linkage = ""
+                groups.setdefault(".".join(fn.name.split(".")[:2]), []).append(fn)
+        if parts <= 1 or len(groups) < 2:
+            return [str(self.llvm)]
+        size = {key: sum(len(block.instructions) for fn in fns for block in fn.blocks)
+                for key, fns in groups.items()}
+        # Largest first onto the lightest part; part 0 also runs `entry`.
+        loads = [0] * parts
+        owner: dict[str, int] = {}
+        for key in sorted(groups, key=lambda k: -size[k]):
+            part = min(range(parts), key=lambda p: loads[p])
+            owner[key] = part
+            loads[part] += size[key]
+        bodies = {fn: fn.blocks for fns in groups.values() for fn in fns}
+        texts = []
+        try:
+            for part in sorted(set(owner.values()) | {0}):
+                for key, fns in groups.items():
+                    for fn in fns:
+                        fn.blocks = bodies[fn] if owner[key] == part else []
+                entry = self.llvm.get_global("entry")
+                entry_blocks = entry.blocks
+                if part != 0:
+                    entry.blocks = []
+                texts.append(str(self.llvm))
+                entry.blocks = entry_blocks
+        finally:
+            for fn, blocks in bodies.items():
+                fn.blocks = blocks
+        return texts
+
     # --- the program: kernel calls, loops and branches, in the entry function -------------
     def slot(self, k: int) -> llvm_ir.Value:
         """Pointer in slot k, loaded once at the top of `entry` (the table doesn't change)."""
@@ -207,6 +250,9 @@ class ModuleLowering:
             rows = None
         fn.linkage = "internal"
         fn.attributes.add("nounwind")
+        # Each kernel is optimized on its own: LLVM's loop passes slow down on one huge
+        # function (all kernels inlined into entry took ~20% longer to compile).
+        fn.attributes.add("noinline")
         ctx = ScalarContext(builder, self.llvm)
         outputs = pointers[:len(out_slots)]
         inputs = pointers[len(out_slots):]

@@ -158,6 +158,9 @@ class Jitted:
         return (treedef, specs, tuple(sorted(static.items())))
 
     def lower(self, *args: Any) -> Lowered:
+        if self.device is None or not self.device.startswith("cuda"):
+            from codegen import start_compile_workers
+            start_compile_workers()   # warming up while we trace and optimize
         static, leaves, treedef, rebuild, labels = self._split(args)
         key = self._key(static, leaves, treedef, labels)
         self._explain_retrace(key, labels)

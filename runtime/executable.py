@@ -15,11 +15,16 @@ from typing import Optional
 
 import numpy as np
 
-from codegen import (ModuleLowering, compile_llvm_ir, host_data_layout,
-                     host_target_description, host_triple)
+from codegen import (ModuleLowering, compile_jobs, compile_llvm_ir, host_data_layout,
+                     host_target_description, host_triple, start_compile_workers)
 from runtime import disk_cache
 from ir.buffers import ALIGN, BufferPlan, flatten_slots, plan_buffers
 from ir.module import Instruction, Module
+
+
+# LLVM instructions (before optimization) above which compiling in parallel pays for the
+# fork of a compiler process (a few milliseconds).
+PARALLEL_COMPILE_SIZE = 200
 
 
 class Executable:
@@ -28,6 +33,7 @@ class Executable:
     def __init__(self, module: Module, llvm_opt_level: int = 3):
         timings = {}
         start = time.perf_counter()
+        start_compile_workers()   # they start up while we lower the module
         self.module = module
         self.plan, self._trees = plan_buffers(module)
         external = set(self.plan.inputs) | set(self.plan.constants)
@@ -47,15 +53,18 @@ class Executable:
                                   host_data_layout(), frozenset(boxed), DATA_OFFSET or 0)
         self.llvm_ir = str(lowering.lower())
         self.kernels = lowering.kernels
+        # A large module is compiled as several LLVM modules at once, one per core.
+        parts = lowering.split(compile_jobs() if lowering.size() >= PARALLEL_COMPILE_SIZE
+                               else 1)
         timings["llvm_ir"] = time.perf_counter() - start
-        key = disk_cache.cache_key(self.llvm_ir, f"{host_target_description()} O{llvm_opt_level}")
+        key = disk_cache.cache_key(
+            self.llvm_ir, f"{host_target_description()} O{llvm_opt_level} parts={len(parts)}")
         cached = disk_cache.load(key)
-        code = compile_llvm_ir(self.llvm_ir, llvm_opt_level, object_code=cached,
+        code = compile_llvm_ir(parts, llvm_opt_level, object_code=cached,
                                save_object=lambda obj: disk_cache.store(key, obj))
         self.from_disk_cache = cached is not None
         timings.update(code.timings)
         self.timings = timings
-        self.optimized_llvm_ir = code.optimized_ir
         self._code = code  # keeps the JIT engine (and the machine code) alive
         self._entry = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(code.entry_address)
         self._lock = threading.Lock()
@@ -73,6 +82,10 @@ class Executable:
                               for s in self.plan.outputs]
         self._table_address = ctypes.addressof(self._table)
         self.array_type = np.ndarray   # what fresh outputs are made as (the front end's Array)
+
+    @property
+    def optimized_llvm_ir(self) -> str:
+        return self._code.optimized_ir
 
     def _slots_of(self, inst: Instruction) -> list[int]:
         return flatten_slots(self._trees[id(inst)])

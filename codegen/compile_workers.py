@@ -1,0 +1,122 @@
+"""Compile workers: LLVM IR turned into object code by other processes, at the same time as
+this one works on its own part (llvmlite serializes LLVM calls within a process, so threads
+would not help). XLA:CPU splits a module across threads for the same reason.
+
+Workers are plain subprocesses running `llvm_worker.py` (no fork of this process, which
+may hold other libraries' threads). They are started early, before the first large module
+is ready, and live as long as this process. Any failure — a worker that died, could not
+start or reports an error — returns None, and the caller compiles that part itself.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import threading
+from typing import Optional
+
+WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "llvm_worker.py")
+_HEADER_SIZE = 12   # llvm_worker.REQUEST: <IQ
+_REPLY_SIZE = 9     # llvm_worker.REPLY: <BQ
+
+
+class Worker:
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, WORKER_SCRIPT],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.DEVNULL)
+        self._writer: Optional[threading.Thread] = None
+        self.pending = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def submit(self, text: str, opt_level: int) -> None:
+        """Queue one text; its result comes from the next `result()` in order."""
+        data = text.encode()
+        message = (opt_level.to_bytes(4, "little") + len(data).to_bytes(8, "little") + data)
+        previous = self._writer
+
+        def write() -> None:
+            if previous is not None:
+                previous.join()
+            try:
+                self.process.stdin.write(message)
+                self.process.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                pass   # result() sees the worker gone
+        # A thread, so a worker still starting up cannot block us on a full pipe.
+        self._writer = threading.Thread(target=write, daemon=True)
+        self._writer.start()
+        self.pending += 1
+
+    def result(self) -> Optional[bytes]:
+        self.pending -= 1
+        try:
+            head = self.process.stdout.read(_REPLY_SIZE)
+            if len(head) != _REPLY_SIZE:
+                return None
+            status, size = head[0], int.from_bytes(head[1:], "little")
+            payload = self.process.stdout.read(size)
+        except (OSError, ValueError):
+            return None
+        if status != 0 or len(payload) != size:
+            return None
+        return payload
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.close()
+            self.process.wait(timeout=1)
+        except Exception:
+            self.process.kill()
+
+
+_workers: list[Worker] = []
+_lock = threading.Lock()
+
+
+def start(count: int) -> None:
+    """Make sure `count` workers are running (or starting)."""
+    with _lock:
+        _workers[:] = [w for w in _workers if w.alive]
+        while len(_workers) < count:
+            try:
+                _workers.append(Worker())
+            except OSError:
+                return
+
+
+def compile_texts(texts: list[str], opt_level: int):
+    """Hand `texts` to the workers; returns a function that waits and gives each text's
+    object code (None for any the workers did not deliver)."""
+    with _lock:
+        workers = [w for w in _workers if w.alive]
+    if not workers:
+        return lambda: [None] * len(texts)
+    order = []
+    for k, text in enumerate(texts):
+        worker = workers[k % len(workers)]
+        worker.submit(text, opt_level)
+        order.append(worker)
+
+    def wait() -> list[Optional[bytes]]:
+        return [worker.result() for worker in order]
+    return wait
+
+
+def running() -> int:
+    with _lock:
+        return sum(w.alive for w in _workers)
+
+
+def stop() -> None:
+    with _lock:
+        for worker in _workers:
+            worker.close()
+        _workers.clear()
+
+
+atexit.register(stop)

@@ -1,0 +1,43 @@
+"""A compile worker: reads LLVM IR texts on stdin, writes their object code on stdout.
+
+Run as a script (`python codegen/llvm_worker.py`), so it imports only llvmlite and
+`llvm_target` beside it and starts in ~0.1 s. Each request is a header `<IQ` (opt level,
+text bytes) and the UTF-8 text; each reply is `<BQ` (0 ok / 1 failed, bytes) and the
+object code (or the error). It exits when stdin closes (its parent is gone).
+"""
+import struct
+import sys
+import traceback
+
+import llvm_target
+
+REQUEST = struct.Struct("<IQ")
+REPLY = struct.Struct("<BQ")
+
+
+def _read(stream, size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise EOFError
+    return data
+
+
+def main() -> None:
+    source, sink = sys.stdin.buffer, sys.stdout.buffer
+    llvm_target.initialize()
+    while True:
+        try:
+            opt_level, size = REQUEST.unpack(_read(source, REQUEST.size))
+            text = _read(source, size).decode()
+        except EOFError:
+            return
+        try:
+            status, payload = 0, llvm_target.object_code(text, opt_level)
+        except Exception:
+            status, payload = 1, traceback.format_exc().encode()
+        sink.write(REPLY.pack(status, len(payload)) + payload)
+        sink.flush()
+
+
+if __name__ == "__main__":
+    main()
