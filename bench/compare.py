@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 
 import compiler
+import compiler.numpy as fnp
 from bench import fusion, train_mlp
-from bench.timing import copy_bandwidth, format_table, median_time
+from bench.timing import copy_bandwidth, format_table, interleaved_medians, median_time
 from compiler import tree
 
 
@@ -70,88 +73,127 @@ def compile_in_new_process() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def _row(name: str, times: dict, unit: str = "ms") -> list[str]:
+    """A table row from interleaved medians: flowjit, numpy, JAX, flowjit/JAX, torch."""
+    scale, fmt = (1e6, "{:.1f} us") if unit == "us" else (1e3, "{:.2f}")
+    cell = lambda key: fmt.format(times[key] * scale) if key in times else "-"  # noqa
+    ratio = f"{times['flowjit'] / times['jax']:.2f}" if "jax" in times else "-"
+    return [name, cell("flowjit"), cell("numpy"), cell("jax"), ratio, cell("torch")]
+
+
 def run(small: bool) -> None:
     jax, jnp = _jax()
     torch = _torch()
     rows, points = [], []
     bandwidth = copy_bandwidth(1 << (24 if small else 28))
     jax_fns = jax_versions(jax, jnp) if jax else {}
+    repeats = 5 if small else 15
     for name, fn, np_fn, args, min_bytes in fusion.workloads(small):
         if name not in ("gelu(x*a+b)", "softmax", "layernorm"):
             continue
         compiled = compiler.jit(fn).lower(*args).compile()
         leaves = tree.flatten(args)[0]
-        ours = median_time(lambda: compiled(*leaves))
-        theirs_np = median_time(lambda: np_fn(*args))
-        row = [name, f"{ours * 1e3:.2f}", f"{theirs_np * 1e3:.2f}"]
+        fns = {"flowjit": lambda: compiled(*leaves), "numpy": lambda: np_fn(*args)}
         if jax:
             jargs = [jnp.asarray(a) for a in args]
-            jt = median_time(lambda: jax_fns[name](*jargs))
-            row += [f"{jt * 1e3:.2f}", f"{ours / jt:.2f}"]
-        else:
-            row += ["-", "-"]
-        row.append(_torch_time(torch, name, args) if torch else "-")
-        rows.append(row)
+            fns["jax"] = lambda: jax_fns[name](*jargs)
+        if torch:
+            fns["torch"] = _torch_fn(torch, name, args)
+        times = interleaved_medians(fns, repeats)
+        rows.append(_row(name, times))
         cost = compiled.cost_analysis()
         points.append((name, cost["flops"] / max(cost["bytes accessed"], 1),
-                       cost["flops"] / ours / 1e9))
+                       cost["flops"] / times["flowjit"] / 1e9))
+    rows += _matmul_rows(jax, jnp, small, repeats)
     # The MLP training step; a fresh disk cache, so the first call really compiles.
-    import tempfile
-    os.environ["FLOWJIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="flowjit-bench-cache-")
     params, x, y = train_mlp.make()
-    start = time.perf_counter()
     step = compiler.jit(train_mlp.flowjit_step)
     step(params, x, y)
-    first = time.perf_counter() - start
-    ours = median_time(lambda: step(params, x, y), repeats=20)
-    np_t = median_time(lambda: train_mlp.numpy_step(params, x, y), repeats=20)
-    row = ["mlp train step", f"{ours * 1e3:.2f}", f"{np_t * 1e3:.2f}"]
-    first_row = ["first-call compile (mlp step)", f"{first * 1e3:.0f}", "-"]
+    fns = {"flowjit": lambda: step(params, x, y),
+           "numpy": lambda: train_mlp.numpy_step(params, x, y)}
     if jax:
         jax_step, jparams = _jax_train(jax, jnp, params)
-        t0 = time.perf_counter()
-        jax.block_until_ready(jax_step(jparams, x, y))
-        jax_first = time.perf_counter() - t0
-        jt = median_time(lambda: jax_step(jparams, x, y), repeats=20)
-        row += [f"{jt * 1e3:.2f}", f"{ours / jt:.2f}", "-"]
-        first_row += [f"{jax_first * 1e3:.0f}", f"{first / jax_first:.2f}", "-"]
-    else:
-        row += ["-", "-", "-"]
-        first_row += ["-", "-", "-"]
-    rows += [row, first_row]
+        fns["jax"] = lambda: jax_step(jparams, x, y)
+    rows.append(_row("mlp train step", interleaved_medians(fns, 2 * repeats)))
+    rows.append(_row("first-call compile (mlp step), median of 3",
+                     _first_calls(jax, jnp, params, x, y)))
     warm = compile_in_new_process()
     rows.append(["new process, warm disk cache (compile)", f"{warm * 1e3:.0f}", "-", "-",
                  "(target <= 150 ms)", "-"])
     # Dispatch: a jitted call with four small arrays.
     small_args = [np.ones(4, np.float32) for _ in range(4)]
     add4 = compiler.jit(lambda a, b, c, d: a + b + c + d)
-    add4(*small_args)
-    ours = median_time(lambda: add4(*small_args), repeats=200)
-    row = ["dispatch, 4 small arrays", f"{ours * 1e6:.1f} us", "-"]
+    fns = {"flowjit": lambda: add4(*small_args)}
     if jax:
         jadd = jax.jit(lambda a, b, c, d: a + b + c + d)
         jsmall = [jnp.asarray(a) for a in small_args]
-        jadd(*jsmall).block_until_ready()
-        jt = median_time(lambda: jadd(*jsmall), repeats=200)
-        row += [f"{jt * 1e6:.1f} us", f"{ours / jt:.2f}", "-"]
-    else:
-        row += ["-", "-", "-"]
-    rows.append(row)
+        fns["jax"] = lambda: jadd(*jsmall)
+    times = interleaved_medians(fns, 300)
+    rows.append(_row("dispatch, 4 small arrays", times, unit="us"))
     print(f"measured copy bandwidth {bandwidth / 1e9:.1f} GB/s; "
           f"jax {jax.__version__ if jax else 'not installed'}; "
-          f"torch {torch.__version__ if torch else 'not installed'}")
+          f"torch {torch.__version__ if torch else 'not installed'}; "
+          f"timings interleaved, medians of {repeats}+ runs")
     print(format_table(["workload", "flowjit ms", "numpy ms", "JAX ms", "flowjit/JAX",
                         "torch eager ms"], rows))
     _roofline(points, bandwidth)
 
 
-def _torch_time(torch, name, args) -> str:
+def _first_calls(jax, jnp, params, x, y, runs: int = 3) -> dict:
+    """First call (trace + compile + run) of the MLP step, each time from nothing: a new
+    jit object and an empty disk cache for flowjit, cleared caches for JAX."""
+    ours, theirs = [], []
+    for _ in range(runs):
+        os.environ["FLOWJIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="flowjit-bench-cache-")
+        start = time.perf_counter()
+        compiler.jit(train_mlp.flowjit_step)(params, x, y)
+        ours.append(time.perf_counter() - start)
+        if jax:
+            jax.clear_caches()
+            jax_step, jparams = _jax_train(jax, jnp, params)
+            start = time.perf_counter()
+            jax.block_until_ready(jax_step(jparams, x, y))
+            theirs.append(time.perf_counter() - start)
+    times = {"flowjit": statistics.median(ours)}
+    if theirs:
+        times["jax"] = statistics.median(theirs)
+    return times
+
+
+def _matmul_rows(jax, jnp, small: bool, repeats: int) -> list[list[str]]:
+    """f32 matmul at 1024^3 and 2048^3 (target: >= 80% of numpy's BLAS GFLOP/s), and the
+    same with a fused bias + relu epilogue."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for n in ((256, 512) if small else (1024, 2048)):
+        a = rng.standard_normal((n, n)).astype(np.float32)
+        b = rng.standard_normal((n, n)).astype(np.float32)
+        bias = rng.standard_normal(n).astype(np.float32)
+        for label, fn, np_fn, args in (
+                (f"matmul f32 {n}^3", lambda a, b: a @ b, lambda: a @ b, (a, b)),
+                (f"relu(x @ w + b) f32 {n}^3", lambda a, b, c: fnp.maximum(a @ b + c, 0.0),
+                 lambda: np.maximum(a @ b + bias, 0.0), (a, b, bias))):
+            compiled = compiler.jit(fn).lower(*args).compile()
+            fns = {"flowjit": lambda: compiled(*args), "numpy": np_fn}
+            if jax:
+                jfn = jax.jit(lambda a, b, *c: jnp.maximum(a @ b + c[0], 0.0) if c else a @ b)
+                jargs = [jnp.asarray(v) for v in args]
+                fns["jax"] = lambda: jfn(*jargs)
+            times = interleaved_medians(fns, max(3, repeats // 3))
+            row = _row(label, times)
+            row[0] += f" ({2 * n ** 3 / times['flowjit'] / 1e9:.0f} GFLOP/s, " \
+                      f"{times['numpy'] / times['flowjit']:.0%} of numpy's)"
+            rows.append(row)
+    return rows
+
+
+def _torch_fn(torch, name, args):
     t = [torch.from_numpy(np.asarray(a)) for a in args]
     fns = {"gelu(x*a+b)": lambda x, a, b: torch.nn.functional.gelu(x * a + b,
                                                                       approximate="tanh"),
            "softmax": lambda x: torch.softmax(x, -1),
            "layernorm": lambda x, g, b: torch.nn.functional.layer_norm(x, x.shape[-1:], g, b)}
-    return f"{median_time(lambda: fns[name](*t)) * 1e3:.2f}"
+    return lambda: fns[name](*t)
 
 
 def _jax_train(jax, jnp, params):

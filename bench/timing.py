@@ -24,6 +24,22 @@ def median_time(fn: Callable[[], object], repeats: int = 7, warmup: int = 2,
     return statistics.median(times)
 
 
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int = 15,
+                        warmup: int = 2) -> dict[str, float]:
+    """Median seconds of each function, timed in turns (a, b, c, a, b, c, ...) so that a
+    burst of load on a shared machine hits all of them alike and their ratios hold."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            _block(fn())
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            _block(fn())
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def _block(result: object) -> None:
     """Wait for a result (JAX dispatches asynchronously)."""
     if hasattr(result, "block_until_ready"):

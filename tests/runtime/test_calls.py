@@ -51,3 +51,27 @@ def test_a_new_shape_through_the_fast_path_retraces():
     assert f.trace_count == 3
     assert f(np.ones(3, np.float32)) == 3.0
     assert f.trace_count == 3
+
+
+def test_results_the_caller_holds_are_never_written_again():
+    # Large outputs are reused once dropped; anything still referenced (the array, a view
+    # of it) must keep its values through later calls.
+    f = compiler.jit(lambda x, s: x * s)
+    x = np.arange(512 * 256, dtype=np.float32).reshape(512, 256)
+    kept = f(x, np.float32(1.0))
+    view = f(x, np.float32(2.0))[3:5]
+    for scale in range(3, 8):
+        f(x, np.float32(scale))
+    np.testing.assert_array_equal(kept, x)
+    np.testing.assert_array_equal(view, x[3:5] * 2)
+
+
+def test_a_loop_that_rebinds_its_result_reuses_two_buffers():
+    f = compiler.jit(lambda x: x + 1.0)
+    y = np.zeros((512, 256), np.float32)
+    buffers = set()
+    for _ in range(8):
+        y = f(y)
+        buffers.add(y.ctypes.data)
+    np.testing.assert_array_equal(y, np.full((512, 256), 8, np.float32))
+    assert len(buffers) <= 2
