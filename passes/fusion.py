@@ -20,6 +20,7 @@ The fused computations are printed as XLA prints them:
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 from ir.builder import NameTable
@@ -52,8 +53,15 @@ class Group:
     members: list[Instruction] = field(default_factory=list)  # root first
     duplicated: set = field(default_factory=set)  # ids of members also computed elsewhere
 
+    def __post_init__(self):
+        self._ids = {id(m) for m in self.members}
+
+    def add(self, inst: Instruction) -> None:
+        self.members.append(inst)
+        self._ids.add(id(inst))
+
     def __contains__(self, inst: Instruction) -> bool:
-        return any(m is inst for m in self.members)
+        return id(inst) in self._ids
 
 
 def _nonunit(dims) -> tuple:
@@ -92,8 +100,13 @@ def _elementwise_path_to_root(inst: Instruction, group: Group, users: dict) -> b
 
 def plan(comp: Computation) -> tuple[list[Group], list[Decision]]:
     """Fusion groups for one computation, and why each producer/consumer pair was (not)
-    fused."""
+    fused.
+
+    Producers are considered latest first (a heap on program order), so when one comes up
+    every one of its users has already joined the group or not: whether it would only be a
+    copy (it has users elsewhere) is then known, not guessed from the order of discovery."""
     users = comp.users()
+    position = {id(inst): n for n, inst in enumerate(comp.instructions)}
     grouped: dict[int, Group] = {}
     groups: list[Group] = []
     decisions: list[Decision] = []
@@ -105,26 +118,34 @@ def plan(comp: Computation) -> tuple[list[Group], list[Decision]]:
             continue
         group = Group(inst, [inst])
         grouped[id(inst)] = group
-        work = [inst]
-        while work:
-            consumer = work.pop()
-            for producer in dict.fromkeys(consumer.operands):
-                if producer in group:
-                    continue
-                # Owned by this fusion only if every user is here and owned here too, and
-                # no other group reads it; otherwise fusing makes a copy, and the original
-                # stays available to the others.
-                shared = _shared(producer, group, users, read_by_groups)
-                owned = not shared
+        candidates: list = []
+        queued: set[int] = set()
+
+        def consider_operands(member: Instruction) -> None:
+            for operand in member.operands:
+                if operand not in group and id(operand) not in queued:
+                    queued.add(id(operand))
+                    heapq.heappush(candidates, (-position[id(operand)], id(operand), operand))
+        consider_operands(inst)
+        while candidates:
+            _, _, producer = heapq.heappop(candidates)
+            # Owned by this fusion only if every user is here and owned here too, and
+            # no other group reads it; otherwise fusing makes a copy, and the original
+            # stays available to the others.
+            shared = _shared(producer, group, users, read_by_groups)
+            ok = True
+            for consumer in [u for u in users.get(producer, []) if u in group]:
                 ok, reason = _can_fuse(producer, consumer, group, users, grouped, shared)
                 decisions.append(Decision(producer.name, consumer.name, ok, reason))
-                if ok:
-                    group.members.append(producer)
-                    if owned:
-                        grouped[id(producer)] = group
-                    else:
-                        group.duplicated.add(id(producer))
-                    work.append(producer)
+                if not ok:
+                    break
+            if ok:
+                group.add(producer)
+                if shared:
+                    group.duplicated.add(id(producer))
+                else:
+                    grouped[id(producer)] = group
+                consider_operands(producer)
         groups.append(group)
         read_by_groups.update(id(o) for m in group.members for o in m.operands
                               if o not in group)

@@ -304,3 +304,23 @@ ENTRY e {
   ROOT r = f32[4,4] add(d, t)
 }""", "simplify", "dce")
     assert [i.opcode for i in m.entry.instructions].count("dot") == 1
+
+
+
+def test_layernorm_is_one_kernel_and_matches_numpy():
+    # The mean's row reduction reaches the output through x - mean, which the variance's
+    # reduction also reads: all of it is one kInput fusion, whatever order it is found in.
+    import compiler
+    import compiler.numpy as fnp
+
+    def layernorm(x):
+        c = x - x.mean(-1, keepdims=True)
+        return c / fnp.sqrt((c * c).mean(-1, keepdims=True) + 1e-5)
+    x = np.random.default_rng(2).standard_normal((16, 32)).astype(np.float32)
+    compiled = compiler.jit(layernorm).lower(x).compile()
+    kernels = [i.opcode for i in compiled.module.entry.instructions
+               if i.opcode not in ("parameter", "constant")]
+    assert kernels == ["fusion"]
+    c = x - x.mean(axis=1, keepdims=True)
+    want = c / np.sqrt((c * c).mean(axis=1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(compiled(x), want, rtol=1e-5, atol=1e-5)
