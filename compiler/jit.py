@@ -77,9 +77,8 @@ class Compiled:
 
 
 def _copy(module: Module) -> Module:
-    """A deep copy through the text form, so passes never touch the traced module."""
-    from ir.parser import parse_module
-    return parse_module(module.to_text())
+    """A deep copy, so passes never touch the traced module."""
+    return module.copy()
 
 
 class Lowered:

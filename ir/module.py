@@ -196,6 +196,31 @@ class Module:
     def result_shape(self) -> Shape:
         return self.entry.root.shape
 
+    def copy(self) -> "Module":
+        """A deep copy: new computations and instructions, so passes on the copy never touch
+        this module (shapes and literals are never changed in place, so they are shared).
+        Much cheaper than printing and parsing."""
+        comps = {id(c): Computation(c.name) for c in self.computations}
+        insts: dict[int, Instruction] = {}
+
+        def called(value):
+            return [comps[id(c)] for c in value] if isinstance(value, list) else comps[id(value)]
+        for comp in self.computations:
+            for inst in comp.instructions:
+                twin = Instruction(inst.name, inst.opcode, inst.shape, (), inst.attrs,
+                                   {k: called(v) for k, v in inst.calls.items()}, inst.literal,
+                                   inst.metadata)
+                twin.extra_attrs = dict(inst.extra_attrs)
+                insts[id(inst)] = twin
+                comps[id(comp)].instructions.append(twin)
+        for comp in self.computations:
+            for inst in comp.instructions:
+                insts[id(inst)].operands = [insts[id(o)] for o in inst.operands]
+            if comp.root is not None:
+                comps[id(comp)].root = insts[id(comp.root)]
+        return Module(self.name, comps[id(self.entry)],
+                      [comps[id(c)] for c in self.computations])
+
     def to_text(self, **kwargs: Any) -> str:
         from ir.printer import print_module
         return print_module(self, **kwargs)

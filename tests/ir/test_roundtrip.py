@@ -51,6 +51,23 @@ def test_parsed_module_evaluates_bitwise_equal(module_and_args):
     assert_bitwise_equal(evaluate(parsed, args), expected)
 
 
+@settings(ROUNDTRIP, max_examples=100)
+@given(modules_with_args())
+def test_a_copy_prints_the_same_and_shares_no_instruction(module_and_args):
+    module, _ = module_and_args
+    text = module.to_text()
+    twin = module.copy()
+    verify(twin)
+    assert twin.to_text() == text
+    originals = {id(i) for c in module.computations for i in c.instructions}
+    assert not any(id(i) in originals for c in twin.computations for i in c.instructions)
+    for comp in twin.computations:            # changing the copy leaves the original alone
+        comp.instructions.reverse()
+        for inst in comp.instructions:
+            inst.name += "_x"
+    assert module.to_text() == text
+
+
 # --- a few fixed cases, so the special values are always covered ----------------------
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=str)
