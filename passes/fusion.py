@@ -198,7 +198,10 @@ def _can_fuse(producer, consumer, group, users, grouped, shared) -> tuple[bool, 
     return True, f"{op} has no other users"
 
 
-def _materialize(comp: Computation, group: Group, module: Module, names: NameTable) -> None:
+def _materialize(comp: Computation, group: Group, module: Module,
+                 names: NameTable) -> Instruction:
+    """The fusion instruction for `group` (its fused computation added to `module`); the
+    caller puts it in place of the group's root."""
     members = [i for i in comp.instructions if i in group]  # program order
     member_ids = {id(m) for m in members}
     params: list[Instruction] = []
@@ -224,12 +227,8 @@ def _materialize(comp: Computation, group: Group, module: Module, names: NameTab
     opcodes = {m.opcode for m in members}
     kind = "kOutput" if "dot" in opcodes else "kInput" if "reduce" in opcodes else "kLoop"
     root = group.root
-    fusion = Instruction(names.fresh("fusion"), "fusion", root.shape, params,
-                         {"kind": kind}, {"calls": fused}, metadata=root.metadata)
-    position = comp.instructions.index(root)
-    comp.instructions.insert(position, fusion)
-    comp.replace_all_uses(root, fusion)
-    comp.instructions.remove(root)
+    return Instruction(names.fresh("fusion"), "fusion", root.shape, params,
+                       {"kind": kind}, {"calls": fused}, metadata=root.metadata)
 
 
 def _programs(module: Module) -> list[Computation]:
@@ -250,11 +249,16 @@ def run(module: Module) -> bool:
     changed = False
     for comp in _programs(module):
         groups, _ = plan(comp)
-        for group in groups:
-            _materialize(comp, group, module, names)
-            changed = True
-        if groups:
-            comp.remove_unreachable()
+        if not groups:
+            continue
+        # Each fusion takes its root's place and its uses, all in one sweep.
+        fusions = {id(g.root): _materialize(comp, g, module, names) for g in groups}
+        comp.instructions = [fusions.get(id(i), i) for i in comp.instructions]
+        for inst in comp.instructions:
+            inst.operands = [fusions.get(id(o), o) for o in inst.operands]
+        comp.root = fusions.get(id(comp.root), comp.root)
+        comp.remove_unreachable()
+        changed = True
     return changed
 
 
