@@ -28,6 +28,24 @@ from ir.shapes import ArrayShape
 ParameterLoader = Callable[[Instruction, list], object]
 
 
+class RowCache:
+    """One row of an instruction's values, kept in a stack buffer: written while a row
+    reduction over it runs, then read by the rest of the row's loop instead of computing
+    them again (softmax's exp(x - max) is summed and then divided by the sum)."""
+
+    def __init__(self, pointer, shape: ArrayShape, lead: int):
+        self.pointer = pointer   # prod(shape.dims) elements
+        self.shape = shape       # the trailing (reduced) dims
+        self.lead = lead         # index entries before them (the row's position)
+        self.state = "off"       # "filling" during the reduction, then "filled"
+
+    def address(self, ctx: ScalarContext, index: list):
+        mtype = memory_type(self.shape.dtype)
+        return ctx.builder.gep(self.pointer, [linearize(ctx.builder, index[self.lead:],
+                                                        self.shape.dims)],
+                               inbounds=True, source_etype=mtype)
+
+
 class ElementalEmitter:
     """Emits the values of one computation's instructions at given indices."""
 
@@ -39,6 +57,7 @@ class ElementalEmitter:
         # Instructions whose values are already in memory: id(inst) -> pointer.
         self.buffers = buffers or {}
         self.scopes: list[dict] = [{}]
+        self.row_caches: dict[int, RowCache] = {}
 
     @property
     def b(self) -> llvm_ir.IRBuilder:
@@ -57,7 +76,16 @@ class ElementalEmitter:
         for scope in reversed(self.scopes):
             if key in scope:
                 return scope[key]
-        result = self._generate(inst, index)
+        cache = self.row_caches.get(id(inst))
+        if cache is not None and cache.state == "filled":
+            mtype = memory_type(inst.shape.dtype)
+            result = from_memory(self.ctx, self.b.load(cache.address(self.ctx, index),
+                                                       typ=mtype), inst.shape.dtype)
+        else:
+            result = self._generate(inst, index)
+            if cache is not None and cache.state == "filling":
+                self.b.store(to_memory(self.ctx, result, inst.shape.dtype),
+                             cache.address(self.ctx, index))
         self.scopes[-1][key] = result
         return result
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Optional
 
 from llvmlite import ir as llvm_ir
 
@@ -11,12 +11,13 @@ from codegen.control import alloca_at_entry, for_range
 from codegen.dot import emit_gemm, epilogue_of, gemm_plan
 from codegen.parallel import MIN_PARALLEL_WORK, parallel_for, thread_count
 from codegen.parallel import kernel_type as parallel_kernel_type
-from codegen.elemental import (ConstantPool, ElementalEmitter, emit_scalar_computation,
-                               is_elemental, linearize, load_element)
+from codegen.elemental import (ConstantPool, ElementalEmitter, RowCache,
+                               emit_scalar_computation, is_elemental, linearize, load_element)
 from codegen.scalar_ops import ScalarContext, convert, to_memory
 from codegen.types import PTR, i64, memory_type
 from ir.dtypes import DType
 from ir.module import Instruction, Module
+from ir.ops import OPS
 from ir.shapes import ArrayShape, leaves
 
 # Entry-level instructions that only name buffers: no kernel runs for them.
@@ -326,6 +327,13 @@ class ModuleLowering:
             emitter = ElementalEmitter(ctx, _no_parameters, self.constants, buffers)
             b = ctx.builder
             index: list = []
+            caches = {}
+            for found in row_reductions.values():
+                for reduction in found:
+                    cache = _row_cache(ctx, reduction, root, buffers)
+                    if cache is not None and id(reduction.operands[0]) not in emitter.row_caches:
+                        caches[id(reduction)] = cache
+                        emitter.row_caches[id(reduction.operands[0])] = cache
 
             def nest(level: int) -> None:
                 if level == len(dims):
@@ -348,8 +356,16 @@ class ModuleLowering:
                     # Row reductions the fusion needs are computed once per row, here,
                     # before the loop over the row (their broadcasts then hit the cache).
                     for reduction in row_reductions.get(level + 1, []):
+                        cache = caches.get(id(reduction))
+                        if cache is not None:
+                            cache.state = "filling"
                         emitter.value(reduction, list(index))
+                        if cache is not None:
+                            cache.state = "filled"
                     nest(level + 1)
+                    for reduction in row_reductions.get(level + 1, []):
+                        if caches.get(id(reduction)) is not None:
+                            caches[id(reduction)].state = "off"
                     emitter.pop_scope()
                     index.pop()
             if all(s.size > 0 for s in (out_shapes[k] for k in group)):
@@ -442,6 +458,66 @@ def _row_reductions(root: Instruction, buffers: dict) -> dict[int, list[Instruct
         if rank and root.shape.dims[:rank] == node.shape.dims:
             found.setdefault(rank, []).append(node)
     return found
+
+
+# Ops worth keeping in a row buffer rather than computing twice (loads and adds are not).
+_COSTLY = frozenset({"exponential", "exponential-minus-one", "log", "log-plus-one", "tanh",
+                     "logistic", "erf", "sine", "cosine", "power", "atan2", "divide",
+                     "sqrt", "rsqrt", "cbrt"})
+_ROW_CACHE_BYTES = 1 << 16
+
+
+def _row_cache(ctx: ScalarContext, reduction: Instruction, root: Instruction,
+               buffers: dict) -> Optional[RowCache]:
+    """A RowCache for the input of a row reduction over the trailing dims when the output
+    also reads that input directly, at the same index, and it is costly to compute."""
+    if len(reduction.operands) != 2 or root.shape.is_tuple:
+        return None
+    values = reduction.operands[0]
+    rank = values.shape.rank
+    lead = reduction.shape.rank
+    if (values.shape.dims != root.shape.dims or id(values) in buffers
+            or tuple(reduction.attrs["dimensions"]) != tuple(range(lead, rank))):
+        return None
+    row = ArrayShape(values.shape.dtype, values.shape.dims[lead:])
+    if row.nbytes > _ROW_CACHE_BYTES or not _costly(values, buffers):
+        return None
+    if not _reads_elementwise(root, values, reduction, buffers):
+        return None
+    storage = alloca_at_entry(ctx.builder, memory_type(row.dtype), "row_cache", row.size)
+    return RowCache(storage, row, lead)
+
+
+def _costly(inst: Instruction, buffers: dict) -> bool:
+    stack, seen = [inst], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen or id(node) in buffers:
+            continue
+        seen.add(id(node))
+        if node.opcode in _COSTLY:
+            return True
+        if node.opcode != "reduce":
+            stack.extend(node.operands)
+    return False
+
+
+def _reads_elementwise(root: Instruction, target: Instruction, skip: Instruction,
+                       buffers: dict) -> bool:
+    """Whether `root` reads `target` at its own index through elementwise ops only (not
+    through `skip`, the reduction, or anything that moves indices)."""
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop()
+        if node is target:
+            return True
+        if id(node) in seen or node is skip or id(node) in buffers:
+            continue
+        seen.add(id(node))
+        spec = OPS.get(node.opcode)
+        if spec is not None and spec.elementwise and node.shape.dims == root.shape.dims:
+            stack.extend(node.operands)
+    return False
 
 
 def _no_parameters(inst: Instruction, index: list):
