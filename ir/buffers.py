@@ -132,6 +132,10 @@ def _plan_instruction(plan: BufferPlan, trees: dict, inst: Instruction,
 def _plan_nested(plan: BufferPlan, trees: dict, comp, param_trees: list,
                  pinned: list[int]) -> None:
     """Slots for a called computation: its parameters are the given trees."""
+    if comp.root is not None and id(comp.root) in trees:
+        # One plan per computation: a second call site would overwrite the first's slots.
+        raise ValueError(f"computation %{comp.name} is called from more than one loop or "
+                         f"branch; run the flatten-call-graph pass before planning buffers")
     for inst in comp.instructions:
         if inst.opcode == "parameter":
             trees[id(inst)] = param_trees[inst.attrs["number"]]

@@ -89,11 +89,14 @@ class PassManager:
             f.write(text)
 
 
+# flatten-call-graph runs last at every level: the buffer plan needs each loop body and
+# branch called from one place. opt_level 0 keeps one buffer per value.
 _PIPELINES = {
-    0: ["lower-custom-calls", "inline-calls"],  # no buffer reuse: one buffer per value
-    1: ["lower-custom-calls", "inline-calls", "fold-constants", "cse", "dce", "assign-buffers"],
-    2: ["lower-custom-calls", "inline-calls", "simplify*", "fold-constants", "cse", "dce", "fusion", "dce",
-        "assign-buffers"],
+    0: ["lower-custom-calls", "inline-calls", "flatten-call-graph"],
+    1: ["lower-custom-calls", "inline-calls", "fold-constants", "cse", "dce",
+        "flatten-call-graph", "assign-buffers"],
+    2: ["lower-custom-calls", "inline-calls", "simplify*", "fold-constants", "cse", "dce",
+        "fusion", "dce", "flatten-call-graph", "assign-buffers"],
 }
 
 

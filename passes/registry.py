@@ -1,6 +1,6 @@
 """Every pass by its name (slug = module name): the function and its one-line doc."""
-from passes import (assign_buffers, cse, dce, fold_constants, fusion, inline_calls,
-                    lower_custom_calls, simplify)
+from passes import (assign_buffers, cse, dce, flatten_call_graph, fold_constants, fusion,
+                    inline_calls, lower_custom_calls, simplify)
 
 PASSES = {
     "dce": (dce.run, dce.run.__doc__),
@@ -11,4 +11,5 @@ PASSES = {
     "simplify": (simplify.run, simplify.run.__doc__),
     "assign-buffers": (assign_buffers.run, assign_buffers.run.__doc__),
     "lower-custom-calls": (lower_custom_calls.run, lower_custom_calls.run.__doc__),
+    "flatten-call-graph": (flatten_call_graph.run, flatten_call_graph.run.__doc__),
 }

@@ -317,10 +317,66 @@ def test_layernorm_is_one_kernel_and_matches_numpy():
         c = x - x.mean(-1, keepdims=True)
         return c / fnp.sqrt((c * c).mean(-1, keepdims=True) + 1e-5)
     x = np.random.default_rng(2).standard_normal((16, 32)).astype(np.float32)
-    compiled = compiler.jit(layernorm).lower(x).compile()
+    compiled = compiler.jit(layernorm, opt_level=2).lower(x).compile()
     kernels = [i.opcode for i in compiled.module.entry.instructions
                if i.opcode not in ("parameter", "constant")]
     assert kernels == ["fusion"]
     c = x - x.mean(axis=1, keepdims=True)
     want = c / np.sqrt((c * c).mean(axis=1, keepdims=True) + 1e-5)
     np.testing.assert_allclose(compiled(x), want, rtol=1e-5, atol=1e-5)
+
+
+TWO_LOOPS_ONE_BODY = """HloModule m
+double {
+  s = (s32[], f32[3]) parameter(0)
+  i = s32[] get-tuple-element(s), index=0
+  one = s32[] constant(1)
+  next = s32[] add(i, one)
+  v = f32[3] get-tuple-element(s), index=1
+  twice = f32[3] add(v, v)
+  ROOT t = (s32[], f32[3]) tuple(next, twice)
+}
+below_three {
+  s = (s32[], f32[3]) parameter(0)
+  i = s32[] get-tuple-element(s), index=0
+  three = s32[] constant(3)
+  ROOT lt = pred[] compare(i, three), direction=LT
+}
+ENTRY e {
+  x = f32[3] parameter(0)
+  zero = s32[] constant(0)
+  init = (s32[], f32[3]) tuple(zero, x)
+  first = (s32[], f32[3]) while(init), condition=below_three, body=double
+  y = f32[3] get-tuple-element(first), index=1
+  again = (s32[], f32[3]) tuple(zero, y)
+  second = (s32[], f32[3]) while(again), condition=below_three, body=double
+  ROOT z = f32[3] get-tuple-element(second), index=1
+}"""
+
+
+def test_flatten_call_graph_gives_each_loop_its_own_body():
+    from passes.flatten_call_graph import run as flatten
+    module = parse_module(TWO_LOOPS_ONE_BODY)
+    assert flatten(module)
+    loops = [i for i in module.entry.instructions if i.opcode == "while"]
+    assert loops[0].calls["body"] is not loops[1].calls["body"]
+    assert loops[0].calls["condition"] is not loops[1].calls["condition"]
+    assert not flatten(module)   # already flat: nothing more to do
+    x = np.array([1.0, -2.0, 0.5], np.float32)
+    np.testing.assert_array_equal(evaluate(module, [x]), x * 64)
+
+
+def test_two_loops_sharing_a_body_run_at_every_opt_level():
+    from runtime import Executable
+    x = np.array([1.0, -2.0, 0.5], np.float32)
+    for level in (0, 1, 2):
+        module, _ = optimize(parse_module(TWO_LOOPS_ONE_BODY), opt_level=level, verify=True)
+        (result,) = Executable(module)(x)
+        np.testing.assert_array_equal(result, x * 64)   # 2**3, twice
+
+
+def test_buffer_plan_refuses_a_body_shared_by_two_loops():
+    import pytest
+    from ir.buffers import plan_buffers
+    with pytest.raises(ValueError, match="flatten-call-graph"):
+        plan_buffers(parse_module(TWO_LOOPS_ONE_BODY))
