@@ -262,11 +262,16 @@ def _leaf_labels(dynamic: tuple, names: list[str]) -> list[str]:
     return labels
 
 
-def jit(fun: Optional[Callable] = None, *, static_argnums: Any = (), opt_level: int = 2,
-        device: Optional[str] = None) -> Any:
-    """Compile `fun` with flowjit; usable as `@jit` or `@jit(static_argnums=...)`."""
+def jit(fun: Optional[Callable] = None, *, static_argnums: Any = (),
+        opt_level: Optional[int] = None, device: Optional[str] = None) -> Any:
+    """Compile `fun` with flowjit; usable as `@jit` or `@jit(static_argnums=...)`.
+
+    `opt_level` 0 runs no passes (one kernel per instruction), 2 (the default) all of them;
+    FLOWJIT_OPT_LEVEL changes the default, e.g. to run a whole test suite unoptimized."""
     if isinstance(static_argnums, int):
         static_argnums = (static_argnums,)
+    if opt_level is None:
+        opt_level = int(os.environ.get("FLOWJIT_OPT_LEVEL", "2"))
     if fun is None:
         return lambda f: Jitted(f, static_argnums, opt_level, device)
     return Jitted(fun, static_argnums, opt_level, device)
