@@ -212,6 +212,10 @@ class ModuleMaker:
 
     def op_bitcast_convert(self):
         x = self.operand(NUMERIC)
+        if x.shape.dtype.is_float and x.opcode not in ("parameter", "constant"):
+            # Reinterpreting a computed float asks for its exact bits, which transcendental
+            # ops only promise to a few ulp: reinterpret an input instead.
+            x = self.new_array(x.shape)
         same_width = [d for d in NUMERIC if d.bits == x.shape.dtype.bits]
         return self.add("bitcast-convert", [x], shape=x.shape.with_dtype(self.choose(same_width)))
 
