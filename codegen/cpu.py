@@ -22,10 +22,13 @@ _lock = threading.Lock()
 @functools.lru_cache(maxsize=1)
 def _initialize() -> None:
     initialize()
-    # Kernels call libm (tanhf, erff, expm1, ...): make its symbols visible to the JIT.
-    libm = ctypes.util.find_library("m")
-    if libm:
-        llvm.load_library_permanently(libm)
+    # Kernels call libm (tanhf, erff, expm1, ...), and LLVM may lower an operation to a
+    # builtin of libgcc (__truncsfhf2 on a CPU without F16C, ...): make their symbols
+    # visible to the JIT, which otherwise jumps to address 0.
+    for name in ("m", "gcc_s"):
+        library = ctypes.util.find_library(name)
+        if library:
+            llvm.load_library_permanently(library)
 
 
 @functools.lru_cache(maxsize=1)

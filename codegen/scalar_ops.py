@@ -335,6 +335,10 @@ def convert(ctx: ScalarContext, value, source: DType, target: DType):
     if source.is_float and target.is_float:
         if _float_bits(src_t) < _float_bits(dst_t):
             return b.fpext(value, dst_t)
+        if _float_bits(src_t) == 64 and _float_bits(dst_t) == 16:
+            # x86 has no f64 -> f16 instruction and LLVM would call __truncdfhf2, which the
+            # JIT cannot always resolve; round to odd in f32, then f32 -> f16 rounds once.
+            value = _to_f32_rounding_to_odd(ctx, value)
         return b.fptrunc(value, dst_t) if src_t != dst_t else value
     if source.is_float:
         name = "fptosi.sat" if target.is_signed_int else "fptoui.sat"
@@ -350,6 +354,22 @@ def convert(ctx: ScalarContext, value, source: DType, target: DType):
     if src_t.width > dst_t.width:
         return b.trunc(value, dst_t)
     return b.sext(value, dst_t) if source.is_signed_int else b.zext(value, dst_t)
+
+
+def _to_f32_rounding_to_odd(ctx: ScalarContext, value):
+    """f64 -> f32 rounded toward zero with the last bit set when inexact ("round to odd"):
+    rounding that to any narrower format gives the correctly rounded result."""
+    b = ctx.builder
+    I32 = llvm_ir.IntType(32)
+    fabs = ctx.declare("llvm.fabs.f64", value.type, [value.type])
+    nearest = b.fptrunc(value, llvm_ir.FloatType())
+    back = b.fpext(nearest, value.type)
+    bits = b.bitcast(nearest, I32)
+    overshoot = b.fcmp_ordered(">", b.call(fabs, [back]), b.call(fabs, [value]))
+    bits = b.select(overshoot, b.sub(bits, llvm_ir.Constant(I32, 1)), bits)  # one ulp in
+    inexact = b.fcmp_ordered("!=", back, value)
+    bits = b.select(inexact, b.or_(bits, llvm_ir.Constant(I32, 1)), bits)
+    return b.bitcast(bits, llvm_ir.FloatType())
 
 
 def _float_bits(t) -> int:
