@@ -267,11 +267,14 @@ def jit(fun: Optional[Callable] = None, *, static_argnums: Any = (),
     """Compile `fun` with flowjit; usable as `@jit` or `@jit(static_argnums=...)`.
 
     `opt_level` 0 runs no passes (one kernel per instruction), 2 (the default) all of them;
-    FLOWJIT_OPT_LEVEL changes the default, e.g. to run a whole test suite unoptimized."""
+    FLOWJIT_OPT_LEVEL changes the default, e.g. to run a whole test suite unoptimized.
+    `device` ("cpu", "cuda", "cuda:1") defaults to FLOWJIT_DEVICE, else the CPU."""
     if isinstance(static_argnums, int):
         static_argnums = (static_argnums,)
     if opt_level is None:
         opt_level = int(os.environ.get("FLOWJIT_OPT_LEVEL", "2"))
+    if device is None:
+        device = os.environ.get("FLOWJIT_DEVICE") or None
     if fun is None:
         return lambda f: Jitted(f, static_argnums, opt_level, device)
     return Jitted(fun, static_argnums, opt_level, device)

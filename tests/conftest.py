@@ -7,7 +7,13 @@ os.environ.setdefault("FLOWJIT_VERIFY", "1")
 
 
 def pytest_addoption(parser):
-    parser.addoption("--device", default="cpu", help="cpu (default) or cuda")
+    parser.addoption("--device", default="cpu",
+                     help="cpu (default) or cuda: where every jit without a device runs")
+
+
+def pytest_configure(config):
+    if config.getoption("--device") != "cpu":
+        os.environ["FLOWJIT_DEVICE"] = config.getoption("--device")
 
 
 def pytest_collection_modifyitems(config, items):
