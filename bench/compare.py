@@ -3,6 +3,9 @@
     python -m bench.compare            # full sizes
     python -m bench.compare --small    # quick smoke run
 
+Where this machine pins OpenBLAS to an older kernel (OPENBLAS_CORETYPE), unset it for the
+run: numpy and flowjit's large dots both use numpy's OpenBLAS.
+
 Prints one table of median times and flowjit/JAX ratios (gelu chain, softmax, layernorm,
 MLP training step, first-call compile, compile with a warm disk cache in a new process,
 dispatch of a jitted call with four small arrays), and writes a roofline PNG.
@@ -97,9 +100,12 @@ def run(small: bool) -> None:
         if jax:
             jargs = [jnp.asarray(a) for a in args]
             fns["jax"] = lambda: jax_fns[name](*jargs)
-        if torch:
-            fns["torch"] = _torch_fn(torch, name, args)
         times = interleaved_medians(fns, repeats)
+        if torch:
+            # Timed on its own, after the others: PyTorch's OpenMP threads spin for a while
+            # after each call and, on a small machine, slow whatever runs next (flowjit and
+            # JAX by 1.5-2x on 2 cores), which would skew the interleaved ratios.
+            times["torch"] = median_time(_torch_fn(torch, name, args), repeats)
         rows.append(_row(name, times))
         cost = compiled.cost_analysis()
         points.append((name, cost["flops"] / max(cost["bytes accessed"], 1),
@@ -197,20 +203,8 @@ def _torch_fn(torch, name, args):
 
 
 def _jax_train(jax, jnp, params):
-    lr = train_mlp.LR
-
-    def loss(params, x, y):
-        for w, b in params[:-1]:
-            x = jax.nn.relu(x @ w + b)
-        w, b = params[-1]
-        logp = jax.nn.log_softmax(x @ w + b)
-        return -jnp.mean(logp[jnp.arange(x.shape[0]), y])
-
-    @jax.jit
-    def step(params, x, y):
-        grads = jax.grad(loss)(params, x, y)
-        return [(w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(params, grads)]
-    return step, [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
+    """A freshly jitted JAX step (bench.train_mlp's) and the parameters on JAX's device."""
+    return train_mlp.jax_step_fn(), [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
 
 
 def _roofline(points, bandwidth, path: str = "bench/results/roofline.png") -> None:
