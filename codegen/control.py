@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Iterator
 
 from llvmlite import ir as llvm_ir
@@ -9,10 +10,27 @@ from llvmlite import ir as llvm_ir
 from codegen.types import I64, i64
 
 
+_nesting = threading.local()   # per thread: for each open for_range, "holds a loop?"
+
+
+def _no_unroll_loop_id(module: llvm_ir.Module) -> llvm_ir.Value:
+    """A loop ID (a distinct, self-referencing node) saying "do not unroll this loop"."""
+    disable = module.add_metadata([llvm_ir.MetaDataString(module, "llvm.loop.unroll.disable")])
+    # A name of its own, or add_metadata would hand back one cached node for every loop.
+    tag = llvm_ir.MetaDataString(module, f"flowjit.outer.{len(module.metadata)}")
+    loop_id = module.add_metadata([disable, tag])
+    loop_id.operands = (loop_id,) + tuple(loop_id.operands)
+    return loop_id
+
+
 @contextlib.contextmanager
 def for_range(builder: llvm_ir.IRBuilder, count, name: str = "i",
               start=None) -> Iterator[llvm_ir.Value]:
-    """`for (i = start; i < count; ++i)`: yields i (i64); the body is emitted inside."""
+    """`for (i = start; i < count; ++i)`: yields i (i64); the body is emitted inside.
+
+    A loop that holds another loop is marked not to be unrolled: copying an inner loop
+    (vectorized, with its remainder) ten times made one 128x10 column reduction 1,500
+    machine instructions and a third of a training step's compile time, for no speed."""
     start = start if start is not None else i64(0)
     count = count if isinstance(count, llvm_ir.Value) else i64(count)
     preheader = builder.block
@@ -25,10 +43,19 @@ def for_range(builder: llvm_ir.IRBuilder, count, name: str = "i",
     index.add_incoming(start, preheader)
     builder.cbranch(builder.icmp_signed("<", index, count), body, exit_block)
     builder.position_at_end(body)
-    yield index
+    stack = _nesting.__dict__.setdefault("open", [])
+    if stack:
+        stack[-1] = True
+    stack.append(False)
+    try:
+        yield index
+    finally:
+        holds_a_loop = stack.pop()
     following = builder.add(index, i64(1), name=f"{name}.next", flags=["nsw"])
     index.add_incoming(following, builder.block)
-    builder.branch(header)
+    back_edge = builder.branch(header)
+    if holds_a_loop:
+        back_edge.set_metadata("llvm.loop", _no_unroll_loop_id(builder.module))
     builder.position_at_end(exit_block)
 
 
