@@ -179,8 +179,10 @@ def cmd_run(args) -> int:
 def cmd_opt(args) -> int:
     from passes import PassManager, registered_passes
     if args.list_passes:
-        for name, doc in registered_passes().items():
-            print(f"{name:16s} {doc}")
+        passes = registered_passes()
+        width = max(map(len, passes))
+        for name, doc in passes.items():
+            print(f"{name:{width}s}  {doc}")
         return 0
     if not args.module:
         raise SystemExit("flowjit opt: give an HLO file (or --list-passes)")
