@@ -183,7 +183,9 @@ def _can_fuse(producer, consumer, group, users, grouped, shared) -> tuple[bool, 
         return True, "row reduction computed once per row before the row's loop"
     if op == "dot":
         if group.root.shape.is_tuple or not _elementwise_path_to_root(producer, group, users):
-            return False, "dot fuses only with an elementwise epilogue of its own shape"
+            return False, ("dot fuses only with an elementwise epilogue of its own shape; "
+                           f"this consumer is in a fusion rooted at {group.root.opcode} "
+                           f"{group.root.shape}")
         if any(m.opcode in ("dot", "reduce") for m in group.members):
             return False, "the fusion already has a dot or reduction as its hero"
         return True, "elementwise epilogue fused into the dot's output (kOutput)"
