@@ -89,6 +89,7 @@ class Lowered:
         self.traced = traced
         self._key = key
         self._trace_time = trace_time
+        self._compiled: Optional[Compiled] = None
 
     @property
     def module(self) -> Module:
@@ -98,11 +99,15 @@ class Lowered:
         return self.traced.module.to_text()
 
     def compile(self) -> Compiled:
-        compiled = Compiled(self.traced, self._jitted.opt_level, {"trace": self._trace_time},
-                            self._jitted.device)
-        _emit(f"compiled {self._jitted.__name__} for {_describe(self.traced.in_specs)} in "
-              + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in compiled.timings.items()))
-        return compiled
+        """The compiled executable (compiled once; later calls return the same object)."""
+        if self._compiled is None:
+            compiled = Compiled(self.traced, self._jitted.opt_level,
+                                {"trace": self._trace_time}, self._jitted.device)
+            _emit(f"compiled {self._jitted.__name__} for {_describe(self.traced.in_specs)} "
+                  "in " + ", ".join(f"{k} {v * 1e3:.1f} ms"
+                                    for k, v in compiled.timings.items()))
+            self._compiled = compiled
+        return self._compiled
 
 
 def _describe(specs: Sequence[ArgSpec]) -> str:
@@ -121,6 +126,7 @@ class Jitted:
         self.device = device
         self.trace_count = 0
         self._cache: dict[tuple, Compiled] = {}
+        self._lowered: dict[tuple, Lowered] = {}   # one trace per signature, as in JAX
         # The hot path: positional arrays only, keyed by (shape, dtype) per argument.
         self._array_cache: dict[tuple, Compiled] = {}
         self._signatures: list[tuple] = []
@@ -162,12 +168,16 @@ class Jitted:
             start_compile_workers()   # warming up while we trace and optimize
         static, leaves, treedef, rebuild, labels = self._split(args)
         key = self._key(static, leaves, treedef, labels)
+        if key in self._lowered:
+            return self._lowered[key]
         self._explain_retrace(key, labels)
         start = time.perf_counter()
         traced = trace_function(self.fun, self.__name__, leaves, rebuild, labels)
         self.trace_count += 1
         self._signatures.append((key, labels))
-        return Lowered(self, traced, key, time.perf_counter() - start)
+        lowered = Lowered(self, traced, key, time.perf_counter() - start)
+        self._lowered[key] = lowered
+        return lowered
 
     def __call__(self, *args: Any) -> Any:
         if current_trace() is not None:
@@ -219,6 +229,7 @@ class Jitted:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._lowered.clear()
         self._array_cache.clear()
 
 

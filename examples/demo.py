@@ -56,7 +56,7 @@ def main() -> None:
     print(f"numpy, same computation, median:    "
           f"{median_ms(lambda: np.tanh(x @ w + b).sum(axis=-1)):8.3f} ms")
     print(f"max abs error vs numpy float64:     {error:.2e}")
-    print(f"traces: {predict.trace_count} (the calls traced once; each lower() traces anew)")
+    print(f"traces: {predict.trace_count} (one per signature: lower() and calls share it)")
     print("eager (outside jit):", fnp.exp(np.arange(3.0)))
 
 

@@ -35,6 +35,18 @@ def test_cache_retraces_only_on_new_signature():
     assert f.trace_count == 3
 
 
+def test_lower_traces_once_per_signature_and_calls_reuse_it():
+    f = compiler.jit(lambda x: fnp.tanh(x) + 1)
+    x = np.linspace(-2, 2, 5).astype(np.float32)
+    lowered = f.lower(x)
+    assert "tanh" in lowered.as_text()
+    np.testing.assert_allclose(f(x), np.tanh(x) + 1, rtol=2e-6)
+    assert f.lower(x) is lowered and lowered.compile() is lowered.compile()
+    assert f.trace_count == 1
+    f.lower(x[:3])
+    assert f.trace_count == 2
+
+
 def test_pytrees_in_and_out(opt_level):
     def f(params, x):
         return {"y": x @ params["w"] + params["b"], "n": [x.sum(), (x * 0).max()]}
