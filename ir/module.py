@@ -40,6 +40,18 @@ class Instruction:
         self.metadata = dict(metadata or {})
         self.extra_attrs: dict[str, str] = {}  # unknown attributes, kept verbatim
 
+    def copy_with(self, name: str, operands: Iterable["Instruction"],
+                  calls: Optional[dict] = None, metadata: Optional[dict] = None
+                  ) -> "Instruction":
+        """This instruction under another name on other operands: same opcode, shape,
+        attributes, literal and unknown attributes; `calls` and `metadata` replace this
+        one's when given."""
+        twin = Instruction(name, self.opcode, self.shape, operands, self.attrs,
+                           self.calls if calls is None else calls, self.literal,
+                           self.metadata if metadata is None else metadata)
+        twin.extra_attrs = dict(self.extra_attrs)
+        return twin
+
     def called_computations(self) -> list["Computation"]:
         out = []
         for value in self.calls.values():
@@ -207,10 +219,8 @@ class Module:
             return [comps[id(c)] for c in value] if isinstance(value, list) else comps[id(value)]
         for comp in self.computations:
             for inst in comp.instructions:
-                twin = Instruction(inst.name, inst.opcode, inst.shape, (), inst.attrs,
-                                   {k: called(v) for k, v in inst.calls.items()}, inst.literal,
-                                   inst.metadata)
-                twin.extra_attrs = dict(inst.extra_attrs)
+                twin = inst.copy_with(inst.name, (),
+                                      calls={k: called(v) for k, v in inst.calls.items()})
                 insts[id(inst)] = twin
                 comps[id(comp)].instructions.append(twin)
         for comp in self.computations:

@@ -24,10 +24,7 @@ def clone_computation(comp: Computation, names: NameTable) -> Computation:
     mapping: dict[int, Instruction] = {}
     copies = []
     for inst in comp.instructions:
-        twin = Instruction(names.fresh(inst.name), inst.opcode, inst.shape,
-                           [mapping[id(o)] for o in inst.operands], inst.attrs,
-                           dict(inst.calls), inst.literal, inst.metadata)
-        twin.extra_attrs = dict(inst.extra_attrs)
+        twin = inst.copy_with(names.fresh(inst.name), [mapping[id(o)] for o in inst.operands])
         mapping[id(inst)] = twin
         copies.append(twin)
     return Computation(names.fresh(comp.name), copies, mapping[id(comp.root)])

@@ -218,10 +218,7 @@ def _materialize(comp: Computation, group: Group, module: Module,
         fused.instructions.append(param)
         mapping[id(p)] = param
     for m in members:
-        copy = Instruction(names.fresh(m.name), m.opcode, m.shape,
-                           [mapping[id(o)] for o in m.operands], m.attrs, m.calls, m.literal,
-                           m.metadata)
-        copy.extra_attrs = dict(m.extra_attrs)
+        copy = m.copy_with(names.fresh(m.name), [mapping[id(o)] for o in m.operands])
         fused.instructions.append(copy)
         mapping[id(m)] = copy
     fused.root = mapping[id(group.root)]

@@ -13,10 +13,8 @@ def inline_call(comp: Computation, call: Instruction, names: NameTable) -> None:
         if inst.opcode == "parameter":
             mapping[id(inst)] = call.operands[inst.attrs["number"]]
             continue
-        copy = Instruction(names.fresh(inst.name), inst.opcode, inst.shape,
-                           [mapping[id(o)] for o in inst.operands], inst.attrs, inst.calls,
-                           inst.literal, inst.metadata or call.metadata)
-        copy.extra_attrs = dict(inst.extra_attrs)
+        copy = inst.copy_with(names.fresh(inst.name), [mapping[id(o)] for o in inst.operands],
+                              metadata=inst.metadata or call.metadata)
         mapping[id(inst)] = copy
         new.append(copy)
     position = comp.instructions.index(call)

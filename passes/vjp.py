@@ -195,10 +195,8 @@ class Emitter:
             elif inst.opcode == "get-tuple-element":
                 values[id(inst)] = self.gte(values[id(inst.operands[0])], inst.attrs["index"])
             else:
-                copy = Instruction(self.names.fresh(inst.name), inst.opcode, inst.shape,
-                                   [values[id(o)] for o in inst.operands], inst.attrs,
-                                   inst.calls, inst.literal, {})
-                copy.extra_attrs = dict(inst.extra_attrs)
+                copy = inst.copy_with(self.names.fresh(inst.name),
+                                      [values[id(o)] for o in inst.operands], metadata={})
                 self.b.computation.instructions.append(copy)
                 values[id(inst)] = copy
         return values[id(comp.root)]
@@ -249,10 +247,7 @@ def _transform(comp: Computation, wrt: Sequence[int], names: NameTable,
                         for k, o in enumerate(outputs)]
     order = [i for i in comp.post_order() if i.opcode != "parameter"]
     for inst in order:
-        copy = Instruction(names.fresh(inst.name), inst.opcode, inst.shape,
-                           [mapping[id(o)] for o in inst.operands], inst.attrs, inst.calls,
-                           inst.literal, inst.metadata)
-        copy.extra_attrs = dict(inst.extra_attrs)
+        copy = inst.copy_with(names.fresh(inst.name), [mapping[id(o)] for o in inst.operands])
         b.computation.instructions.append(copy)
         mapping[id(inst)] = copy
     cotangents: dict[int, Cotangent] = {}
