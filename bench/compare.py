@@ -118,7 +118,7 @@ def run(small: bool) -> None:
     fns = {"flowjit": lambda: step(params, x, y),
            "numpy": lambda: train_mlp.numpy_step(params, x, y)}
     if jax:
-        jax_step, jparams = _jax_train(jax, jnp, params)
+        jax_step, jparams = train_mlp.jax_step_and_params(params)
         fns["jax"] = lambda: jax_step(jparams, x, y)
     rows.append(_row("mlp train step", interleaved_medians(fns, 2 * repeats)))
     rows.append(_row("first-call compile (mlp step), median of 3",
@@ -156,7 +156,7 @@ def _first_calls(jax, jnp, params, x, y, runs: int = 3) -> dict:
         ours.append(time.perf_counter() - start)
         if jax:
             jax.clear_caches()
-            jax_step, jparams = _jax_train(jax, jnp, params)
+            jax_step, jparams = train_mlp.jax_step_and_params(params)
             start = time.perf_counter()
             jax.block_until_ready(jax_step(jparams, x, y))
             theirs.append(time.perf_counter() - start)
@@ -203,11 +203,6 @@ def _torch_fn(torch, name, args):
            "softmax": lambda x: torch.softmax(x, -1),
            "layernorm": lambda x, g, b: torch.nn.functional.layer_norm(x, x.shape[-1:], g, b)}
     return lambda: fns[name](*t)
-
-
-def _jax_train(jax, jnp, params):
-    """A freshly jitted JAX step (bench.train_mlp's) and the parameters on JAX's device."""
-    return train_mlp.jax_step_fn(), [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
 
 
 def _roofline(points, bandwidth, path: str = "bench/results/roofline.png") -> None:

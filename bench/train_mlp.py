@@ -67,8 +67,8 @@ def numpy_step(params, x, y):
     return new[::-1]
 
 
-def jax_step_fn():
-    """The same step in JAX (jitted), or None when JAX is not installed."""
+def jax_step_and_params(params):
+    """The same step in JAX, freshly jitted, and `params` on JAX's device; None without JAX."""
     try:
         import jax
         import jax.numpy as jnp
@@ -86,7 +86,7 @@ def jax_step_fn():
     def jax_step(params, x, y):
         grads = jax.grad(jax_loss)(params, x, y)
         return [(w - LR * gw, b - LR * gb) for (w, b), (gw, gb) in zip(params, grads)]
-    return jax_step
+    return jax_step, [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
 
 
 def main() -> None:
@@ -99,11 +99,10 @@ def main() -> None:
     first = {"flowjit": time.perf_counter() - start}
     fns = {"flowjit": lambda: step(params, x, y),
            "numpy by hand": lambda: numpy_step(params, x, y)}
-    jax_step = jax_step_fn()
-    if jax_step is not None:
+    jax_version = jax_step_and_params(params)
+    if jax_version is not None:
         import jax
-        import jax.numpy as jnp
-        jparams = [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
+        jax_step, jparams = jax_version
         start = time.perf_counter()
         jax.block_until_ready(jax_step(jparams, x, y))
         first["JAX jit"] = time.perf_counter() - start

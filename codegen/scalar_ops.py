@@ -335,7 +335,7 @@ def convert(ctx: ScalarContext, value, source: DType, target: DType):
     if source.is_float and target.is_float:
         if _float_bits(src_t) < _float_bits(dst_t):
             return b.fpext(value, dst_t)
-        if _float_bits(src_t) == 64 and _float_bits(dst_t) == 16:
+        if source is DType.F64 and target is DType.F16:
             # x86 has no f64 -> f16 instruction and LLVM would call __truncdfhf2, which the
             # JIT cannot always resolve; round to odd in f32, then f32 -> f16 rounds once.
             value = _to_f32_rounding_to_odd(ctx, value)

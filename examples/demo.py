@@ -12,21 +12,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import compiler  # noqa: E402
 import compiler.numpy as fnp  # noqa: E402
+from bench.timing import median_time  # noqa: E402
 
 
 @compiler.jit
 def predict(w, b, x):
     return fnp.tanh(x @ w + b).sum(axis=-1)
-
-
-def median_ms(fn, calls: int = 20) -> float:
-    """Median milliseconds of `fn()` over `calls` calls (one call alone is noisy)."""
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[calls // 2] * 1e3
 
 
 def main() -> None:
@@ -52,9 +43,10 @@ def main() -> None:
     print(compiled.as_text())
     print(f"first call (trace + compile + run): {first * 1e3:8.1f} ms")
     print(f"second call (cached):               {second * 1e3:8.3f} ms")
-    print(f"median of 20 more calls:            {median_ms(lambda: predict(w, b, x)):8.3f} ms")
-    print(f"numpy, same computation, median:    "
-          f"{median_ms(lambda: np.tanh(x @ w + b).sum(axis=-1)):8.3f} ms")
+    ours = median_time(lambda: predict(w, b, x), repeats=20)
+    theirs = median_time(lambda: np.tanh(x @ w + b).sum(axis=-1), repeats=20)
+    print(f"median of 20 more calls:            {ours * 1e3:8.3f} ms")
+    print(f"numpy, same computation, median:    {theirs * 1e3:8.3f} ms")
     print(f"max abs error vs numpy float64:     {error:.2e}")
     print(f"traces: {predict.trace_count} (one per signature: lower() and calls share it)")
     print("eager (outside jit):", fnp.exp(np.arange(3.0)))

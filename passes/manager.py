@@ -89,8 +89,9 @@ class PassManager:
             f.write(text)
 
 
-# flatten-call-graph runs last at every level: the buffer plan needs each loop body and
-# branch called from one place. opt_level 0 keeps one buffer per value.
+# flatten-call-graph runs at every level, after the passes that copy or merge code and
+# before buffers are planned: the plan needs each loop body and branch called from one
+# place. opt_level 0 keeps one buffer per value.
 _PIPELINES = {
     0: ["lower-custom-calls", "inline-calls", "flatten-call-graph"],
     1: ["lower-custom-calls", "inline-calls", "fold-constants", "cse", "dce",
