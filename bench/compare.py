@@ -22,11 +22,11 @@ import time
 
 import numpy as np
 
-import compiler
-import compiler.numpy as fnp
+import flowjit
+import flowjit.numpy as fnp
 from bench import fusion, train_mlp
 from bench.timing import copy_bandwidth, format_table, interleaved_medians, median_time
-from compiler import tree
+from flowjit import tree
 
 
 def _jax():
@@ -64,9 +64,9 @@ def jax_versions(jax, jnp):
 
 def compile_in_new_process() -> float:
     """Compile-side seconds of the MLP step in a fresh process (warm disk cache)."""
-    code = ("import time, compiler; from bench.train_mlp import make, flowjit_step; "
+    code = ("import time, flowjit; from bench.train_mlp import make, flowjit_step; "
             "p, x, y = make(); t = time.perf_counter(); "
-            "compiler.jit(flowjit_step).lower(p, x, y).compile(); "
+            "flowjit.jit(flowjit_step).lower(p, x, y).compile(); "
             "print(time.perf_counter() - t)")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -94,7 +94,7 @@ def run(small: bool) -> None:
     for name, fn, np_fn, args, min_bytes in fusion.workloads(small):
         if name not in ("gelu(x*a+b)", "softmax", "layernorm"):
             continue
-        compiled = compiler.jit(fn).lower(*args).compile()
+        compiled = flowjit.jit(fn).lower(*args).compile()
         leaves = tree.flatten(args)[0]
         fns = {"flowjit": lambda: compiled(*leaves), "numpy": lambda: np_fn(*args)}
         if jax:
@@ -113,7 +113,7 @@ def run(small: bool) -> None:
     rows += _matmul_rows(jax, jnp, small, repeats, points)
     # The MLP training step; a fresh disk cache, so the first call really compiles.
     params, x, y = train_mlp.make()
-    step = compiler.jit(train_mlp.flowjit_step)
+    step = flowjit.jit(train_mlp.flowjit_step)
     step(params, x, y)
     fns = {"flowjit": lambda: step(params, x, y),
            "numpy": lambda: train_mlp.numpy_step(params, x, y)}
@@ -128,7 +128,7 @@ def run(small: bool) -> None:
                  "(target <= 150 ms)", "-"])
     # Dispatch: a jitted call with four small arrays.
     small_args = [np.ones(4, np.float32) for _ in range(4)]
-    add4 = compiler.jit(lambda a, b, c, d: a + b + c + d)
+    add4 = flowjit.jit(lambda a, b, c, d: a + b + c + d)
     fns = {"flowjit": lambda: add4(*small_args)}
     if jax:
         jadd = jax.jit(lambda a, b, c, d: a + b + c + d)
@@ -152,7 +152,7 @@ def _first_calls(jax, jnp, params, x, y, runs: int = 3) -> dict:
     for _ in range(runs):
         os.environ["FLOWJIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="flowjit-bench-cache-")
         start = time.perf_counter()
-        compiler.jit(train_mlp.flowjit_step)(params, x, y)
+        flowjit.jit(train_mlp.flowjit_step)(params, x, y)
         ours.append(time.perf_counter() - start)
         if jax:
             jax.clear_caches()
@@ -179,7 +179,7 @@ def _matmul_rows(jax, jnp, small: bool, repeats: int, points: list) -> list[list
                 (f"matmul f32 {n}^3", lambda a, b: a @ b, lambda: a @ b, (a, b)),
                 (f"relu(x @ w + b) f32 {n}^3", lambda a, b, c: fnp.maximum(a @ b + c, 0.0),
                  lambda: np.maximum(a @ b + bias, 0.0), (a, b, bias))):
-            compiled = compiler.jit(fn).lower(*args).compile()
+            compiled = flowjit.jit(fn).lower(*args).compile()
             fns = {"flowjit": lambda: compiled(*args), "numpy": np_fn}
             if jax:
                 jfn = jax.jit(lambda a, b, *c: jnp.maximum(a @ b + c[0], 0.0) if c else a @ b)

@@ -14,9 +14,9 @@ import os
 
 import numpy as np
 
-import compiler
-import compiler.numpy as fnp
-from compiler import tree
+import flowjit
+import flowjit.numpy as fnp
+from flowjit import tree
 from bench.timing import copy_bandwidth, format_table, median_time
 
 _NOT_KERNELS = {"parameter", "constant", "tuple", "get-tuple-element"}
@@ -137,7 +137,7 @@ def run(small: bool = False, chart: str = "bench/results/fusion.png") -> list[di
         row = {"name": name, "min_bytes": min_bytes}
         row["numpy"] = median_time(lambda: np_fn(*args))
         for level in (0, 2):
-            compiled = compiler.jit(fn, opt_level=level).lower(*args).compile()
+            compiled = flowjit.jit(fn, opt_level=level).lower(*args).compile()
             leaves = tree.flatten(args)[0]
             row[f"O{level}"] = median_time(lambda: compiled(*leaves))
             row[f"kernels O{level}"] = kernel_count(compiled.module)

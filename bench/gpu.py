@@ -15,19 +15,19 @@ import sys
 
 import numpy as np
 
-import compiler
+import flowjit
 from bench.fusion import gelu_chain, kernel_count, softmax
 from bench.timing import format_table, median_time
 from bench.train_mlp import BATCH, LR, SIZES, flowjit_step, make
-from compiler import tree
-from ir.parser import parse_module
-from passes import optimize
+from flowjit import tree
+from flowjit.ir.parser import parse_module
+from flowjit.passes import optimize
 
 
 def gpu_executable(fn, args, opt_level: int = 2):
     """(CudaExecutable, device arguments, module) for `fn` traced at `args`."""
-    from runtime.cuda import CudaExecutable, device_put
-    traced = compiler.jit(fn).lower(*args).module
+    from flowjit.runtime.cuda import CudaExecutable, device_put
+    traced = flowjit.jit(fn).lower(*args).module
     module, _ = optimize(parse_module(traced.to_text()), opt_level=opt_level)
     executable = CudaExecutable(module, "cuda:0")
     plan = executable.program.plan
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
                                      "vs copy bandwidth, MLP step vs PyTorch")
     parser.add_argument("--small", action="store_true", help="small sizes (smoke run)")
     args = parser.parse_args(argv)
-    from runtime.cuda import CudaUnavailableError, get_device
+    from flowjit.runtime.cuda import CudaUnavailableError, get_device
     try:
         device = get_device("cuda:0")
     except CudaUnavailableError as e:

@@ -12,8 +12,8 @@ import argparse
 
 import numpy as np
 
-import compiler
-import compiler.numpy as fnp
+import flowjit
+import flowjit.numpy as fnp
 from bench.timing import format_table, median_time
 
 
@@ -28,8 +28,8 @@ def main() -> None:
     args = parser.parse_args()
     steps = args.steps
     x = np.linspace(-1, 1, args.size).astype(np.float32)
-    in_program = compiler.jit(lambda x: compiler.fori_loop(0, steps, step, x))
-    jitted_step = compiler.jit(lambda x: step(0, x))
+    in_program = flowjit.jit(lambda x: flowjit.fori_loop(0, steps, step, x))
+    jitted_step = flowjit.jit(lambda x: step(0, x))
 
     def python_loop():
         y = x

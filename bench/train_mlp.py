@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-import compiler
-import compiler.nn as nn
+import flowjit
+import flowjit.nn as nn
 from bench.timing import format_table, interleaved_medians
 
 SIZES = [784, 512, 512, 10]
@@ -37,7 +37,7 @@ def flowjit_loss(params, x, y):
 
 
 def flowjit_step(params, x, y):
-    grads = compiler.grad(flowjit_loss)(params, x, y)
+    grads = flowjit.grad(flowjit_loss)(params, x, y)
     return [(w - LR * gw, b - LR * gb) for (w, b), (gw, gb) in zip(params, grads)]
 
 
@@ -94,7 +94,7 @@ def main() -> None:
     # A new disk cache, so the first call really compiles.
     os.environ["FLOWJIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="flowjit-bench-cache-")
     start = time.perf_counter()
-    step = compiler.jit(flowjit_step)
+    step = flowjit.jit(flowjit_step)
     step(params, x, y)
     first = {"flowjit": time.perf_counter() - start}
     fns = {"flowjit": lambda: step(params, x, y),

@@ -2,30 +2,31 @@
 this one works on its own part (llvmlite serializes LLVM calls within a process, so threads
 would not help). XLA:CPU splits a module across threads for the same reason.
 
-Workers are plain subprocesses running `llvm_worker.py` (no fork of this process, which
-may hold other libraries' threads). They are started early, before the first large module
-is ready, and live as long as this process. Any failure — a worker that died, could not
-start or reports an error — returns None, and the caller compiles that part itself.
+Workers are plain subprocesses running `python -m flowjit.codegen.llvm_worker` (no fork of
+this process, which may hold other libraries' threads). They are started early, before the
+first large module is ready, and live as long as this process. Any failure — a worker that
+died, could not start or reports an error — returns None, and the caller compiles that part
+itself; a worker that dies is logged once per process, with what it printed.
 """
 from __future__ import annotations
 
 import atexit
-import os
+import logging
 import subprocess
 import sys
 import threading
 from typing import Optional
 
-WORKER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "llvm_worker.py")
+WORKER_COMMAND = [sys.executable, "-m", "flowjit.codegen.llvm_worker"]
 _HEADER_SIZE = 12   # llvm_worker.REQUEST: <IQ
 _REPLY_SIZE = 9     # llvm_worker.REPLY: <BQ
 
 
 class Worker:
     def __init__(self):
-        self.process = subprocess.Popen([sys.executable, WORKER_SCRIPT],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.DEVNULL)
+        # stderr is read only once the worker has died, so it cannot fill and block.
+        self.process = subprocess.Popen(WORKER_COMMAND, stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self._writer: Optional[threading.Thread] = None
         self.pending = 0
 
@@ -57,6 +58,8 @@ class Worker:
         try:
             head = self.process.stdout.read(_REPLY_SIZE)
             if len(head) != _REPLY_SIZE:
+                self.process.wait()
+                _log_death(self)
                 return None
             status, size = head[0], int.from_bytes(head[1:], "little")
             payload = self.process.stdout.read(size)
@@ -65,6 +68,10 @@ class Worker:
         if status != 0 or len(payload) != size:
             return None
         return payload
+
+    def report_if_dead(self) -> None:
+        if not self.alive:
+            _log_death(self)
 
     def close(self) -> None:
         try:
@@ -76,11 +83,30 @@ class Worker:
 
 _workers: list[Worker] = []
 _lock = threading.Lock()
+_death_logged = False
+
+
+def _log_death(worker: Worker) -> None:
+    """Say once per process that a worker died (compiles go on in this process)."""
+    global _death_logged
+    if _death_logged:
+        return
+    _death_logged = True
+    try:
+        said = worker.process.stderr.read().decode(errors="replace").strip()
+    except (OSError, ValueError):
+        said = ""
+    logging.getLogger("flowjit").warning(
+        "a compile worker (%s) exited with status %s; compiling in this process instead%s",
+        " ".join(WORKER_COMMAND[1:]), worker.process.returncode,
+        f":\n{said[-2000:]}" if said else "")
 
 
 def start(count: int) -> None:
     """Make sure `count` workers are running (or starting)."""
     with _lock:
+        for worker in _workers:
+            worker.report_if_dead()
         _workers[:] = [w for w in _workers if w.alive]
         while len(_workers) < count:
             try:

@@ -13,8 +13,8 @@ from typing import Callable, Optional, Sequence, Union
 
 import llvmlite.binding as llvm
 
-from codegen import compile_workers
-from codegen.llvm_target import host_target_machine, initialize, object_code, optimize
+from flowjit.codegen import compile_workers
+from flowjit.codegen.llvm_target import host_target_machine, initialize, object_code, optimize
 
 _lock = threading.Lock()
 

@@ -7,13 +7,13 @@ from typing import Optional
 
 from llvmlite import ir as llvm_ir
 
-from codegen.blas import gemm_symbols
-from codegen.control import for_range
-from codegen.scalar_ops import ScalarContext
-from codegen.types import F32, F64, I32, I64, PTR, i64
-from ir.dtypes import DType
-from ir.module import Computation, Instruction
-from ir.ops import OPS
+from flowjit.codegen.blas import gemm_symbols
+from flowjit.codegen.control import for_range
+from flowjit.codegen.scalar_ops import ScalarContext
+from flowjit.codegen.types import F32, F64, I32, I64, PTR, i64
+from flowjit.ir.dtypes import DType
+from flowjit.ir.module import Computation, Instruction
+from flowjit.ir.ops import OPS
 
 
 @dataclass

@@ -16,13 +16,13 @@ from typing import Callable, Optional
 import numpy as np
 from llvmlite import ir as llvm_ir
 
-from codegen.control import alloca_at_entry, for_range, select_by_branch
-from codegen.scalar_ops import (SCALAR_RULES, ScalarContext, convert, emit_scalar,
+from flowjit.codegen.control import alloca_at_entry, for_range, select_by_branch
+from flowjit.codegen.scalar_ops import (SCALAR_RULES, ScalarContext, convert, emit_scalar,
                                 from_memory, to_memory)
-from codegen.types import I64, i64, memory_type, register_type
-from ir.dtypes import DType
-from ir.module import Computation, Instruction
-from ir.shapes import ArrayShape
+from flowjit.codegen.types import I64, i64, memory_type, register_type
+from flowjit.ir.dtypes import DType
+from flowjit.ir.module import Computation, Instruction
+from flowjit.ir.shapes import ArrayShape
 
 # loader(inst, index) -> register value of parameter `inst` at `index`
 ParameterLoader = Callable[[Instruction, list], object]

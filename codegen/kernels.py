@@ -7,18 +7,18 @@ from typing import Callable, Optional
 
 from llvmlite import ir as llvm_ir
 
-from codegen.control import alloca_at_entry, for_range
-from codegen.dot import emit_gemm, epilogue_of, gemm_plan
-from codegen.parallel import MIN_PARALLEL_WORK, parallel_for, thread_count
-from codegen.parallel import kernel_type as parallel_kernel_type
-from codegen.elemental import (ConstantPool, ElementalEmitter, RowCache,
+from flowjit.codegen.control import alloca_at_entry, for_range
+from flowjit.codegen.dot import emit_gemm, epilogue_of, gemm_plan
+from flowjit.codegen.parallel import MIN_PARALLEL_WORK, parallel_for, thread_count
+from flowjit.codegen.parallel import kernel_type as parallel_kernel_type
+from flowjit.codegen.elemental import (ConstantPool, ElementalEmitter, RowCache,
                                emit_scalar_computation, is_elemental, linearize, load_element)
-from codegen.scalar_ops import ScalarContext, convert, to_memory
-from codegen.types import PTR, i64, memory_type
-from ir.dtypes import DType
-from ir.module import Instruction, Module
-from ir.ops import OPS
-from ir.shapes import ArrayShape, leaves
+from flowjit.codegen.scalar_ops import ScalarContext, convert, to_memory
+from flowjit.codegen.types import PTR, i64, memory_type
+from flowjit.ir.dtypes import DType
+from flowjit.ir.module import Instruction, Module
+from flowjit.ir.ops import OPS
+from flowjit.ir.shapes import ArrayShape, leaves
 
 # Entry-level instructions that only name buffers: no kernel runs for them.
 NO_KERNEL = frozenset({"parameter", "constant", "tuple", "get-tuple-element"})

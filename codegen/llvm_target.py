@@ -2,7 +2,7 @@
 pipeline and object code.
 
 It imports no other flowjit module so that a compile worker process
-(`codegen/llvm_worker.py`) can load it in a fraction of the time the whole package takes.
+(`flowjit.codegen.llvm_worker`) can load it in a fraction of the time the whole package takes.
 """
 from __future__ import annotations
 

@@ -18,18 +18,18 @@ from typing import Union
 
 from llvmlite import ir as llvm_ir
 
-from codegen.elemental import ConstantPool, is_elemental
-from codegen.kernels import NO_KERNEL
-from codegen.ptx_dot import dot_grid, dot_tiling, emit_dot_kernel, fusion_dot
-from codegen.ptx_kernels import (LOOP_BLOCK, MAX_GRID, emit_loop_kernel, emit_row_kernel,
+from flowjit.codegen.elemental import ConstantPool, is_elemental
+from flowjit.codegen.kernels import NO_KERNEL
+from flowjit.codegen.ptx_dot import dot_grid, dot_tiling, emit_dot_kernel, fusion_dot
+from flowjit.codegen.ptx_kernels import (LOOP_BLOCK, MAX_GRID, emit_loop_kernel, emit_row_kernel,
                                  emit_scatter_kernel, loop_grid, row_block_size,
                                  row_reductions, scatter_is_atomic)
-from codegen.ptx_target import (TRIPLE, compile_to_ptx, cuda_scalar_context, data_layout,
+from flowjit.codegen.ptx_target import (TRIPLE, compile_to_ptx, cuda_scalar_context, data_layout,
                                 target_machine)
-from codegen.types import I32, PTR
-from ir.buffers import BufferPlan, flatten_slots, plan_buffers
-from ir.module import Computation, Instruction, Module
-from ir.shapes import leaves
+from flowjit.codegen.types import I32, PTR
+from flowjit.ir.buffers import BufferPlan, flatten_slots, plan_buffers
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.shapes import leaves
 
 DEFAULT_ARCH = "sm_80"
 

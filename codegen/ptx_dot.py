@@ -14,16 +14,16 @@ from typing import Optional
 
 from llvmlite import ir as llvm_ir
 
-from codegen.control import alloca_at_entry, select_by_branch
-from codegen.dot import epilogue_of
-from codegen.elemental import ConstantPool, ElementalEmitter
-from codegen.ptx_kernels import MAX_GRID, no_parameters, store_element, thread_geometry
-from codegen.ptx_target import (barrier, delinearize_narrow, load_shared, shared_array,
+from flowjit.codegen.control import alloca_at_entry, select_by_branch
+from flowjit.codegen.dot import epilogue_of
+from flowjit.codegen.elemental import ConstantPool, ElementalEmitter
+from flowjit.codegen.ptx_kernels import MAX_GRID, no_parameters, store_element, thread_geometry
+from flowjit.codegen.ptx_target import (barrier, delinearize_narrow, load_shared, shared_array,
                                 shared_element, strided_loop)
-from codegen.scalar_ops import ScalarContext, convert
-from codegen.types import i64, register_type
-from ir.dtypes import DType
-from ir.module import Computation, Instruction
+from flowjit.codegen.scalar_ops import ScalarContext, convert
+from flowjit.codegen.types import i64, register_type
+from flowjit.ir.dtypes import DType
+from flowjit.ir.module import Computation, Instruction
 
 THREADS = 16      # threads per block along each output dim (256 in all)
 TILE_K = 16

@@ -9,17 +9,17 @@ from __future__ import annotations
 import math
 from llvmlite import ir as llvm_ir
 
-from codegen.control import alloca_at_entry, select_by_branch
-from codegen.elemental import (ConstantPool, ElementalEmitter, emit_scalar_computation,
+from flowjit.codegen.control import alloca_at_entry, select_by_branch
+from flowjit.codegen.elemental import (ConstantPool, ElementalEmitter, emit_scalar_computation,
                                linearize, load_element)
-from codegen.ptx_target import (WARP, barrier, boolean, delinearize_narrow, load_shared,
+from flowjit.codegen.ptx_target import (WARP, barrier, boolean, delinearize_narrow, load_shared,
                                 shared_array, shared_element, shuffle, special_register,
                                 strided_loop)
-from codegen.scalar_ops import ScalarContext, convert, from_memory, to_memory
-from codegen.types import I8, I32, I64, i64, memory_type
-from ir.dtypes import DType
-from ir.module import Instruction
-from ir.shapes import leaves
+from flowjit.codegen.scalar_ops import ScalarContext, convert, from_memory, to_memory
+from flowjit.codegen.types import I8, I32, I64, i64, memory_type
+from flowjit.ir.dtypes import DType
+from flowjit.ir.module import Instruction
+from flowjit.ir.shapes import leaves
 
 LOOP_BLOCK = 256
 MAX_GRID = 65535

@@ -12,11 +12,11 @@ from typing import Callable
 
 from llvmlite import ir as llvm_ir
 
-from codegen import fast_math
-from codegen.control import alloca_at_entry
-from codegen.types import F32, I1, I16, I32, memory_type, register_type
-from ir.dtypes import DType
-from ir.module import Instruction
+from flowjit.codegen import fast_math
+from flowjit.codegen.control import alloca_at_entry
+from flowjit.codegen.types import F32, I1, I16, I32, memory_type, register_type
+from flowjit.ir.dtypes import DType
+from flowjit.ir.module import Instruction
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from llvmlite import ir as llvm_ir
 
-from ir.dtypes import DType
+from flowjit.ir.dtypes import DType
 
 I1, I8, I16, I32, I64 = (llvm_ir.IntType(n) for n in (1, 8, 16, 32, 64))
 F16, F32, F64 = llvm_ir.HalfType(), llvm_ir.FloatType(), llvm_ir.DoubleType()

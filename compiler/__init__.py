@@ -1,26 +1,63 @@
 """flowjit: compile numpy-style Python to fast machine code.
 
-    import compiler
-    import compiler.numpy as fnp
+    import flowjit
+    import flowjit.numpy as fnp
 
-    @compiler.jit
+    @flowjit.jit
     def predict(w, b, x):
         return fnp.tanh(x @ w + b).sum(axis=-1)
-"""
-from compiler.core import Array
-from compiler.errors import (FlowjitError, ShapeError, TracerArrayConversionError,
-                             TracerBoolConversionError)
-from compiler.ad import custom_vjp, grad, jvp, stop_gradient, value_and_grad, vjp
-from compiler.control_flow import cond, fori_loop, scan, switch, while_loop
-from compiler.jit import jit
-from compiler.tree import tree_map
-from runtime.cuda import available_devices as devices, device_put
 
-from compiler import random  # noqa: E402  (compiler.random, as jax.random)
+The names below load on first use (PEP 562), so that a process that needs one small part,
+such as a compile worker (`python -m flowjit.codegen.llvm_worker`), does not import it all.
+"""
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["Array", "FlowjitError", "ShapeError", "TracerArrayConversionError",
-           "TracerBoolConversionError", "cond", "custom_vjp", "device_put", "devices",
-           "fori_loop", "grad", "jit", "jvp", "scan", "stop_gradient", "switch", "tree_map",
-           "value_and_grad", "vjp", "while_loop"]
+# public name -> (module that defines it, its name there); None: the name is the module.
+_EXPORTS = {
+    "Array": ("flowjit.core", "Array"),
+    "FlowjitError": ("flowjit.errors", "FlowjitError"),
+    "ShapeError": ("flowjit.errors", "ShapeError"),
+    "TracerArrayConversionError": ("flowjit.errors", "TracerArrayConversionError"),
+    "TracerBoolConversionError": ("flowjit.errors", "TracerBoolConversionError"),
+    "custom_vjp": ("flowjit.ad", "custom_vjp"),
+    "grad": ("flowjit.ad", "grad"),
+    "jvp": ("flowjit.ad", "jvp"),
+    "stop_gradient": ("flowjit.ad", "stop_gradient"),
+    "value_and_grad": ("flowjit.ad", "value_and_grad"),
+    "vjp": ("flowjit.ad", "vjp"),
+    "cond": ("flowjit.control_flow", "cond"),
+    "fori_loop": ("flowjit.control_flow", "fori_loop"),
+    "scan": ("flowjit.control_flow", "scan"),
+    "switch": ("flowjit.control_flow", "switch"),
+    "while_loop": ("flowjit.control_flow", "while_loop"),
+    "jit": ("flowjit.jitted", "jit"),
+    "tree_map": ("flowjit.tree", "tree_map"),
+    "devices": ("flowjit.runtime.cuda", "available_devices"),
+    "device_put": ("flowjit.runtime.cuda", "device_put"),
+    "lax": ("flowjit.lax", None),
+    "nn": ("flowjit.nn", None),
+    "numpy": ("flowjit.numpy", None),
+    "random": ("flowjit.random", None),
+    "tree": ("flowjit.tree", None),
+}
+
+__all__ = sorted(name for name, (_, attr) in _EXPORTS.items() if attr is not None)
+
+
+def __getattr__(name: str):
+    try:
+        module_name, attr = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'flowjit' has no attribute '{name}'") from None
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -14,15 +14,15 @@ from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
-from compiler import tree
-from compiler.core import (Tracer, as_array, bind, current_trace, shape_of,
+from flowjit import tree
+from flowjit.core import (Tracer, as_array, bind, current_trace, shape_of,
                            trace_subfunction)
-from compiler.numpy._promote import wrap
-from compiler.source_info import at_user_line
-from ir.builder import NameTable
-from ir.module import Computation, Instruction, Module
-from ir.reference import evaluate_instruction
-from passes.vjp import vjp as vjp_transform
+from flowjit.numpy._promote import wrap
+from flowjit.source_info import at_user_line
+from flowjit.ir.builder import NameTable
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.reference import evaluate_instruction
+from flowjit.passes.vjp import vjp as vjp_transform
 
 
 def _pack(value: Any) -> Any:
@@ -158,7 +158,7 @@ def _like(value: Any, reference: Any) -> Any:
     """`value` as an array of `reference`'s dtype."""
     dtype = shape_of(reference).dtype.to_numpy()
     if isinstance(value, Tracer):
-        from compiler import lax
+        from flowjit import lax
         return lax.convert_element_type(value, dtype)
     return np.asarray(value, dtype=dtype)
 

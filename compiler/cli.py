@@ -16,8 +16,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ir import dtypes
-from ir.errors import FlowjitError
+from flowjit.ir import dtypes
+from flowjit.ir.errors import FlowjitError
 
 _SPEC = re.compile(r"^([a-z0-9]+)\[([0-9, ]*)\]$")
 
@@ -56,17 +56,17 @@ def load_function(target: str):
 
 
 def _read_hlo(path: str):
-    from ir.parser import parse_module
+    from flowjit.ir.parser import parse_module
     with open(path) as f:
         return parse_module(f.read())
 
 
 def cmd_dump(args) -> int:
-    import compiler
-    from passes import PassManager, pipeline_for
+    import flowjit
+    from flowjit.passes import PassManager, pipeline_for
     fn = load_function(args.target)
     arrays = [parse_arg_spec(a) for a in args.arg]
-    jitted = compiler.jit(fn, opt_level=args.opt_level)
+    jitted = flowjit.jit(fn, opt_level=args.opt_level)
     start = time.perf_counter()
     lowered = jitted.lower(*arrays)
     trace_time = time.perf_counter() - start
@@ -93,19 +93,19 @@ def cmd_dump(args) -> int:
             if record.changed:
                 print(record.diff(), end="")
     if args.explain_fusion:
-        from ir.parser import parse_module
-        from passes import explain_fusion
+        from flowjit.ir.parser import parse_module
+        from flowjit.passes import explain_fusion
         before = [r.before_text for r in manager.records if r.name == "fusion"]
         print(explain_fusion(parse_module(before[0]) if before else optimized, optimized))
     if args.stage == "ptx" or args.target_device == "cuda":
-        from codegen.ptx import ptx_for_module
+        from flowjit.codegen.ptx import ptx_for_module
         print(ptx_for_module(optimized, args.arch))
     elif args.stage in ("llvm", "asm"):
-        from runtime.executable import compile_module
+        from flowjit.runtime.executable import compile_module
         executable = compile_module(optimized)
         print(executable.llvm_ir if args.stage == "llvm" else executable.optimized_llvm_ir)
     if args.timings:
-        from runtime.executable import compile_module
+        from flowjit.runtime.executable import compile_module
         start = time.perf_counter()
         executable = compile_module(optimized)
         total = time.perf_counter() - start
@@ -128,8 +128,8 @@ def _flatten_result(value) -> list:
 
 
 def cmd_run(args) -> int:
-    from passes import optimize
-    from runtime.executable import compile_module
+    from flowjit.passes import optimize
+    from flowjit.runtime.executable import compile_module
     module = _read_hlo(args.module)
     params = module.entry.parameters
     inputs = []
@@ -157,7 +157,7 @@ def cmd_run(args) -> int:
     for i, o in enumerate(outputs):
         print(f"r{i}: {o.dtype}{list(o.shape)}")
     if args.check:
-        from ir.reference import evaluate
+        from flowjit.ir.reference import evaluate
         expected = _flatten_result(evaluate(reference_module, inputs))
         worst = 0.0
         for i, (got, want) in enumerate(zip(outputs, expected)):
@@ -177,7 +177,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_opt(args) -> int:
-    from passes import PassManager, registered_passes
+    from flowjit.passes import PassManager, registered_passes
     if args.list_passes:
         passes = registered_passes()
         width = max(map(len, passes))
@@ -196,13 +196,6 @@ def cmd_opt(args) -> int:
                 print(record.diff(), end="")
     else:
         print(result.to_text(), end="")
-    return 0
-
-
-def cmd_bench(args) -> int:
-    import runpy
-    sys.argv = [f"bench.{args.name}"] + args.rest
-    runpy.run_module(f"bench.{args.name}", run_name="__main__")
     return 0
 
 
@@ -253,10 +246,6 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--diff", action="store_true")
     opt.set_defaults(handler=cmd_opt)
 
-    bench = sub.add_parser("bench", help="run a benchmark from bench/ (e.g. fusion)")
-    bench.add_argument("name")
-    bench.add_argument("rest", nargs=argparse.REMAINDER)
-    bench.set_defaults(handler=cmd_bench)
     return parser
 
 

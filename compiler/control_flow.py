@@ -15,16 +15,16 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from compiler import lax, tree
-from compiler.core import (SubTrace, Tracer, as_array, current_trace, lift, shape_of,
+from flowjit import lax, tree
+from flowjit.core import (SubTrace, Tracer, as_array, current_trace, lift, shape_of,
                            trace_subfunction)
-from compiler.numpy._promote import is_python_scalar
-from compiler.source_info import at_user_line, user_metadata
-from ir import dtypes
-from ir.builder import Builder
-from ir.dtypes import DType
-from ir.module import Computation, Instruction
-from ir.shapes import ArrayShape, TupleShape
+from flowjit.numpy._promote import is_python_scalar
+from flowjit.source_info import at_user_line, user_metadata
+from flowjit.ir import dtypes
+from flowjit.ir.builder import Builder
+from flowjit.ir.dtypes import DType
+from flowjit.ir.module import Computation, Instruction
+from flowjit.ir.shapes import ArrayShape, TupleShape
 
 _PRED_SCALAR = ArrayShape(DType.PRED, ())
 

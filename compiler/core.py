@@ -12,15 +12,15 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from compiler.errors import TracerArrayConversionError, TracerBoolConversionError
-from compiler.source_info import at_user_line, user_metadata
-from ir import dtypes
-from ir.builder import Builder, NameTable, scalar_computation
-from ir.errors import ShapeError
-from ir.module import Computation, Instruction
-from ir.ops import infer_shape
-from ir.reference import evaluate_instruction
-from ir.shapes import ArrayShape, Shape
+from flowjit.errors import TracerArrayConversionError, TracerBoolConversionError
+from flowjit.source_info import at_user_line, user_metadata
+from flowjit.ir import dtypes
+from flowjit.ir.builder import Builder, NameTable, scalar_computation
+from flowjit.ir.errors import ShapeError
+from flowjit.ir.module import Computation, Instruction
+from flowjit.ir.ops import infer_shape
+from flowjit.ir.reference import evaluate_instruction
+from flowjit.ir.shapes import ArrayShape, Shape
 
 
 class Array(np.ndarray):
@@ -28,7 +28,7 @@ class Array(np.ndarray):
 
     @property
     def at(self):
-        from compiler.indexing import IndexUpdateHelper
+        from flowjit.indexing import IndexUpdateHelper
         return IndexUpdateHelper(self)
 
 
@@ -147,7 +147,7 @@ class Tracer:
         return TracerBoolConversionError(at_user_line(
             f"{what} needs a concrete value, but this is a traced array {self.inst.shape} "
             "whose value is only known when the compiled function runs. Use "
-            "compiler.numpy.where, compiler.cond or compiler.while_loop for data-dependent "
+            "flowjit.numpy.where, flowjit.cond or flowjit.while_loop for data-dependent "
             "control flow, or mark the argument static (jit(..., static_argnums=...))."))
 
     def __bool__(self):
@@ -165,7 +165,7 @@ class Tracer:
     def __array__(self, dtype=None, copy=None):
         raise TracerArrayConversionError(at_user_line(
             f"numpy cannot convert the traced array {self.inst.shape} to a concrete array; "
-            "use compiler.numpy (import compiler.numpy as fnp) inside jit instead of numpy"))
+            "use flowjit.numpy (import flowjit.numpy as fnp) inside jit instead of numpy"))
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
@@ -282,9 +282,9 @@ def reducer(opcode: str, dtype: dtypes.DType, operands: Sequence[Any]) -> Comput
 
 
 def _np_function(name: str):
-    """A Tracer method that calls compiler.numpy.<name> (imported late: numpy builds on core)."""
+    """A Tracer method that calls flowjit.numpy.<name> (imported late: numpy builds on core)."""
     def method(self, *args, **kwargs):
-        import compiler.numpy as fnp
+        import flowjit.numpy as fnp
         return getattr(fnp, name)(self, *args, **kwargs)
     method.__name__ = name
     return method
@@ -292,7 +292,7 @@ def _np_function(name: str):
 
 def _reflected(name: str):
     def method(self, other):
-        import compiler.numpy as fnp
+        import flowjit.numpy as fnp
         return getattr(fnp, name)(other, self)
     method.__name__ = f"r{name}"
     return method
@@ -328,26 +328,26 @@ for _name in _METHODS:
 
 
 def _reshape_method(self, *shape, **kwargs):
-    import compiler.numpy as fnp
+    import flowjit.numpy as fnp
     if len(shape) == 1 and not isinstance(shape[0], int):
         shape = shape[0]
     return fnp.reshape(self, shape, **kwargs)
 
 
 def _transpose_method(self, *axes):
-    import compiler.numpy as fnp
+    import flowjit.numpy as fnp
     if len(axes) == 1 and not isinstance(axes[0], int):
         axes = axes[0]
     return fnp.transpose(self, axes or None)
 
 
 def _getitem(self, index):
-    from compiler.indexing import getitem
+    from flowjit.indexing import getitem
     return getitem(self, index)
 
 
 def _at(self):
-    from compiler.indexing import IndexUpdateHelper
+    from flowjit.indexing import IndexUpdateHelper
     return IndexUpdateHelper(self)
 
 
@@ -382,7 +382,7 @@ def trace_subfunction(fun, arg_shapes: Sequence[ArrayShape], name: str,
     False and the result is one array). Nested computations are registered with the
     enclosing trace so they end up in the module.
     """
-    from compiler import tree
+    from flowjit import tree
     parent = current_trace()
     names = parent.names if parent is not None else NameTable()
     with new_trace(name, names, parent) as sub:

@@ -1,5 +1,5 @@
 """Errors a user can cause while tracing; each names the user's own source line."""
-from ir.errors import FlowjitError, ShapeError
+from flowjit.ir.errors import FlowjitError, ShapeError
 
 
 class TracerBoolConversionError(FlowjitError, TypeError):

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from compiler import lax
-from compiler.core import Tracer, as_array
-from compiler.numpy._promote import broadcast_arrays, dtype_of, promote, shape_of, wrap
-from compiler.source_info import at_user_line
+from flowjit import lax
+from flowjit.core import Tracer, as_array
+from flowjit.numpy._promote import broadcast_arrays, dtype_of, promote, shape_of, wrap
+from flowjit.source_info import at_user_line
 
 
 def _is_int_scalar(i: Any) -> bool:
@@ -36,7 +36,7 @@ def _expand(idx: Any, ndim: int) -> list:
         elif isinstance(i, Tracer) and i.dtype == np.bool_:
             raise IndexError(at_user_line(
                 "boolean mask indexing on a traced array has a data-dependent shape; use "
-                "compiler.numpy.where(mask, x, y) instead"))
+                "flowjit.numpy.where(mask, x, y) instead"))
         elif isinstance(i, list):
             out.append(np.asarray(i))
         else:
@@ -179,7 +179,7 @@ class _IndexedRef:
         positions = getitem(iota, self.index)
         pshape = tuple(shape_of(positions))
         (values,) = promote(values, dtype=dtype_of(x))
-        from compiler.numpy._promote import broadcast_to
+        from flowjit.numpy._promote import broadcast_to
         values = broadcast_to(values, pshape)
         count = int(np.prod(pshape, dtype=np.int64))
         flat = lax.scatter(lax.reshape(x, (size,)), lax.reshape(positions, (count, 1)),

@@ -1,14 +1,14 @@
 """Primitives one-to-one with IR ops, in the spirit of `jax.lax`: no implicit broadcasting
-or type promotion (compiler.numpy adds those). Each works traced and eagerly."""
+or type promotion (flowjit.numpy adds those). Each works traced and eagerly."""
 from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from compiler.core import bind, reducer, shape_of
-from ir import dtypes
-from ir.shapes import ArrayShape
+from flowjit.core import bind, reducer, shape_of
+from flowjit.ir import dtypes
+from flowjit.ir.shapes import ArrayShape
 
 
 def _unary(opcode: str):
@@ -196,7 +196,7 @@ def gather(operand, indices, *, offset_dims, collapsed_slice_dims, start_index_m
 def scatter(operand, indices, updates, combiner, *, update_window_dims, inserted_window_dims,
             scatter_dims_to_operand_dims, index_vector_dim):
     """XLA scatter; `combiner` is an opcode (add, multiply, maximum, minimum) or None (set)."""
-    from compiler.core import current_trace  # noqa: F401  (combiner lives with the trace)
+    from flowjit.core import current_trace  # noqa: F401  (combiner lives with the trace)
     dtype = shape_of(operand).dtype
     if combiner is None:
         comp = _set_combiner(dtype, [operand, indices, updates])
@@ -211,8 +211,8 @@ def scatter(operand, indices, updates, combiner, *, update_window_dims, inserted
 
 def _set_combiner(dtype: dtypes.DType, operands):
     """`ROOT p1` over (p0, p1): scatter that overwrites."""
-    from compiler.core import _innermost
-    from ir.builder import Builder, NameTable
+    from flowjit.core import _innermost
+    from flowjit.ir.builder import Builder, NameTable
     trace = _innermost(operands)
     names = trace.names if trace is not None else NameTable()
     b = Builder("set_combiner", names)

@@ -5,9 +5,9 @@ import math
 
 import numpy as np
 
-import compiler.numpy as fnp
-from compiler import lax
-from compiler.numpy._promote import dtype_of, promote, wrap
+import flowjit.numpy as fnp
+from flowjit import lax
+from flowjit.numpy._promote import dtype_of, promote, wrap
 
 
 def _float(x):

@@ -16,12 +16,12 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from compiler import lax
-from compiler.core import Tracer, as_array, shape_of
-from compiler.numpy._promote import is_python_scalar
-from compiler.source_info import at_user_line
-from ir import dtypes
-from ir.shapes import ArrayShape
+from flowjit import lax
+from flowjit.core import Tracer, as_array, shape_of
+from flowjit.numpy._promote import is_python_scalar
+from flowjit.source_info import at_user_line
+from flowjit.ir import dtypes
+from flowjit.ir.shapes import ArrayShape
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = 0x1BD11BDA        # threefry's key-schedule constant (Random123)
@@ -158,7 +158,7 @@ def _float_dtype(dtype) -> np.dtype:
 
 def _as(value, dtype: np.dtype, shape: tuple[int, ...]):
     """`value` converted to `dtype` and broadcast to `shape`."""
-    import compiler.numpy as fnp
+    import flowjit.numpy as fnp
     if isinstance(value, Tracer):
         value = lax.convert_element_type(value, dtype)
     else:
@@ -270,8 +270,8 @@ def permutation(key, x: Any):
 
     A Fisher-Yates shuffle in a fori_loop: step i swaps element i with one drawn uniformly
     from 0..i (its remainder's bias is below n / 2**32)."""
-    from compiler.control_flow import fori_loop
-    from compiler.indexing import getitem
+    from flowjit.control_flow import fori_loop
+    from flowjit.indexing import getitem
     if is_python_scalar(x) or (not isinstance(x, Tracer) and np.ndim(x) == 0):
         n, values = int(x), None
     else:

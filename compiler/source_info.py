@@ -1,13 +1,16 @@
 """Finding the user's own source line, for metadata and error messages."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from typing import Optional
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_INTERNAL = tuple(os.path.join(_ROOT, pkg) + os.sep
-                  for pkg in ("compiler", "ir", "passes", "codegen", "runtime"))
+# The folders of flowjit and its subpackages: one folder in a wheel, five in the repository.
+_INTERNAL = tuple(os.path.join(folder, "")
+                  for name in ("flowjit", "flowjit.ir", "flowjit.passes", "flowjit.codegen",
+                               "flowjit.runtime")
+                  for folder in importlib.util.find_spec(name).submodule_search_locations)
 
 
 def _is_internal(filename: str) -> bool:

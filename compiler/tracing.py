@@ -7,13 +7,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from compiler import tree
-from compiler.core import Tracer, new_trace
-from compiler.numpy._promote import is_python_scalar
-from compiler.source_info import at_user_line
-from ir import dtypes
-from ir.module import Module
-from ir.shapes import ArrayShape
+from flowjit import tree
+from flowjit.core import Tracer, new_trace
+from flowjit.numpy._promote import is_python_scalar
+from flowjit.source_info import at_user_line
+from flowjit.ir import dtypes
+from flowjit.ir.module import Module
+from flowjit.ir.shapes import ArrayShape
 
 
 @dataclass(frozen=True)

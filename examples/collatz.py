@@ -2,19 +2,15 @@
 
     python examples/collatz.py
 
-`compiler.while_loop` traces the condition and the body once into XLA's `while`; the
+`flowjit.while_loop` traces the condition and the body once into XLA's `while`; the
 compiled program loops with no Python in it. The same function also runs eagerly (no jit),
 as a plain Python loop, and both are checked against the textbook loop below.
 """
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import compiler  # noqa: E402
-import compiler.numpy as fnp  # noqa: E402
+import flowjit
+import flowjit.numpy as fnp
 
 
 def collatz_steps(a):
@@ -22,7 +18,7 @@ def collatz_steps(a):
     def body(state):
         a, steps = state
         return fnp.where(a % 2 == 0, a // 2, 3 * a + 1), steps + 1
-    return compiler.while_loop(lambda state: state[0] != 1, body, (a, np.int32(0)))[1]
+    return flowjit.while_loop(lambda state: state[0] != 1, body, (a, np.int32(0)))[1]
 
 
 def python_collatz_steps(a: int) -> int:
@@ -33,7 +29,7 @@ def python_collatz_steps(a: int) -> int:
     return steps
 
 
-compiled = compiler.jit(collatz_steps)
+compiled = flowjit.jit(collatz_steps)
 
 if __name__ == "__main__":
     for start in (1, 6, 27, 97, 871, 77_031):

@@ -2,22 +2,25 @@
 
     python examples/demo.py
 """
-import os
-import sys
+import statistics
 import time
+import timeit
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import compiler  # noqa: E402
-import compiler.numpy as fnp  # noqa: E402
-from bench.timing import median_time  # noqa: E402
+import flowjit
+import flowjit.numpy as fnp
 
 
-@compiler.jit
+@flowjit.jit
 def predict(w, b, x):
     return fnp.tanh(x @ w + b).sum(axis=-1)
+
+
+def median_time(fn, repeats: int = 20) -> float:
+    """Median seconds of one call of `fn`, after one untimed call."""
+    fn()
+    return statistics.median(timeit.repeat(fn, number=1, repeat=repeats))
 
 
 def main() -> None:
@@ -43,8 +46,8 @@ def main() -> None:
     print(compiled.as_text())
     print(f"first call (trace + compile + run): {first * 1e3:8.1f} ms")
     print(f"second call (cached):               {second * 1e3:8.3f} ms")
-    ours = median_time(lambda: predict(w, b, x), repeats=20)
-    theirs = median_time(lambda: np.tanh(x @ w + b).sum(axis=-1), repeats=20)
+    ours = median_time(lambda: predict(w, b, x))
+    theirs = median_time(lambda: np.tanh(x @ w + b).sum(axis=-1))
     print(f"median of 20 more calls:            {ours * 1e3:8.3f} ms")
     print(f"numpy, same computation, median:    {theirs * 1e3:8.3f} ms")
     print(f"max abs error vs numpy float64:     {error:.2e}")

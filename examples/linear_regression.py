@@ -2,15 +2,11 @@
 
     python examples/linear_regression.py
 """
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import compiler  # noqa: E402
-import compiler.numpy as fnp  # noqa: E402
+import flowjit
+import flowjit.numpy as fnp
 
 
 def loss(params, x, y):
@@ -18,9 +14,9 @@ def loss(params, x, y):
     return fnp.mean((x @ w + b - y) ** 2)
 
 
-@compiler.jit
+@flowjit.jit
 def step(params, x, y):
-    grads = compiler.grad(loss)(params, x, y)
+    grads = flowjit.grad(loss)(params, x, y)
     return tuple(p - 0.1 * g for p, g in zip(params, grads))
 
 

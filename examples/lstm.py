@@ -2,16 +2,12 @@
 
     python examples/lstm.py
 """
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import compiler  # noqa: E402
-import compiler.nn as nn  # noqa: E402
-import compiler.numpy as fnp  # noqa: E402
+import flowjit
+import flowjit.nn as nn
+import flowjit.numpy as fnp
 
 
 def lstm_cell(params, x, h, c):
@@ -39,19 +35,19 @@ def make(batch: int = 4, n_in: int = 3, n_hidden: int = 5, seed: int = 0):
     return (w, b), x, h, c
 
 
-grad_step = compiler.jit(compiler.grad(loss, argnums=(0, 2)))
+grad_step = flowjit.jit(flowjit.grad(loss, argnums=(0, 2)))
 
 
 def sequence_loss(params, xs, h, c):
-    """The cell run over a sequence xs[t] with compiler.scan; a loss on all hidden states."""
+    """The cell run over a sequence xs[t] with flowjit.scan; a loss on all hidden states."""
     def step(carry, x):
         h_new, c_new = lstm_cell(params, x, *carry)
         return (h_new, c_new), h_new
-    _, hs = compiler.scan(step, (h, c), xs)
+    _, hs = flowjit.scan(step, (h, c), xs)
     return fnp.sum(hs[-1] ** 2) + fnp.mean(hs)
 
 
-sequence_grad = compiler.jit(compiler.grad(sequence_loss))  # back-propagation through time
+sequence_grad = flowjit.jit(flowjit.grad(sequence_loss))  # back-propagation through time
 
 if __name__ == "__main__":
     params, x, h, c = make()

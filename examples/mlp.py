@@ -1,6 +1,6 @@
 """A small MLP forward pass: the function `flowjit dump` and the demo use."""
-import compiler
-import compiler.numpy as fnp
+import flowjit
+import flowjit.numpy as fnp
 
 
 def predict(w, b, x):
@@ -17,4 +17,4 @@ def mlp(params, x):
     return x @ w + b
 
 
-predict_jit = compiler.jit(predict)
+predict_jit = flowjit.jit(predict)

@@ -2,15 +2,11 @@
 
     python examples/mlp_classifier.py
 """
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import compiler  # noqa: E402
-import compiler.nn as nn  # noqa: E402
+import flowjit
+import flowjit.nn as nn
 
 
 def spirals(n: int = 256, seed: int = 0):
@@ -41,9 +37,9 @@ def loss(params, x, y):
     return nn.softmax_cross_entropy(logits(params, x), y)
 
 
-@compiler.jit
+@flowjit.jit
 def train_step(params, x, y):
-    value, grads = compiler.value_and_grad(loss)(params, x, y)
+    value, grads = flowjit.value_and_grad(loss)(params, x, y)
     new = [(w - 0.1 * gw, b - 0.1 * gb) for (w, b), (gw, gb) in zip(params, grads)]
     return new, value
 
@@ -53,7 +49,7 @@ def train(steps: int = 1500):
     params = init([2, 64, 64, 2])
     for _ in range(steps):
         params, value = train_step(params, x, y)
-    accuracy = float(np.mean(np.argmax(np.asarray(compiler.jit(logits)(params, x)), 1) == y))
+    accuracy = float(np.mean(np.argmax(np.asarray(flowjit.jit(logits)(params, x)), 1) == y))
     return accuracy, float(value)
 
 

@@ -1,4 +1,4 @@
-"""Estimate pi with compiler.random: the share of random points inside the unit circle.
+"""Estimate pi with flowjit.random: the share of random points inside the unit circle.
 
     python examples/monte_carlo_pi.py
 
@@ -6,28 +6,24 @@ Ten batches of 10**6 points, each drawn from its own key (fold_in of the batch n
 counted in a fori_loop: the loop, the threefry bits and the counting compile to one program.
 """
 import math
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import compiler  # noqa: E402
-import compiler.numpy as fnp  # noqa: E402
-from compiler import random  # noqa: E402
+import flowjit
+import flowjit.numpy as fnp
+from flowjit import random
 
 BATCHES, POINTS = 10, 1_000_000
 
 
-@compiler.jit
+@flowjit.jit
 def estimate_pi(key):
     def batch(i, inside):
         kx, ky = random.split(random.fold_in(key, i))
         x = random.uniform(kx, (POINTS,))
         y = random.uniform(ky, (POINTS,))
         return inside + fnp.sum(x * x + y * y < 1.0)  # numpy sums booleans as int64
-    inside = compiler.fori_loop(0, BATCHES, batch, np.int64(0))
+    inside = flowjit.fori_loop(0, BATCHES, batch, np.int64(0))
     return 4.0 * inside.astype(np.float64) / (BATCHES * POINTS)
 
 

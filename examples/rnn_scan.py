@@ -8,15 +8,11 @@ is what lets reverse mode run the cell's VJP backwards over the stored carries. 
 pass is checked against a numpy loop; the gradient through the scan against the gradient of
 a Python-unrolled RNN (one copy of the cell per step) and against finite differences.
 """
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import compiler  # noqa: E402
-import compiler.numpy as fnp  # noqa: E402
+import flowjit
+import flowjit.numpy as fnp
 
 
 def cell(params, h, x):
@@ -30,7 +26,7 @@ def rnn(params, h0, xs):
     def step(h, x):
         h = cell(params, h, x)
         return h, h
-    return compiler.scan(step, h0, xs)
+    return flowjit.scan(step, h0, xs)
 
 
 def loss_scan(params, h0, xs, targets):
@@ -46,9 +42,9 @@ def loss_unrolled(params, h0, xs, targets):
     return total / targets.size
 
 
-forward = compiler.jit(rnn)
-grad_unrolled = compiler.jit(compiler.grad(loss_unrolled))
-grad_scan = compiler.jit(compiler.grad(loss_scan))
+forward = flowjit.jit(rnn)
+grad_unrolled = flowjit.jit(flowjit.grad(loss_unrolled))
+grad_scan = flowjit.jit(flowjit.grad(loss_scan))
 
 
 def make(steps: int = 12, n_in: int = 3, n_hidden: int = 6, seed: int = 0):

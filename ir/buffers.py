@@ -12,8 +12,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ir.module import Instruction, Module
-from ir.shapes import ArrayShape, leaves
+from flowjit.ir.module import Instruction, Module
+from flowjit.ir.shapes import ArrayShape, leaves
 
 SlotTree = Union[int, list]
 ALIGN = 64

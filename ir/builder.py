@@ -6,10 +6,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ir import dtypes
-from ir.module import Computation, Instruction, Module
-from ir.ops import infer_shape
-from ir.shapes import ArrayShape, Shape
+from flowjit.ir import dtypes
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.ops import infer_shape
+from flowjit.ir.shapes import ArrayShape, Shape
 
 
 class NameTable:

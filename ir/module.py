@@ -6,7 +6,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
-from ir.shapes import Shape
+from flowjit.ir.shapes import Shape
 
 # Attributes that name called computations, and whether they take a list.
 COMPUTATION_ATTRS = {
@@ -232,7 +232,7 @@ class Module:
                       [comps[id(c)] for c in self.computations])
 
     def to_text(self, **kwargs: Any) -> str:
-        from ir.printer import print_module
+        from flowjit.ir.printer import print_module
         return print_module(self, **kwargs)
 
     def __str__(self) -> str:

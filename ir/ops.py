@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from ir.dtypes import DType
-from ir.errors import ShapeError
-from ir.shapes import ArrayShape, Shape, TupleShape
+from flowjit.ir.dtypes import DType
+from flowjit.ir.errors import ShapeError
+from flowjit.ir.shapes import ArrayShape, Shape, TupleShape
 
 ShapeRule = Callable[[list, dict, dict, Optional[Shape]], Shape]
 

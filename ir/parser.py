@@ -12,12 +12,12 @@ from typing import Optional
 
 import numpy as np
 
-from ir import dtypes
-from ir.errors import HloParseError, ShapeError
-from ir.module import COMPUTATION_ATTRS, Computation, Instruction, Module
-from ir.ops import OPS, infer_shape
-from ir.printer import BOOL_ATTRS, INT_ATTRS, INT_LIST_ATTRS
-from ir.shapes import ArrayShape, Shape, TupleShape
+from flowjit.ir import dtypes
+from flowjit.ir.errors import HloParseError, ShapeError
+from flowjit.ir.module import COMPUTATION_ATTRS, Computation, Instruction, Module
+from flowjit.ir.ops import OPS, infer_shape
+from flowjit.ir.printer import BOOL_ATTRS, INT_ATTRS, INT_LIST_ATTRS
+from flowjit.ir.shapes import ArrayShape, Shape, TupleShape
 
 _TOKEN = re.compile(r"""
     (?P<space>\s+|/\*.*?\*/|//[^\n]*)

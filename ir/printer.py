@@ -5,9 +5,9 @@ import math
 
 import numpy as np
 
-from ir.dtypes import DType
-from ir.module import COMPUTATION_ATTRS, Computation, Instruction, Module
-from ir.shapes import Shape
+from flowjit.ir.dtypes import DType
+from flowjit.ir.module import COMPUTATION_ATTRS, Computation, Instruction, Module
+from flowjit.ir.shapes import Shape
 
 # Attributes whose value is a list of ints, printed `{1,0}`.
 INT_LIST_ATTRS = (

@@ -12,9 +12,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ir.dtypes import DType, from_numpy
-from ir.module import Computation, Instruction, Module
-from ir.shapes import ArrayShape
+from flowjit.ir.dtypes import DType, from_numpy
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.shapes import ArrayShape
 
 Value = object  # np.ndarray, or a tuple of values
 Rule = Callable[[Instruction, list], Value]

@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass
 from typing import Union
 
-from ir.dtypes import DType
+from flowjit.ir.dtypes import DType
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,10 @@
 """The verifier: rejects ill-typed or malformed modules, naming the instruction."""
 from __future__ import annotations
 
-from ir.errors import ShapeError, VerifierError
-from ir.module import Computation, Instruction, Module
-from ir.ops import OPS, infer_shape
-from ir.shapes import ArrayShape, TupleShape
+from flowjit.ir.errors import ShapeError, VerifierError
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.ops import OPS, infer_shape
+from flowjit.ir.shapes import ArrayShape, TupleShape
 
 # What a shape rule may raise on operands it was not written for (a tuple where it wants an
 # array, a list where it wants one int): all mean the instruction is malformed.

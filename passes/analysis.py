@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ir.buffers import plan_buffers
-from ir.module import Computation, Instruction, Module
-from ir.ops import OPS
-from ir.shapes import leaves
+from flowjit.ir.buffers import plan_buffers
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.ops import OPS
+from flowjit.ir.shapes import leaves
 
 TRANSCENDENTAL = frozenset({"exponential", "exponential-minus-one", "log", "log-plus-one",
                             "sqrt", "rsqrt", "cbrt", "tanh", "logistic", "sine", "cosine",

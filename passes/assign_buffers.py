@@ -3,8 +3,8 @@
 Each entry instruction with bytes in the arena gets `buffer={offset=N,size=M}`; outputs get
 `buffer=output`, so a dump says where every temporary lives and which ones share bytes.
 """
-from ir.buffers import flatten_slots, plan_buffers
-from ir.module import Module
+from flowjit.ir.buffers import flatten_slots, plan_buffers
+from flowjit.ir.module import Module
 
 
 def run(module: Module) -> bool:

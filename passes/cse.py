@@ -1,8 +1,8 @@
 """cse: structurally equal instructions computed once."""
 from __future__ import annotations
 
-from ir.module import Computation, Instruction, Module
-from ir.ops import OPS
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.ops import OPS
 
 
 def _key(inst: Instruction, ids: dict) -> tuple:

@@ -1,5 +1,5 @@
 """dce: remove instructions nothing uses and computations nothing calls."""
-from ir.module import Module
+from flowjit.ir.module import Module
 
 
 def run(module: Module) -> bool:

@@ -8,8 +8,8 @@ Reducers and fusion bodies are emitted as scalar code at each use, so they may s
 """
 from __future__ import annotations
 
-from ir.builder import NameTable
-from ir.module import Computation, Instruction, Module
+from flowjit.ir.builder import NameTable
+from flowjit.ir.module import Computation, Instruction, Module
 
 # The attributes whose computations the buffer plan lays out per call site.
 PLANNED_CALLS = {

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ir.module import Instruction, Module
-from ir.reference import evaluate_instruction
+from flowjit.ir.module import Instruction, Module
+from flowjit.ir.reference import evaluate_instruction
 
 MAX_FOLDED_ELEMENTS = 1024  # a fold never writes a literal bigger than this
 _NEVER = {"parameter", "constant", "rng-bit-generator", "custom-call", "while",

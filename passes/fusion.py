@@ -23,9 +23,9 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from ir.builder import NameTable
-from ir.module import Computation, Instruction, Module
-from ir.ops import OPS
+from flowjit.ir.builder import NameTable
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.ops import OPS
 
 FUSIBLE = frozenset(
     {name for name, spec in OPS.items() if spec.elementwise} | {

@@ -1,8 +1,8 @@
 """inline-calls: replace each `call` by a copy of its callee's instructions."""
 from __future__ import annotations
 
-from ir.builder import NameTable
-from ir.module import Computation, Instruction, Module
+from flowjit.ir.builder import NameTable
+from flowjit.ir.module import Computation, Instruction, Module
 
 
 def inline_call(comp: Computation, call: Instruction, names: NameTable) -> None:

@@ -4,7 +4,7 @@
 "flowjit.custom_vjp" call is its primal computation (the custom rule only matters to the
 VJP transformation, which ran at trace time).
 """
-from ir.module import Module
+from flowjit.ir.module import Module
 
 
 def run(module: Module) -> bool:

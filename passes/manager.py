@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-from ir.module import Module
-from ir.verifier import verify
+from flowjit.ir.module import Module
+from flowjit.ir.verifier import verify
 
 Pass = Callable[[Module], bool]
 
@@ -41,7 +41,7 @@ class PassManager:
     def __init__(self, pipeline: Sequence[str], verify: bool = False,
                  dump_dir: Optional[str] = None, disable: Sequence[str] = (),
                  keep_text: bool = True):
-        from passes.registry import PASSES
+        from flowjit.passes.registry import PASSES
         self.registry = PASSES
         self.pipeline = list(pipeline)
         for name in self.pipeline:
@@ -103,7 +103,7 @@ _PIPELINES = {
 
 def pipeline_for(opt_level: int) -> list[str]:
     """The passes run at `opt_level` (0: what codegen needs, 2: everything)."""
-    from passes.registry import PASSES
+    from flowjit.passes.registry import PASSES
     pipeline = _PIPELINES[min(max(opt_level, 0), 2)]
     return [p for p in pipeline if p.rstrip("*") in PASSES]
 

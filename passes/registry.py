@@ -1,5 +1,5 @@
 """Every pass by its name (slug = module name): the function and its one-line doc."""
-from passes import (assign_buffers, cse, dce, flatten_call_graph, fold_constants, fusion,
+from flowjit.passes import (assign_buffers, cse, dce, flatten_call_graph, fold_constants, fusion,
                     inline_calls, lower_custom_calls, simplify)
 
 PASSES = {

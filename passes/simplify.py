@@ -11,9 +11,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ir.builder import NameTable
-from ir.module import Computation, Instruction, Module
-from ir.shapes import ArrayShape
+from flowjit.ir.builder import NameTable
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.shapes import ArrayShape
 
 Uses = Callable[[Instruction], int]   # how many instructions (and the root) use a value
 Rule = Callable[[Instruction, NameTable, Uses], Optional[Instruction]]

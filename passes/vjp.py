@@ -16,9 +16,9 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ir.builder import Builder, NameTable, scalar_computation
-from ir.module import Computation, Instruction, Module
-from ir.shapes import ArrayShape, Shape
+from flowjit.ir.builder import Builder, NameTable, scalar_computation
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.shapes import ArrayShape, Shape
 
 # An array cotangent, None (zero) or, for a tuple-shaped value, a list of cotangents.
 Cotangent = Union[Instruction, None, list]
@@ -235,7 +235,7 @@ def no_rule_error(inst: Instruction) -> NonDifferentiableError:
 
 def _transform(comp: Computation, wrt: Sequence[int], names: NameTable,
                extra: list[Computation]) -> Computation:
-    from passes.vjp_rules import NON_DIFFERENTIABLE, VJP_RULES
+    from flowjit.passes.vjp_rules import NON_DIFFERENTIABLE, VJP_RULES
     emit = Emitter(Builder(f"{comp.name}_vjp", names), extra)
     b = emit.b
     params = comp.parameters
@@ -291,7 +291,7 @@ def vjp(comp: Computation, wrt: Sequence[int], names: Optional[NameTable] = None
 
 def lower_autodiff_markers(module: Module) -> bool:
     """Inline custom_vjp custom-calls and drop stop_gradient markers (before codegen)."""
-    from passes import lower_custom_calls
+    from flowjit.passes import lower_custom_calls
     return lower_custom_calls.run(module)
 
 

@@ -5,10 +5,10 @@ and emits the same kind of op on the derivative, so gradients of loops stay loop
 """
 from __future__ import annotations
 
-from ir.dtypes import DType
-from ir.module import Instruction
-from ir.shapes import ArrayShape, TupleShape
-from passes.vjp import (Cotangent, Emitter, has_float, known_trip_count, no_rule_error,
+from flowjit.ir.dtypes import DType
+from flowjit.ir.module import Instruction
+from flowjit.ir.shapes import ArrayShape, TupleShape
+from flowjit.passes.vjp import (Cotangent, Emitter, has_float, known_trip_count, no_rule_error,
                         output_leaves, trip_count_config)
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import math
 
-from ir.shapes import ArrayShape
-from passes.vjp import output_leaves
-from passes.vjp_control import call_rule, conditional_rule, while_rule
+from flowjit.ir.shapes import ArrayShape
+from flowjit.passes.vjp import output_leaves
+from flowjit.passes.vjp_control import call_rule, conditional_rule, while_rule
 
 NON_DIFFERENTIABLE = frozenset({
     "compare", "and", "or", "xor", "not", "is-finite", "iota", "sign", "floor", "ceil",
@@ -269,7 +269,7 @@ def _scatter(e, inst, g):
 
 
 def _overwrite(e, dtype):
-    from ir.builder import Builder
+    from flowjit.ir.builder import Builder
     b = Builder("overwrite", e.b.names)
     shape = ArrayShape(dtype, ())
     b.parameter(0, shape, "old")

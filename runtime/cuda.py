@@ -17,11 +17,11 @@ from typing import Optional, Protocol, Sequence, Union
 
 import numpy as np
 
-from codegen.ptx import Branch, CopySlots, Launch, Loop, PtxProgram, compile_ptx
-from codegen.ptx_target import arch_for
-from ir.dtypes import DType
-from ir.errors import FlowjitError
-from ir.module import Module
+from flowjit.codegen.ptx import Branch, CopySlots, Launch, Loop, PtxProgram, compile_ptx
+from flowjit.codegen.ptx_target import arch_for
+from flowjit.ir.dtypes import DType
+from flowjit.ir.errors import FlowjitError
+from flowjit.ir.module import Module
 
 
 class CudaUnavailableError(FlowjitError, RuntimeError):

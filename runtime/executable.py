@@ -16,11 +16,11 @@ from typing import Optional
 
 import numpy as np
 
-from codegen import (ModuleLowering, compile_jobs, compile_llvm_ir, host_data_layout,
+from flowjit.codegen import (ModuleLowering, compile_jobs, compile_llvm_ir, host_data_layout,
                      host_target_description, host_triple, start_compile_workers)
-from runtime import disk_cache
-from ir.buffers import ALIGN, BufferPlan, flatten_slots, plan_buffers
-from ir.module import Instruction, Module
+from flowjit.runtime import disk_cache
+from flowjit.ir.buffers import ALIGN, BufferPlan, flatten_slots, plan_buffers
+from flowjit.ir.module import Instruction, Module
 
 
 # Outputs this large are kept after a call and written again by the next call once the

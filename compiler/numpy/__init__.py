@@ -1,16 +1,16 @@
 """numpy's API on flowjit arrays: traced inside `jit`, evaluated at once outside it.
 
-    import compiler.numpy as fnp
+    import flowjit.numpy as fnp
     fnp.tanh(x @ w + b).sum(axis=-1)
 """
 from numpy import (bool_, float16, float32, float64, int8, int16, int32, int64, uint8,
                    uint16, uint32, uint64, pi, e, inf, nan, newaxis, dtype)
 
-from compiler.core import Array
-from compiler.indexing import getitem
-from compiler.numpy.creation import (arange, array, asarray, empty, eye, full, full_like,
+from flowjit.core import Array
+from flowjit.indexing import getitem
+from flowjit.numpy.creation import (arange, array, asarray, empty, eye, full, full_like,
                                      identity, linspace, ones, ones_like, zeros, zeros_like)
-from compiler.numpy.elementwise import (abs, absolute, add, arctan2, around, bitwise_and,
+from flowjit.numpy.elementwise import (abs, absolute, add, arctan2, around, bitwise_and,
                                         bitwise_not, bitwise_or, bitwise_xor, cbrt, ceil, clip,
                                         cos, cosh, divide, equal, exp, exp2, expm1, floor,
                                         floor_divide, fmod, greater, greater_equal, invert,
@@ -21,13 +21,13 @@ from compiler.numpy.elementwise import (abs, absolute, add, arctan2, around, bit
                                         positive, power, reciprocal, remainder, right_shift,
                                         rint, round, sign, sin, sinh, sqrt, square, subtract,
                                         tan, tanh, true_divide, where)
-from compiler.numpy.linalg import dot, einsum, inner, matmul, outer, tensordot, vdot
-from compiler.numpy.reductions import (all, amax, amin, any, argmax, argmin, cumsum, max,
+from flowjit.numpy.linalg import dot, einsum, inner, matmul, outer, tensordot, vdot
+from flowjit.numpy.reductions import (all, amax, amin, any, argmax, argmin, cumsum, max,
                                        mean, min, prod, std, sum, var)
-from compiler.numpy.shape_ops import (astype, broadcast_to, concatenate, expand_dims, flip,
+from flowjit.numpy.shape_ops import (astype, broadcast_to, concatenate, expand_dims, flip,
                                       hstack, moveaxis, pad, ravel, repeat, reshape, squeeze,
                                       stack, swapaxes, tile, transpose, vstack)
-from compiler.numpy._promote import result_type, broadcast_shapes
+from flowjit.numpy._promote import result_type, broadcast_shapes
 
 
 def take(a, indices, axis=None):

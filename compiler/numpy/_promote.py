@@ -5,10 +5,10 @@ from typing import Any
 
 import numpy as np
 
-from compiler import lax
-from compiler.core import Tracer, as_array
-from compiler.source_info import at_user_line
-from ir.errors import ShapeError
+from flowjit import lax
+from flowjit.core import Tracer, as_array
+from flowjit.source_info import at_user_line
+from flowjit.ir.errors import ShapeError
 
 _PY_SCALARS = (bool, int, float)
 
@@ -48,7 +48,7 @@ def asarray_or_tracer(x: Any, dtype=None) -> Any:
     if isinstance(x, Tracer):
         return x if dtype is None else lax.convert_element_type(x, dtype)
     if isinstance(x, (list, tuple)) and any(isinstance(e, Tracer) for e in x):
-        from compiler.numpy.shape_ops import stack
+        from flowjit.numpy.shape_ops import stack
         return asarray_or_tracer(stack(x), dtype)
     array = np.asarray(x, dtype=dtype)
     if array.dtype == np.float64 and is_python_scalar(x) and dtype is None:

@@ -5,9 +5,9 @@ from typing import Any, Optional
 
 import numpy as np
 
-from compiler import lax
-from compiler.core import Tracer, as_array, current_trace
-from compiler.numpy._promote import asarray_or_tracer, dtype_of, shape_of, wrap
+from flowjit import lax
+from flowjit.core import Tracer, as_array, current_trace
+from flowjit.numpy._promote import asarray_or_tracer, dtype_of, shape_of, wrap
 
 
 def _shape(shape) -> tuple[int, ...]:

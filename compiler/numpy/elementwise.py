@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from compiler import lax
-from compiler.numpy._promote import (broadcast_arrays, dtype_of, prepare, promote, result_type,
+from flowjit import lax
+from flowjit.numpy._promote import (broadcast_arrays, dtype_of, prepare, promote, result_type,
                                      wrap)
 
 

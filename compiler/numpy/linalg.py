@@ -5,10 +5,10 @@ from typing import Any
 
 import numpy as np
 
-from compiler import lax
-from compiler.numpy._promote import broadcast_shapes, promote, shape_of, wrap
-from compiler.source_info import at_user_line
-from ir.errors import ShapeError
+from flowjit import lax
+from flowjit.numpy._promote import broadcast_shapes, promote, shape_of, wrap
+from flowjit.source_info import at_user_line
+from flowjit.ir.errors import ShapeError
 
 
 def matmul(a, b):
@@ -39,7 +39,7 @@ def dot(a, b):
     """numpy.dot: sum over the last axis of a and the second-to-last of b."""
     sa, sb = tuple(shape_of(a)), tuple(shape_of(b))
     if not sa or not sb:
-        from compiler.numpy.elementwise import multiply
+        from flowjit.numpy.elementwise import multiply
         return multiply(a, b)
     if len(sb) <= 2:
         return matmul(a, b)
@@ -50,7 +50,7 @@ def dot(a, b):
 
 
 def vdot(a, b):
-    from compiler.numpy.shape_ops import ravel
+    from flowjit.numpy.shape_ops import ravel
     return dot(ravel(a), ravel(b))
 
 
@@ -59,7 +59,7 @@ def inner(a, b):
 
 
 def outer(a, b):
-    from compiler.numpy.shape_ops import ravel
+    from flowjit.numpy.shape_ops import ravel
     a, b = promote(ravel(a), ravel(b))
     return wrap(lax.dot_general(lax.reshape(a, (shape_of(a)[0], 1)),
                                 lax.reshape(b, (1, shape_of(b)[0])), ((1,), (0,))))
@@ -118,7 +118,7 @@ def _einsum_single(x, term: str, needed: set):
 
 
 def _dtype(x):
-    from compiler.numpy._promote import dtype_of
+    from flowjit.numpy._promote import dtype_of
     return dtype_of(x)
 
 

@@ -7,12 +7,12 @@ import builtins
 
 import numpy as np
 
-from compiler import lax
-from compiler.core import bind, reducer
-from compiler.numpy._promote import dtype_of, promote, shape_of, wrap
-from compiler.source_info import at_user_line
-from ir import dtypes
-from ir.errors import ShapeError
+from flowjit import lax
+from flowjit.core import bind, reducer
+from flowjit.numpy._promote import dtype_of, promote, shape_of, wrap
+from flowjit.source_info import at_user_line
+from flowjit.ir import dtypes
+from flowjit.ir.errors import ShapeError
 
 Axis = Optional[Union[int, Sequence[int]]]
 
@@ -141,7 +141,7 @@ def _broadcast_back(x, shape):
 def _arg_extreme(a, axis: Optional[int], keepdims: bool, direction: str):
     """argmax/argmin as one variadic reduce over (value, index), first index on ties."""
     if axis is None:
-        from compiler.numpy.shape_ops import ravel
+        from flowjit.numpy.shape_ops import ravel
         a, axis = ravel(a), 0
     shape = shape_of(a)
     axis = normalize_axis(axis, len(shape))
@@ -161,9 +161,9 @@ def _arg_extreme(a, axis: Optional[int], keepdims: bool, direction: str):
 def _arg_reducer(dtype: dtypes.DType, direction: str, operands):
     """(v0, i0, v1, i1) -> the pair with the larger (GT) / smaller (LT) value; NaN wins;
     on ties the smaller index wins, as numpy's argmax does."""
-    from compiler.core import _innermost
-    from ir.builder import Builder, NameTable
-    from ir.shapes import ArrayShape
+    from flowjit.core import _innermost
+    from flowjit.ir.builder import Builder, NameTable
+    from flowjit.ir.shapes import ArrayShape
     trace = _innermost(operands)
     names = trace.names if trace is not None else NameTable()
     b = Builder(f"arg{'max' if direction == 'GT' else 'min'}_reducer", names)
@@ -201,7 +201,7 @@ def argmin(a, axis: Optional[int] = None, keepdims: bool = False):
 
 def cumsum(a, axis: Optional[int] = None, dtype=None):
     """Running sum along `axis`."""
-    from compiler.numpy.shape_ops import ravel
+    from flowjit.numpy.shape_ops import ravel
     if axis is None:
         a, axis = ravel(a), 0
     dt = _sum_dtype(a, dtype)

@@ -5,12 +5,12 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from compiler import lax
-from compiler.numpy._promote import broadcast_to as _broadcast_to
-from compiler.numpy._promote import dtype_of, promote, shape_of, wrap
-from compiler.numpy.reductions import normalize_axes, normalize_axis
-from compiler.source_info import at_user_line
-from ir.errors import ShapeError
+from flowjit import lax
+from flowjit.numpy._promote import broadcast_to as _broadcast_to
+from flowjit.numpy._promote import dtype_of, promote, shape_of, wrap
+from flowjit.numpy.reductions import normalize_axes, normalize_axis
+from flowjit.source_info import at_user_line
+from flowjit.ir.errors import ShapeError
 
 
 def reshape(a, newshape, order: str = "C"):

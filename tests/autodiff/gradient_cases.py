@@ -26,12 +26,12 @@ class Lib:
 
 
 def flowjit_lib() -> Lib:
-    import compiler
-    import compiler.nn
-    import compiler.numpy as fnp
-    from compiler import lax
-    return Lib(fnp, lax, compiler.nn, compiler.cond, compiler.switch, compiler.fori_loop,
-               compiler.scan, compiler.custom_vjp)
+    import flowjit
+    import flowjit.nn
+    import flowjit.numpy as fnp
+    from flowjit import lax
+    return Lib(fnp, lax, flowjit.nn, flowjit.cond, flowjit.switch, flowjit.fori_loop,
+               flowjit.scan, flowjit.custom_vjp)
 
 
 def jax_lib() -> Lib:

@@ -3,10 +3,10 @@ evaluation matches finite differences; and the autodiff markers lowered before c
 import numpy as np
 import pytest
 
-from ir.parser import parse_module
-from ir.reference import evaluate
-from ir.verifier import verify
-from passes.vjp import NonDifferentiableError, lower_autodiff_markers, vjp_module
+from flowjit.ir.parser import parse_module
+from flowjit.ir.reference import evaluate
+from flowjit.ir.verifier import verify
+from flowjit.passes.vjp import NonDifferentiableError, lower_autodiff_markers, vjp_module
 
 ADD = """
 add_f64 {

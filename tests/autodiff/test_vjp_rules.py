@@ -4,10 +4,10 @@ float64 ones; and against jax.grad where JAX is installed."""
 import numpy as np
 import pytest
 
-import compiler
-import compiler.numpy as fnp
-from ir.ops import OPS
-from passes.vjp_rules import NON_DIFFERENTIABLE, VJP_RULES
+import flowjit
+import flowjit.numpy as fnp
+from flowjit.ir.ops import OPS
+from flowjit.passes.vjp_rules import NON_DIFFERENTIABLE, VJP_RULES
 from tests.autodiff.gradient_cases import CASES, F32, flowjit_lib, jax_lib
 
 FLOWJIT = flowjit_lib()
@@ -63,8 +63,8 @@ def test_first_order_matches_finite_differences(case):
     xs = _inputs(case)
     f = _scalar(FLOWJIT, case.make(FLOWJIT))
     argnums = tuple(range(len(xs)))
-    eager = compiler.grad(f, argnums=argnums)(*xs)
-    compiled = compiler.jit(compiler.grad(f, argnums=argnums))(*xs)
+    eager = flowjit.grad(f, argnums=argnums)(*xs)
+    compiled = flowjit.jit(flowjit.grad(f, argnums=argnums))(*xs)
     for k in range(len(xs)):
         expected = _numeric_grad(f, xs, k, 1e-6)
         np.testing.assert_allclose(eager[k], expected, rtol=1e-5, atol=1e-6)
@@ -74,8 +74,8 @@ def test_first_order_matches_finite_differences(case):
 @pytest.mark.parametrize("case", _params(2))
 def test_second_order_matches_finite_differences(case):
     xs = _inputs(case, seed=7)
-    first = _second(FLOWJIT, compiler.grad, _scalar(FLOWJIT, case.make(FLOWJIT)))
-    analytic = compiler.grad(first)(*xs)
+    first = _second(FLOWJIT, flowjit.grad, _scalar(FLOWJIT, case.make(FLOWJIT)))
+    analytic = flowjit.grad(first)(*xs)
     expected = _numeric_grad(first, xs, 0, 1e-5)
     np.testing.assert_allclose(analytic, expected, rtol=1e-4, atol=1e-5)
 
@@ -88,9 +88,9 @@ SECOND_ORDER_JIT = ["dot", "softmax-cross-entropy", "gather", "conditional-true"
 def test_second_order_through_jit_matches_eager(name):
     case = BY_NAME[name]
     xs = _inputs(case, seed=3)
-    first = _second(FLOWJIT, compiler.grad, _scalar(FLOWJIT, case.make(FLOWJIT)))
-    np.testing.assert_allclose(compiler.jit(compiler.grad(first))(*xs),
-                               compiler.grad(first)(*xs), rtol=1e-10, atol=1e-12)
+    first = _second(FLOWJIT, flowjit.grad, _scalar(FLOWJIT, case.make(FLOWJIT)))
+    np.testing.assert_allclose(flowjit.jit(flowjit.grad(first))(*xs),
+                               flowjit.grad(first)(*xs), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES
@@ -99,8 +99,8 @@ def test_float32_gradients_stay_float32_and_agree(case):
     xs = _inputs(case, seed=5)
     f = _scalar(FLOWJIT, case.make(FLOWJIT))
     argnums = tuple(range(len(xs)))
-    wide = compiler.grad(f, argnums=argnums)(*xs)
-    narrow = compiler.grad(f, argnums=argnums)(*[x.astype(np.float32) for x in xs])
+    wide = flowjit.grad(f, argnums=argnums)(*xs)
+    narrow = flowjit.grad(f, argnums=argnums)(*[x.astype(np.float32) for x in xs])
     for w, n in zip(wide, narrow):
         assert n.dtype == np.float32
         np.testing.assert_allclose(n, w, rtol=2e-3, atol=2e-4)
@@ -115,12 +115,12 @@ def test_matches_jax(case):
     ours = _scalar(FLOWJIT, case.make(FLOWJIT))
     theirs = _scalar(theirs_lib, case.make(theirs_lib))
     argnums = tuple(range(len(xs)))
-    got = compiler.grad(ours, argnums=argnums)(*xs)
+    got = flowjit.grad(ours, argnums=argnums)(*xs)
     want = jax.jit(jax.grad(theirs, argnums=argnums))(*xs)
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, np.asarray(w), rtol=1e-9, atol=1e-12)
     if 2 in case.orders:
-        got2 = compiler.grad(_second(FLOWJIT, compiler.grad, ours))(*xs)
+        got2 = flowjit.grad(_second(FLOWJIT, flowjit.grad, ours))(*xs)
         want2 = jax.jit(jax.grad(_second(theirs_lib, jax.grad, theirs)))(*xs)
         np.testing.assert_allclose(got2, np.asarray(want2), rtol=1e-9, atol=1e-12)
 
@@ -143,12 +143,12 @@ def test_convert_between_float_types_passes_the_gradient_through():
     # d/dx sum(3 * f64(f32(x))) = 3 exactly (hand-computed; finite differences would only
     # see the f32 rounding steps).
     f = lambda x: fnp.sum(fnp.astype(fnp.astype(x, np.float32), np.float64) * 3.0)  # noqa
-    np.testing.assert_array_equal(compiler.grad(f)(np.array([0.1, 2.0])), [3.0, 3.0])
+    np.testing.assert_array_equal(flowjit.grad(f)(np.array([0.1, 2.0])), [3.0, 3.0])
 
 
 def test_product_gradient_is_exact_with_zeros():
     # Hand-computed: d/dx_i prod(x) is the product of the others, also where x has zeros.
-    g = compiler.grad(lambda x: fnp.prod(x))
+    g = flowjit.grad(lambda x: fnp.prod(x))
     np.testing.assert_array_equal(g(np.array([0.0, 2.0, 3.0])), [6.0, 0.0, 0.0])
     np.testing.assert_array_equal(g(np.array([0.0, 2.0, 0.0])), [0.0, 0.0, 0.0])
     np.testing.assert_array_equal(g(np.array([4.0, 2.0, 3.0])), [6.0, 12.0, 8.0])

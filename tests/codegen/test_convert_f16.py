@@ -2,9 +2,9 @@
 libgcc builtin: x86 has no such instruction, and LLVM's __truncdfhf2 call crashed the JIT."""
 import numpy as np
 
-from ir.parser import parse_module
-from passes import optimize
-from runtime.executable import Executable
+from flowjit.ir.parser import parse_module
+from flowjit.passes import optimize
+from flowjit.runtime.executable import Executable
 
 CONVERT = """HloModule m
 ENTRY e {

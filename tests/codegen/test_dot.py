@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-import compiler
-import compiler.numpy as fnp
+import flowjit
+import flowjit.numpy as fnp
 
 
 @pytest.mark.parametrize("size", [7, 70], ids=["loop-kernel", "blas-sized"])
@@ -20,7 +20,7 @@ def test_matrix_products_and_layouts(size, dtype, opt_level):
                 a[0].T @ m.T,                           # both transposed
                 fnp.maximum(a[1] @ b[1] + bias, 0.0),   # dense + bias + relu
                 a[2] @ m[:, 0])                         # matrix-vector
-    got = compiler.jit(f, opt_level=opt_level)(a, b, m, bias)
+    got = flowjit.jit(f, opt_level=opt_level)(a, b, m, bias)
     want = (a @ b, a[0].T @ m.T, np.maximum(a[1] @ b[1] + bias, 0.0), a[2] @ m[:, 0])
     tol = 2e-4 if dtype == np.float32 else 1e-11
     for g, w in zip(got, want):
@@ -30,4 +30,4 @@ def test_matrix_products_and_layouts(size, dtype, opt_level):
 def test_integer_dot_uses_exact_integer_arithmetic():
     a = np.arange(12, dtype=np.int32).reshape(3, 4)
     b = np.arange(8, dtype=np.int32).reshape(4, 2) - 3
-    np.testing.assert_array_equal(compiler.jit(lambda a, b: a @ b)(a, b), a @ b)
+    np.testing.assert_array_equal(flowjit.jit(lambda a, b: a @ b)(a, b), a @ b)

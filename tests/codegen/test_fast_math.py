@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-import compiler
-import compiler.numpy as fnp
-import compiler.nn as nn
+import flowjit
+import flowjit.numpy as fnp
+import flowjit.nn as nn
 
 SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, -1e-40, 1e-30]
 
@@ -42,5 +42,5 @@ def test_inline_math_is_accurate(name, ours, theirs, lo, hi, dtype, max_ulp):
     x = _inputs(dtype, lo, hi)
     with np.errstate(all="ignore"):
         want = np.asarray(theirs(x)).astype(dtype)
-    got = np.asarray(compiler.jit(ours)(x))
+    got = np.asarray(flowjit.jit(ours)(x))
     assert _ulp_distance(got, want) <= max_ulp, name

@@ -2,14 +2,14 @@
 speed); results still match numpy, for column and row reductions and 3-D elementwise code."""
 import numpy as np
 
-import compiler
-import compiler.numpy as fnp
+import flowjit
+import flowjit.numpy as fnp
 
 
 def test_outer_loops_are_marked_not_to_unroll_and_results_hold():
     rng = np.random.default_rng(0)
     g = rng.standard_normal((128, 10)).astype(np.float32)
-    compiled = compiler.jit(lambda g: fnp.sum(g * 2.0 + 1.0, axis=0), opt_level=2).lower(
+    compiled = flowjit.jit(lambda g: fnp.sum(g * 2.0 + 1.0, axis=0), opt_level=2).lower(
         g).compile()
     np.testing.assert_allclose(compiled(g), (g * 2 + 1).sum(axis=0), rtol=1e-5)
     assert "llvm.loop.unroll.disable" in compiled.executable.llvm_ir
@@ -17,7 +17,7 @@ def test_outer_loops_are_marked_not_to_unroll_and_results_hold():
 
 def test_a_single_loop_is_left_to_llvm():
     x = np.linspace(-1, 1, 1000).astype(np.float32)
-    compiled = compiler.jit(lambda x: fnp.tanh(x) * 3.0, opt_level=2).lower(x).compile()
+    compiled = flowjit.jit(lambda x: fnp.tanh(x) * 3.0, opt_level=2).lower(x).compile()
     np.testing.assert_allclose(compiled(x), np.tanh(x) * 3, rtol=2e-6, atol=1e-6)
     assert "llvm.loop.unroll.disable" not in compiled.executable.llvm_ir
 
@@ -28,7 +28,7 @@ def test_nested_elementwise_and_row_reductions_match_numpy():
 
     def f(x):
         return fnp.exp(x) / fnp.sum(fnp.exp(x), axis=-1, keepdims=True), fnp.max(x, axis=1)
-    soft, mx = compiler.jit(f, opt_level=2)(x)
+    soft, mx = flowjit.jit(f, opt_level=2)(x)
     e = np.exp(x)
     np.testing.assert_allclose(soft, e / e.sum(-1, keepdims=True), rtol=2e-6, atol=1e-7)
     np.testing.assert_array_equal(mx, x.max(axis=1))

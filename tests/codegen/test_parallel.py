@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-import compiler
-import compiler.numpy as fnp
+import flowjit
+import flowjit.numpy as fnp
 
 
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
@@ -16,7 +16,7 @@ def test_row_split_kernels_match_numpy(threads, monkeypatch):
     def f(x):
         e = fnp.exp(x - x.max(axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True), fnp.tanh(x) * 2 + 1
-    compiled = compiler.jit(f, opt_level=2).lower(x).compile()
+    compiled = flowjit.jit(f, opt_level=2).lower(x).compile()
     split = [k.parallel_rows for k in compiled.executable.kernels]
     assert all(s == (0 if threads == "1" else 1027) for s in split)
     softmax, t = compiled(x)

@@ -3,10 +3,10 @@ and every failure of a worker falls back to compiling here."""
 import numpy as np
 from hypothesis import given, strategies as st
 
-import compiler
-import compiler.numpy as fnp
-from codegen import compile_workers
-from codegen.cpu import pack_objects, unpack_objects
+import flowjit
+import flowjit.numpy as fnp
+from flowjit.codegen import compile_workers
+from flowjit.codegen.cpu import pack_objects, unpack_objects
 
 
 @given(st.lists(st.binary(min_size=1, max_size=64), min_size=1, max_size=5))
@@ -44,7 +44,7 @@ def _args():
 def _compile(monkeypatch, jobs: str):
     monkeypatch.setenv("FLOWJIT_COMPILE_JOBS", jobs)
     monkeypatch.setenv("FLOWJIT_CACHE_DIR", "off")
-    return compiler.jit(many_kernels).lower(*_args()).compile()
+    return flowjit.jit(many_kernels).lower(*_args()).compile()
 
 
 def test_a_module_split_across_workers_matches_numpy(monkeypatch):

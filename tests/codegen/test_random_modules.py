@@ -8,10 +8,10 @@ bf16 / f16 more loosely, since the CPU keeps their intermediates in f32 register
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 
-from ir.reference import evaluate
-from ir.parser import parse_module
-from passes import optimize
-from runtime.executable import compile_module
+from flowjit.ir.reference import evaluate
+from flowjit.ir.parser import parse_module
+from flowjit.passes import optimize
+from flowjit.runtime.executable import compile_module
 from tests.ir.hlo_strategies import modules_with_args
 
 _TOLERANCE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-5,

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from compiler.cli import main
+from flowjit.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")

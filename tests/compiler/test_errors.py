@@ -4,9 +4,9 @@ import inspect
 import numpy as np
 import pytest
 
-import compiler
-import compiler.numpy as fnp
-from compiler import ShapeError, TracerArrayConversionError, TracerBoolConversionError
+import flowjit
+import flowjit.numpy as fnp
+from flowjit import ShapeError, TracerArrayConversionError, TracerBoolConversionError
 
 
 def _line_of(marker: str) -> str:
@@ -22,7 +22,7 @@ def test_matmul_shape_mismatch_names_shapes_and_line():
     def f(a, b):
         return a @ b  # MARK-matmul
     with pytest.raises(ShapeError) as info:
-        compiler.jit(f)(np.ones((3, 4), np.float32), np.ones((5, 6), np.float32))
+        flowjit.jit(f)(np.ones((3, 4), np.float32), np.ones((5, 6), np.float32))
     message = str(info.value)
     assert "(3, 4)" in message and "(5, 6)" in message
     assert _line_of("MARK-matmul") in message
@@ -32,7 +32,7 @@ def test_broadcast_mismatch_names_shapes_and_line():
     def f(a, b):
         return a + b  # MARK-broadcast
     with pytest.raises(ShapeError) as info:
-        compiler.jit(f)(np.ones((3, 4)), np.ones((2, 4)))
+        flowjit.jit(f)(np.ones((3, 4)), np.ones((2, 4)))
     assert "(3, 4)" in str(info.value) and "(2, 4)" in str(info.value)
     assert _line_of("MARK-broadcast") in str(info.value)
 
@@ -45,7 +45,7 @@ def test_eager_shape_errors_point_at_the_user_line():
 
 def test_bad_axis():
     with pytest.raises(ShapeError, match="axis 2 is out of bounds for an array of dimension 2"):
-        compiler.jit(lambda x: x.sum(axis=2))(np.ones((2, 3)))
+        flowjit.jit(lambda x: x.sum(axis=2))(np.ones((2, 3)))
 
 
 def test_python_if_on_traced_value_suggests_cond():
@@ -54,24 +54,24 @@ def test_python_if_on_traced_value_suggests_cond():
             return x
         return -x
     with pytest.raises(TracerBoolConversionError) as info:
-        compiler.jit(f)(np.ones(3))
-    assert "compiler.cond" in str(info.value)
+        flowjit.jit(f)(np.ones(3))
+    assert "flowjit.cond" in str(info.value)
     assert _line_of("MARK-if") in str(info.value)
 
 
 def test_numpy_on_traced_value():
-    with pytest.raises(TracerArrayConversionError, match="compiler.numpy"):
-        compiler.jit(lambda x: np.sin(np.asarray(x)))(np.ones(3))
+    with pytest.raises(TracerArrayConversionError, match="flowjit.numpy"):
+        flowjit.jit(lambda x: np.sin(np.asarray(x)))(np.ones(3))
 
 
 def test_unsupported_dtype_is_named():
     with pytest.raises(TypeError, match="complex128"):
-        compiler.jit(lambda x: x)(np.ones(3, np.complex128))
+        flowjit.jit(lambda x: x)(np.ones(3, np.complex128))
 
 
 def test_non_array_argument_is_named():
     with pytest.raises(TypeError, match="'name'.*static_argnums|name.*str"):
-        compiler.jit(lambda x, name: x)(np.ones(3), "hello")
+        flowjit.jit(lambda x, name: x)(np.ones(3), "hello")
 
 
 def test_eager_out_of_range_index():
@@ -83,4 +83,4 @@ def test_eager_out_of_range_index():
 
 def test_reshape_size_mismatch():
     with pytest.raises(ShapeError, match=r"cannot reshape array of size 6"):
-        compiler.jit(lambda x: x.reshape(4, 2))(np.ones((2, 3)))
+        flowjit.jit(lambda x: x.reshape(4, 2))(np.ones((2, 3)))

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-import compiler
-import compiler.numpy as fnp
+import flowjit
+import flowjit.numpy as fnp
 
 
 def test_readme_example_matches_numpy(opt_level):
@@ -12,7 +12,7 @@ def test_readme_example_matches_numpy(opt_level):
     b = rng.standard_normal(8).astype(np.float32)
     x = rng.standard_normal((5, 16)).astype(np.float32)
 
-    @compiler.jit
+    @flowjit.jit
     def predict(w, b, x):
         return fnp.tanh(x @ w + b).sum(axis=-1)
     predict.opt_level = opt_level
@@ -24,7 +24,7 @@ def test_readme_example_matches_numpy(opt_level):
 
 
 def test_cache_retraces_only_on_new_signature():
-    f = compiler.jit(lambda x: x * 2)
+    f = flowjit.jit(lambda x: x * 2)
     f(np.ones(3, np.float32))
     f(np.zeros(3, np.float32))
     assert f.trace_count == 1
@@ -36,7 +36,7 @@ def test_cache_retraces_only_on_new_signature():
 
 
 def test_lower_traces_once_per_signature_and_calls_reuse_it():
-    f = compiler.jit(lambda x: fnp.tanh(x) + 1)
+    f = flowjit.jit(lambda x: fnp.tanh(x) + 1)
     x = np.linspace(-2, 2, 5).astype(np.float32)
     lowered = f.lower(x)
     assert "tanh" in lowered.as_text()
@@ -52,7 +52,7 @@ def test_pytrees_in_and_out(opt_level):
         return {"y": x @ params["w"] + params["b"], "n": [x.sum(), (x * 0).max()]}
     params = {"w": np.eye(3, dtype=np.float32) * 2, "b": np.ones(3, np.float32)}
     x = np.arange(6, dtype=np.float32).reshape(2, 3)
-    out = compiler.jit(f, opt_level=opt_level)(params, x)
+    out = flowjit.jit(f, opt_level=opt_level)(params, x)
     np.testing.assert_allclose(out["y"], x @ params["w"] + params["b"])
     assert float(out["n"][0]) == 15.0 and float(out["n"][1]) == 0.0
 
@@ -63,7 +63,7 @@ def test_static_argnums_specialize():
         for _ in range(n - 1):  # a Python loop over a static value unrolls
             result = result * x
         return result
-    f = compiler.jit(power, static_argnums=1)
+    f = flowjit.jit(power, static_argnums=1)
     x = np.array([1.0, 2.0, 3.0])
     np.testing.assert_array_equal(f(x, 3), x ** 3)
     np.testing.assert_array_equal(f(x, 2), x ** 2)
@@ -71,21 +71,21 @@ def test_static_argnums_specialize():
 
 
 def test_python_scalar_arguments(opt_level):
-    f = compiler.jit(lambda x, s: x * s, opt_level=opt_level)
+    f = flowjit.jit(lambda x, s: x * s, opt_level=opt_level)
     out = f(np.ones(2, np.float32), 3.0)
     assert np.asarray(out).dtype == np.float32
     np.testing.assert_array_equal(out, [3.0, 3.0])
 
 
 def test_results_are_numpy_compatible_without_copy():
-    out = compiler.jit(lambda x: x + 1)(np.zeros(4))
+    out = flowjit.jit(lambda x: x + 1)(np.zeros(4))
     view = np.asarray(out)
     assert np.shares_memory(view, out)
     assert isinstance(out, np.ndarray)
 
 
 def test_returning_an_argument_and_constants(opt_level):
-    f = compiler.jit(lambda x: (x, fnp.zeros((2,)), 3.0), opt_level=opt_level)
+    f = flowjit.jit(lambda x: (x, fnp.zeros((2,)), 3.0), opt_level=opt_level)
     x = np.arange(3.0)
     a, z, c = f(x)
     np.testing.assert_array_equal(a, x)
@@ -100,7 +100,7 @@ def test_indexing_and_updates_match_numpy(opt_level):
     def f(x, idx):
         return (x[1:, ::2], x[::-1, 2], x[idx], x[:, idx], x[idx, idx], x[None, 1, ..., -1],
                 x.at[idx].add(1.0), x.at[1, 2:4].set(-1.0), x.at[idx, 0].multiply(2.0))
-    got = compiler.jit(f, opt_level=opt_level)(x, idx)
+    got = flowjit.jit(f, opt_level=opt_level)(x, idx)
     e7 = x.copy()
     np.add.at(e7, idx, 1.0)
     e8 = x.copy()
@@ -114,7 +114,7 @@ def test_indexing_and_updates_match_numpy(opt_level):
 
 
 def test_dynamic_scalar_index(opt_level):
-    f = compiler.jit(lambda x, i: x[i], opt_level=opt_level)
+    f = flowjit.jit(lambda x, i: x[i], opt_level=opt_level)
     x = np.arange(12.0).reshape(3, 4)
     np.testing.assert_array_equal(f(x, np.int32(2)), x[2])
     np.testing.assert_array_equal(f(x, np.int32(-1)), x[-1])
@@ -133,7 +133,7 @@ def test_reductions_and_shapes_match_numpy(opt_level):
                 fnp.reshape(x, (-1, 5)), fnp.expand_dims(x, 1), fnp.squeeze(x[:, :1]),
                 fnp.flip(x, axis=1), fnp.pad(x, ((1, 0), (0, 2), (1, 1))), fnp.tile(x[0], 2),
                 fnp.where(x > 0, x, 0.0), fnp.clip(x, -0.5, 0.5), x.astype(np.int32))
-    got = compiler.jit(f, opt_level=opt_level)(x)
+    got = flowjit.jit(f, opt_level=opt_level)(x)
     expected = (x.sum(), x.sum(axis=(0, 2), keepdims=True), x.mean(axis=1), x.max(axis=-1),
                 x.min(axis=0), np.argmax(x, axis=1), np.argmin(x), x.var(axis=2), x.std(),
                 np.prod(x[0], axis=0), np.any(x > 2), np.all(x > -5, axis=0),
@@ -160,7 +160,7 @@ def test_products_match_numpy(opt_level):
         return (a @ b, a @ v, v @ m, fnp.dot(m.T, v[:4]), fnp.einsum("bij,bjk->bik", a, b),
                 fnp.einsum("ij->ji", m), fnp.einsum("bij,jk->bik", a, m[:, :2]),
                 fnp.outer(v, v), fnp.tensordot(a, b, axes=([2], [1])), v @ v)
-    got = compiler.jit(f, opt_level=opt_level)(a, b, v, m)
+    got = flowjit.jit(f, opt_level=opt_level)(a, b, v, m)
     expected = (a @ b, a @ v, v @ m, np.dot(m.T, v), np.einsum("bij,bjk->bik", a, b), m.T,
                 np.einsum("bij,jk->bik", a, m[:, :2]), np.outer(v, v),
                 np.tensordot(a, b, axes=([2], [1])), v @ v)
@@ -170,7 +170,7 @@ def test_products_match_numpy(opt_level):
 
 def test_log_compiles_explains_retrace(monkeypatch, caplog):
     monkeypatch.setenv("FLOWJIT_LOG_COMPILES", "1")
-    f = compiler.jit(lambda x, y: x.sum() + y.sum())
+    f = flowjit.jit(lambda x, y: x.sum() + y.sum())
     with caplog.at_level("WARNING", logger="flowjit"):
         f(np.ones(3, np.float32), np.ones(3, np.float32))
         f(np.ones(3, np.float32), np.ones(5, np.float32))
@@ -181,7 +181,7 @@ def test_log_compiles_explains_retrace(monkeypatch, caplog):
 def test_metadata_records_user_source_line():
     def f(x):
         return fnp.exp(x)  # the line the metadata must name
-    text = compiler.jit(f).lower(np.ones(2)).as_text()
+    text = flowjit.jit(f).lower(np.ones(2)).as_text()
     import inspect
     lines, start = inspect.getsourcelines(f)
     assert f'source_line={start + 1}' in text and __file__ in text
@@ -197,6 +197,6 @@ def test_eager_returns_concrete_arrays():
 
 @pytest.mark.parametrize("n", [1, 7])
 def test_jit_inside_jit_is_traced_through(n):
-    inner = compiler.jit(lambda x: x * n)
-    outer = compiler.jit(lambda x: inner(x) + 1)
+    inner = flowjit.jit(lambda x: x * n)
+    outer = flowjit.jit(lambda x: inner(x) + 1)
     np.testing.assert_array_equal(outer(np.ones(2)), np.full(2, n + 1.0))

@@ -1,4 +1,4 @@
-"""Every compiler.numpy function against numpy itself, eagerly and compiled (O0 and O2).
+"""Every flowjit.numpy function against numpy itself, eagerly and compiled (O0 and O2).
 
 One jitted function per (op, opt level) takes a whole list of inputs, so that the many dtype
 and shape cases cost one LLVM compile.
@@ -8,8 +8,8 @@ import zlib
 import numpy as np
 import pytest
 
-import compiler
-import compiler.numpy as fnp
+import flowjit
+import flowjit.numpy as fnp
 
 FLOATS = [np.float16, np.float32, np.float64]
 SIGNED = [np.int8, np.int32, np.int64]
@@ -104,7 +104,7 @@ BINARY = {
 def _run_cases(fn, cases, opt_level):
     """Results of fn on each case: eagerly, and in one compiled function at opt_level."""
     eager = [fn(*case) for case in cases]
-    jitted = compiler.jit(lambda cs: [fn(*c) for c in cs], opt_level=opt_level)
+    jitted = flowjit.jit(lambda cs: [fn(*c) for c in cs], opt_level=opt_level)
     return eager, jitted(cases)
 
 
@@ -153,7 +153,7 @@ def test_binary_matches_numpy(name, opt_level):
 def test_integer_division_follows_numpy_sign_rules(opt_level):
     a = np.array([-7, -7, 7, 7, -6, 6, 0, -1], dtype=np.int32)
     b = np.array([2, -2, 2, -2, 3, -3, 5, 7], dtype=np.int32)
-    f = compiler.jit(lambda a, b: (a // b, a % b), opt_level=opt_level)
+    f = flowjit.jit(lambda a, b: (a // b, a % b), opt_level=opt_level)
     q, r = f(a, b)
     np.testing.assert_array_equal(q, np.array([-4, 3, 3, -4, -2, -2, 0, -1]))
     np.testing.assert_array_equal(r, np.array([1, -1, 1, -1, 0, 0, 0, 6]))
@@ -163,7 +163,7 @@ def test_integer_division_follows_numpy_sign_rules(opt_level):
 def test_float_remainder_and_floor_divide_signs(opt_level):
     a = np.array([-7.5, 7.5, -7.5, 7.5], np.float64)
     b = np.array([2.0, -2.0, -2.0, 2.0], np.float64)
-    f = compiler.jit(lambda a, b: (a // b, a % b), opt_level=opt_level)
+    f = flowjit.jit(lambda a, b: (a // b, a % b), opt_level=opt_level)
     q, r = f(a, b)
     np.testing.assert_array_equal(q, np.floor_divide(a, b))
     np.testing.assert_array_equal(r, np.remainder(a, b))
@@ -172,7 +172,7 @@ def test_float_remainder_and_floor_divide_signs(opt_level):
 def test_nan_and_inf_propagate_like_numpy(opt_level):
     x = np.array([np.nan, np.inf, -np.inf, 1.0, 0.0, -0.0], np.float32)
     y = np.array([1.0, np.nan, np.inf, -np.inf, 0.0, 2.0], np.float32)
-    f = compiler.jit(lambda x, y: (x + y, x * y, fnp.maximum(x, y), fnp.minimum(x, y),
+    f = flowjit.jit(lambda x, y: (x + y, x * y, fnp.maximum(x, y), fnp.minimum(x, y),
                                    fnp.exp(x), x / y, fnp.sqrt(x)), opt_level=opt_level)
     with np.errstate(all="ignore"):
         expected = (x + y, x * y, np.maximum(x, y), np.minimum(x, y), np.exp(x), x / y,
@@ -185,7 +185,7 @@ def test_nan_and_inf_propagate_like_numpy(opt_level):
 
 def test_python_scalars_do_not_widen_float32(opt_level):
     x = np.ones(3, np.float32)
-    f = compiler.jit(lambda x: (x + 1.5, x * 2, 2.0 ** x), opt_level=opt_level)
+    f = flowjit.jit(lambda x: (x + 1.5, x * 2, 2.0 ** x), opt_level=opt_level)
     for out in f(x):
         assert np.asarray(out).dtype == np.float32
     np.testing.assert_array_equal(f(x)[0], x + 1.5)

@@ -3,7 +3,7 @@ from collections import namedtuple
 
 from hypothesis import given, strategies as st
 
-from compiler import tree
+from flowjit import tree
 
 leaves = st.integers()
 trees = st.recursive(leaves | st.none(), lambda children: st.lists(children, max_size=3)

@@ -2,20 +2,20 @@
 module, and compiled at O0 and O2; every way must give the same leaves."""
 import numpy as np
 
-import compiler
-from compiler import tree
-from ir.parser import parse_module
-from ir.reference import evaluate
-from ir.verifier import verify
+import flowjit
+from flowjit import tree
+from flowjit.ir.parser import parse_module
+from flowjit.ir.reference import evaluate
+from flowjit.ir.verifier import verify
 
 
 def lowered_module(f, *args):
-    return compiler.jit(f).lower(*args).module
+    return flowjit.jit(f).lower(*args).module
 
 
 def by_reference(f, *args):
     """The traced module (verified, and round-tripped through its text) run by ir.reference."""
-    traced = compiler.jit(f).lower(*args).traced
+    traced = flowjit.jit(f).lower(*args).traced
     module = traced.module
     verify(module)
     text = module.to_text()
@@ -31,7 +31,7 @@ def every_way(f, *args):
     yield "eager", f(*args)
     yield "reference", by_reference(f, *args)
     for level in (0, 2):
-        yield f"jit O{level}", compiler.jit(f, opt_level=level)(*args)
+        yield f"jit O{level}", flowjit.jit(f, opt_level=level)(*args)
 
 
 def assert_same(expected, actual, how, rtol=1e-6, atol=1e-6):

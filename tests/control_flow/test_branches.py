@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-import compiler
-import compiler.numpy as fnp
-from compiler import cond, switch
+import flowjit
+import flowjit.numpy as fnp
+from flowjit import cond, switch
 from tests.control_flow.helpers import check, lowered_module
 
 
@@ -49,7 +49,7 @@ def test_branches_that_close_over_different_values():
 def test_weak_scalar_branch_takes_the_other_branch_type():
     def f(x):
         return cond(x > 0, lambda: x, lambda: 0)
-    assert compiler.jit(f)(np.int32(5)).dtype == np.int32
+    assert flowjit.jit(f)(np.int32(5)).dtype == np.int32
     check(f, 0, np.int32(-5))
 
 
@@ -94,8 +94,8 @@ def test_eager_cond_runs_only_the_taken_branch():
 def test_select_like_cond_on_arrays_through_where_still_differs_from_cond():
     # cond needs a scalar predicate; fnp.where is the elementwise choice.
     with pytest.raises(TypeError, match="scalar"):
-        compiler.jit(lambda x: cond(x > 0, lambda: x, lambda: -x))(np.ones(3))
-    np.testing.assert_allclose(compiler.jit(lambda x: fnp.where(x > 0, x, -x))(
+        flowjit.jit(lambda x: cond(x > 0, lambda: x, lambda: -x))(np.ones(3))
+    np.testing.assert_allclose(flowjit.jit(lambda x: fnp.where(x > 0, x, -x))(
         np.array([-1.0, 2.0])), [1.0, 2.0])
 
 

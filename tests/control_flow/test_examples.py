@@ -7,8 +7,8 @@ import sys
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-import compiler
-from compiler import random, scan
+import flowjit
+from flowjit import random, scan
 from tests.control_flow.helpers import check
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples"))
@@ -49,7 +49,7 @@ def test_scan_matches_a_python_loop_for_any_length(length, reverse, seed):
 
 def test_random_draws_inside_loops_are_the_eager_ones():
     def f(key):
-        return compiler.fori_loop(0, 4, lambda i, total: total + random.normal(
+        return flowjit.fori_loop(0, 4, lambda i, total: total + random.normal(
             random.fold_in(key, i), (3,)), np.zeros(3, np.float32))
     key = random.key(8)
-    np.testing.assert_allclose(compiler.jit(f)(key), f(key), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(flowjit.jit(f)(key), f(key), rtol=1e-5, atol=1e-6)

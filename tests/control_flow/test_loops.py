@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import compiler
-import compiler.numpy as fnp
-from compiler import cond, fori_loop, while_loop
+import flowjit
+import flowjit.numpy as fnp
+from flowjit import cond, fori_loop, while_loop
 from tests.control_flow.helpers import check, lowered_module
 
 
@@ -136,7 +136,7 @@ def test_loop_over_a_traced_array_carry_with_weak_scalar_init():
     # The carry starts as a Python float; the body makes it f32, as in a Python loop.
     def f(x):
         return fori_loop(0, 3, lambda i, c: c + x, 0.0)
-    result = compiler.jit(f)(np.float32(1))
+    result = flowjit.jit(f)(np.float32(1))
     assert result.dtype == np.float32
     check(f, np.float32(3), np.float32(1))
 
@@ -144,7 +144,7 @@ def test_loop_over_a_traced_array_carry_with_weak_scalar_init():
 def test_weak_python_scalar_from_body_takes_the_carry_type():
     def f(x):
         return while_loop(lambda c: c < 100, lambda c: fnp.where(c > 50, 1000, c * 3), x)
-    assert compiler.jit(f)(np.int32(2)).dtype == np.int32
+    assert flowjit.jit(f)(np.int32(2)).dtype == np.int32
     check(f, 1000, np.int32(2))
 
 
@@ -152,7 +152,7 @@ def test_python_int_carry_that_becomes_a_float_is_promoted_not_truncated():
     def f(x):
         return fori_loop(0, 3, lambda i, c: c + 0.5, 0) + x
     check(f, 1.5, np.float64(0))
-    assert compiler.jit(f)(np.float64(0)).dtype == np.float64
+    assert flowjit.jit(f)(np.float64(0)).dtype == np.float64
 
 
 def test_loop_in_a_jitted_function_runs_without_python_in_it():
@@ -161,7 +161,7 @@ def test_loop_in_a_jitted_function_runs_without_python_in_it():
     def body(i, v):
         calls.append(i)
         return v + 1
-    f = compiler.jit(lambda x: fori_loop(0, 100, body, x))
+    f = flowjit.jit(lambda x: fori_loop(0, 100, body, x))
     assert f(np.float32(0)) == 100
     assert f(np.float32(1)) == 101
     assert len(calls) == 1  # traced once, never called again
@@ -174,4 +174,4 @@ def test_retraced_body_with_a_reduction_leaves_a_valid_module():
         return fori_loop(0, 3, lambda i, c: c + (x * i.astype(np.float32)).sum(), 0.0)
     x = np.arange(4, dtype=np.float32)
     check(f, np.float32(x.sum() * 3), x)
-    assert compiler.jit(f)(x).dtype == np.float32
+    assert flowjit.jit(f)(x).dtype == np.float32

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-import compiler
-import compiler.numpy as fnp
-from compiler import scan
+import flowjit
+import flowjit.numpy as fnp
+from flowjit import scan
 from tests.control_flow.helpers import check, lowered_module
 
 
@@ -85,7 +85,7 @@ def test_weak_scalar_carry_settles_to_the_xs_type():
     def f(xs):
         return scan(lambda c, x: (c + x, fnp.sin(c)), 0.0, xs)
     xs = np.arange(5, dtype=np.float32)
-    eager, compiled = f(xs), compiler.jit(f)(xs)
+    eager, compiled = f(xs), flowjit.jit(f)(xs)
     assert eager[1].dtype == compiled[1].dtype == np.float32
     assert eager[0].dtype == compiled[0].dtype == np.float32
     np.testing.assert_allclose(eager[1], compiled[1], rtol=1e-6)
@@ -96,12 +96,12 @@ def test_scan_inside_fori_loop_and_fori_inside_scan():
         def outer(i, total):
             c, _ = scan(lambda c, x: (c + x * i.astype(np.float32), None), total, xs)
             return c
-        return compiler.fori_loop(0, 3, outer, np.float32(0))
+        return flowjit.fori_loop(0, 3, outer, np.float32(0))
     xs = np.arange(4, dtype=np.float32)
     check(f, np.float32(xs.sum() * (0 + 1 + 2)), xs)
 
     def g(xs):
-        return scan(lambda c, x: (compiler.fori_loop(0, 3, lambda i, v: v + x, c), c), 0.0 * xs[0],
+        return scan(lambda c, x: (flowjit.fori_loop(0, 3, lambda i, v: v + x, c), c), 0.0 * xs[0],
                     xs)
     expected = python_scan(lambda c, x: (c + 3 * x, c), np.float32(0), xs)
     check(g, expected, xs)

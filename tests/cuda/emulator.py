@@ -17,7 +17,7 @@ from typing import Sequence
 import llvmlite.binding as llvm
 import numpy as np
 
-from codegen.cpu import host_data_layout, host_target_machine, host_triple, optimize
+from flowjit.codegen.cpu import host_data_layout, host_target_machine, host_triple, optimize
 
 _SREGS = ("tid.x", "ctaid.x", "ntid.x", "nctaid.x")
 _BARRIER_TIMEOUT = 30.0

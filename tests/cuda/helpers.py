@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from codegen.ptx import compile_ptx
-from ir.module import Module
-from ir.reference import evaluate
-from runtime.cuda import CudaExecutable
+from flowjit.codegen.ptx import compile_ptx
+from flowjit.ir.module import Module
+from flowjit.ir.reference import evaluate
+from flowjit.runtime.cuda import CudaExecutable
 from tests.cuda.emulator import EmulatedDevice
 
 _TOLERANCE = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-5,

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from ir.parser import parse_module
-from passes import optimize
+from flowjit.ir.parser import parse_module
+from flowjit.passes import optimize
 from tests.cuda.cases import CASES, fixture_args, fixture_texts, random_args
 from tests.cuda.helpers import assert_close, reference, run_emulated
 from tests.ir.hlo_strategies import modules_with_args

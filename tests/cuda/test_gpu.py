@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from ir.parser import parse_module
-from passes import optimize
+from flowjit.ir.parser import parse_module
+from flowjit.passes import optimize
 from tests.cuda.cases import CASES, fixture_args, fixture_texts, random_args
 from tests.cuda.helpers import assert_close, reference
 from tests.ir.hlo_strategies import modules_with_args
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.gpu
 
 
 def run_on_gpu(module, args):
-    from runtime.cuda import CudaExecutable
+    from flowjit.runtime.cuda import CudaExecutable
     return CudaExecutable(module, "cuda:0")(*args)
 
 
@@ -62,8 +62,8 @@ def test_random_module_matches_reference(case):
 
 
 def test_jit_on_cuda_matches_cpu():
-    import compiler
-    import compiler.numpy as fnp
+    import flowjit
+    import flowjit.numpy as fnp
 
     def f(x, w):
         h = fnp.maximum(x @ w + 1.0, 0.0)
@@ -72,12 +72,12 @@ def test_jit_on_cuda_matches_cpu():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 32)).astype(np.float32)
     w = rng.standard_normal((32, 128)).astype(np.float32)
-    cpu = compiler.jit(f)(x, w)
-    gpu = compiler.jit(f, device="cuda")(x, w)
+    cpu = flowjit.jit(f)(x, w)
+    gpu = flowjit.jit(f, device="cuda")(x, w)
     np.testing.assert_allclose(np.asarray(gpu), np.asarray(cpu), rtol=1e-5, atol=1e-6)
 
 
 def test_device_put_round_trip():
-    from runtime.cuda import device_put
+    from flowjit.runtime.cuda import device_put
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
     np.testing.assert_array_equal(np.asarray(device_put(x, "cuda:0")), x)

@@ -7,12 +7,12 @@ import subprocess
 import numpy as np
 import pytest
 
-import compiler
-import compiler.numpy as fnp
-from codegen.ptx import compile_ptx, ptx_for_module
-from codegen.ptx_target import arch_for
-from ir.parser import parse_module
-from passes import optimize
+import flowjit
+import flowjit.numpy as fnp
+from flowjit.codegen.ptx import compile_ptx, ptx_for_module
+from flowjit.codegen.ptx_target import arch_for
+from flowjit.ir.parser import parse_module
+from flowjit.passes import optimize
 from tests.cuda.cases import CASES, fixture_texts
 
 needs_ptxas = pytest.mark.skipif(shutil.which("ptxas") is None, reason="ptxas not on PATH")
@@ -97,7 +97,7 @@ def test_while_and_conditional_are_host_steps():
 # --- traced functions -----------------------------------------------------------------------
 
 def elementwise(x):
-    return fnp.tanh(x * 2.0 + 1.0) + fnp.exp(-x) + compiler.lax.erf(x)
+    return fnp.tanh(x * 2.0 + 1.0) + fnp.exp(-x) + flowjit.lax.erf(x)
 
 
 def softmax(x):
@@ -127,7 +127,7 @@ TRACED = {
 @pytest.mark.parametrize("name", sorted(TRACED))
 def test_traced_function_assembles(name, tmp_path):
     fn, args = TRACED[name]
-    module = compiler.jit(fn).lower(*args).compile().module
+    module = flowjit.jit(fn).lower(*args).compile().module
     ptx = compile_ptx(module).ptx
     assert ".entry kernel_0" in ptx
     assemble(ptx, tmp_path)

@@ -6,9 +6,9 @@ import types
 import numpy as np
 import pytest
 
-import runtime.cuda as cuda
-from codegen.ptx import compile_ptx
-from ir.parser import parse_module
+import flowjit.runtime.cuda as cuda
+from flowjit.codegen.ptx import compile_ptx
+from flowjit.ir.parser import parse_module
 from tests.cuda.cases import CASES, random_args
 from tests.cuda.emulator import EmulatedDevice
 from tests.cuda.helpers import assert_close, reference, run_emulated
@@ -68,10 +68,10 @@ def test_a_broken_driver_is_named(monkeypatch, fresh_driver):
 
 @pytest.mark.skipif(_has_gpu(), reason="a GPU is present")
 def test_jit_on_cuda_without_a_gpu_raises_the_clear_error():
-    import compiler
+    import flowjit
     with pytest.raises(cuda.CudaUnavailableError, match="pycuda is not installed|no CUDA device"):
-        compiler.jit(lambda x: x + 1, device="cuda")(np.ones(3, np.float32))
-    assert compiler.devices()[0] == "cpu:0"
+        flowjit.jit(lambda x: x + 1, device="cuda")(np.ones(3, np.float32))
+    assert flowjit.devices()[0] == "cpu:0"
 
 
 def test_device_names_are_checked():

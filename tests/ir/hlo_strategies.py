@@ -13,10 +13,10 @@ import ml_dtypes
 import numpy as np
 from hypothesis import strategies as st
 
-from ir.builder import Builder, NameTable, scalar_computation
-from ir.dtypes import DType
-from ir.module import Computation, Instruction, Module
-from ir.shapes import ArrayShape, TupleShape
+from flowjit.ir.builder import Builder, NameTable, scalar_computation
+from flowjit.ir.dtypes import DType
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.shapes import ArrayShape, TupleShape
 
 FLOATS = [DType.F16, DType.BF16, DType.F32, DType.F64]
 SIGNED = [DType.S8, DType.S16, DType.S32, DType.S64]

@@ -15,9 +15,9 @@ import pathlib
 import numpy as np
 import pytest
 
-from ir.parser import parse_module
-from ir.reference import evaluate
-from ir.verifier import verify
+from flowjit.ir.parser import parse_module
+from flowjit.ir.reference import evaluate
+from flowjit.ir.verifier import verify
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.hlo"))

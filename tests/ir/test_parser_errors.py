@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 
-from ir.errors import HloParseError
-from ir.parser import parse_module
+from flowjit.ir.errors import HloParseError
+from flowjit.ir.parser import parse_module
 
 HEADER = "HloModule m\n\n"
 
@@ -227,7 +227,7 @@ def test_error_has_line_and_column(text, line, column, message):
 
 
 def test_error_is_a_value_error_and_a_flowjit_error():
-    from ir.errors import FlowjitError
+    from flowjit.ir.errors import FlowjitError
     with pytest.raises(ValueError):
         parse_module("HloModule m\n\nENTRY %e {\n  ROOT %x = f32[] wat(0)\n}\n")
     with pytest.raises(FlowjitError):

@@ -12,12 +12,12 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from ir.builder import Builder, NameTable, scalar_computation
-from ir.dtypes import DType, from_numpy
-from ir.module import Computation, Module
-from ir.reference import evaluate
-from ir.shapes import ArrayShape
-from ir.verifier import verify
+from flowjit.ir.builder import Builder, NameTable, scalar_computation
+from flowjit.ir.dtypes import DType, from_numpy
+from flowjit.ir.module import Computation, Module
+from flowjit.ir.reference import evaluate
+from flowjit.ir.shapes import ArrayShape
+from flowjit.ir.verifier import verify
 
 I8, I32, I64 = np.int8, np.int32, np.int64
 U8, U32 = np.uint8, np.uint32

@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, note, settings
 from tests.ir.hlo_strategies import (FLOATS, INTS, assert_bitwise_equal, assert_has_shape,
                             assert_same_instructions, float_specials, int_extremes,
                             modules_with_args)
-from ir.builder import Builder, scalar_computation
-from ir.dtypes import DType
-from ir.module import Module
-from ir.parser import parse_module
-from ir.reference import evaluate
-from ir.shapes import ArrayShape, leaves
-from ir.verifier import verify
+from flowjit.ir.builder import Builder, scalar_computation
+from flowjit.ir.dtypes import DType
+from flowjit.ir.module import Module
+from flowjit.ir.parser import parse_module
+from flowjit.ir.reference import evaluate
+from flowjit.ir.shapes import ArrayShape, leaves
+from flowjit.ir.verifier import verify
 
 
 ROUNDTRIP = settings(max_examples=200, deadline=None,

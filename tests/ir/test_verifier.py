@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from tests.ir.hlo_strategies import ALL, modules_with_args
-from ir.builder import Builder, NameTable, scalar_computation
-from ir.dtypes import DType
-from ir.errors import VerifierError
-from ir.module import Computation, Instruction, Module
-from ir.shapes import ArrayShape, TupleShape
-from ir.verifier import verify
+from flowjit.ir.builder import Builder, NameTable, scalar_computation
+from flowjit.ir.dtypes import DType
+from flowjit.ir.errors import VerifierError
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.shapes import ArrayShape, TupleShape
+from flowjit.ir.verifier import verify
 
 F32 = DType.F32
 S32 = DType.S32

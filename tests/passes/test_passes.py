@@ -1,9 +1,9 @@
 """Each pass on small hand-written HLO: text in, the expected text (or what matters) out."""
 import numpy as np
 
-from ir.parser import parse_module
-from ir.reference import evaluate
-from passes import PassManager, cost_analysis, explain_fusion, memory_analysis, optimize
+from flowjit.ir.parser import parse_module
+from flowjit.ir.reference import evaluate
+from flowjit.passes import PassManager, cost_analysis, explain_fusion, memory_analysis, optimize
 
 
 def run(text: str, *passes: str):
@@ -310,14 +310,14 @@ ENTRY e {
 def test_layernorm_is_one_kernel_and_matches_numpy():
     # The mean's row reduction reaches the output through x - mean, which the variance's
     # reduction also reads: all of it is one kInput fusion, whatever order it is found in.
-    import compiler
-    import compiler.numpy as fnp
+    import flowjit
+    import flowjit.numpy as fnp
 
     def layernorm(x):
         c = x - x.mean(-1, keepdims=True)
         return c / fnp.sqrt((c * c).mean(-1, keepdims=True) + 1e-5)
     x = np.random.default_rng(2).standard_normal((16, 32)).astype(np.float32)
-    compiled = compiler.jit(layernorm, opt_level=2).lower(x).compile()
+    compiled = flowjit.jit(layernorm, opt_level=2).lower(x).compile()
     kernels = [i.opcode for i in compiled.module.entry.instructions
                if i.opcode not in ("parameter", "constant")]
     assert kernels == ["fusion"]
@@ -355,7 +355,7 @@ ENTRY e {
 
 
 def test_flatten_call_graph_gives_each_loop_its_own_body():
-    from passes.flatten_call_graph import run as flatten
+    from flowjit.passes.flatten_call_graph import run as flatten
     module = parse_module(TWO_LOOPS_ONE_BODY)
     assert flatten(module)
     loops = [i for i in module.entry.instructions if i.opcode == "while"]
@@ -367,7 +367,7 @@ def test_flatten_call_graph_gives_each_loop_its_own_body():
 
 
 def test_two_loops_sharing_a_body_run_at_every_opt_level():
-    from runtime import Executable
+    from flowjit.runtime import Executable
     x = np.array([1.0, -2.0, 0.5], np.float32)
     for level in (0, 1, 2):
         module, _ = optimize(parse_module(TWO_LOOPS_ONE_BODY), opt_level=level, verify=True)
@@ -377,6 +377,6 @@ def test_two_loops_sharing_a_body_run_at_every_opt_level():
 
 def test_buffer_plan_refuses_a_body_shared_by_two_loops():
     import pytest
-    from ir.buffers import plan_buffers
+    from flowjit.ir.buffers import plan_buffers
     with pytest.raises(ValueError, match="flatten-call-graph"):
         plan_buffers(parse_module(TWO_LOOPS_ONE_BODY))

@@ -3,11 +3,11 @@ emulated device (tests/cuda/emulator.py) here, and on a real GPU under the `gpu`
 import numpy as np
 import pytest
 
-import compiler
-import compiler.numpy as fnp
-from compiler import cond, random, scan
-from ir.parser import parse_module
-from passes import optimize
+import flowjit
+import flowjit.numpy as fnp
+from flowjit import cond, random, scan
+from flowjit.ir.parser import parse_module
+from flowjit.passes import optimize
 
 emulator = pytest.importorskip("tests.cuda.helpers")
 
@@ -37,10 +37,10 @@ CASES = {"draws": (draws, lambda: [random.key(5)]),
 def test_emulated_cuda_kernels_match_the_cpu(name):
     f, make_args = CASES[name]
     args = [np.asarray(a) for a in make_args()]
-    module, _ = optimize(parse_module(compiler.jit(f).lower(*args).as_text()), opt_level=2)
+    module, _ = optimize(parse_module(flowjit.jit(f).lower(*args).as_text()), opt_level=2)
     got, _ = emulator.run_emulated(module, args)
-    cpu = compiler.jit(f)(*args)
-    assert_same_bits(got, compiler.tree.flatten(cpu)[0])
+    cpu = flowjit.jit(f)(*args)
+    assert_same_bits(got, flowjit.tree.flatten(cpu)[0])
 
 
 @pytest.mark.gpu
@@ -48,8 +48,8 @@ def test_emulated_cuda_kernels_match_the_cpu(name):
 def test_gpu_matches_the_cpu(name):
     f, make_args = CASES[name]
     args = make_args()
-    gpu = compiler.tree.flatten(compiler.jit(f, device="cuda")(*args))[0]
-    cpu = compiler.tree.flatten(compiler.jit(f)(*args))[0]
+    gpu = flowjit.tree.flatten(flowjit.jit(f, device="cuda")(*args))[0]
+    cpu = flowjit.tree.flatten(flowjit.jit(f)(*args))[0]
     assert_same_bits(gpu, cpu)
 
 

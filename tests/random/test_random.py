@@ -1,11 +1,11 @@
-"""compiler.random: threefry known answers, JAX's streams bit for bit, the same bits eagerly
+"""flowjit.random: threefry known answers, JAX's streams bit for bit, the same bits eagerly
 and compiled, and the distributions of a million draws."""
 import numpy as np
 import pytest
 
-import compiler
-from compiler import random
-from compiler.random import threefry2x32
+import flowjit
+from flowjit import random
+from flowjit.random import threefry2x32
 
 # Random123's published known-answer vectors for threefry2x32 with 20 rounds
 # (kat_vectors: key, counter -> output), an oracle independent of this code and of JAX.
@@ -18,7 +18,7 @@ KAT = [((0, 0), (0, 0), (0x6B200159, 0x99BA4EFE)),
 def test_threefry_known_answers(key, counter, expected):
     k = np.array(key, np.uint32)
     c0, c1 = np.array([counter[0]], np.uint32), np.array([counter[1]], np.uint32)
-    for fn in (threefry2x32, compiler.jit(threefry2x32)):
+    for fn in (threefry2x32, flowjit.jit(threefry2x32)):
         a, b = fn(k, c0, c1)
         assert (int(a[0]), int(b[0])) == expected
 
@@ -34,8 +34,8 @@ def test_keys_split_and_fold_in_are_independent():
 
 def test_a_traced_seed_makes_the_same_key():
     for seed in (0, 7, 2 ** 31 - 1):
-        np.testing.assert_array_equal(compiler.jit(random.key)(np.int32(seed)), random.key(seed))
-    np.testing.assert_array_equal(compiler.jit(random.key)(np.int64(3 * 2 ** 32 + 5)),
+        np.testing.assert_array_equal(flowjit.jit(random.key)(np.int32(seed)), random.key(seed))
+    np.testing.assert_array_equal(flowjit.jit(random.key)(np.int64(3 * 2 ** 32 + 5)),
                                   random.key(3 * 2 ** 32 + 5))
 
 
@@ -57,7 +57,7 @@ def draws(k):
 def test_same_bits_eagerly_and_compiled():
     key = random.key(42)
     eager = draws(key)
-    compiled = compiler.jit(draws)(key)
+    compiled = flowjit.jit(draws)(key)
     for a, b in zip(eager[:-1], compiled[:-1]):  # integer bits and exactly rounded float steps
         np.testing.assert_array_equal(a, b)
     # normal goes through log1p: numpy's libm eagerly, our polynomial compiled.
@@ -68,12 +68,12 @@ def test_same_bits_unfused():
     # O0 keeps one kernel per op (slow to compile: hundreds), so one stream is checked there.
     key = random.key(43)
     scaled = lambda k: random.uniform(k, (64,), minval=-2.0, maxval=3.0)  # noqa: E731
-    np.testing.assert_array_equal(compiler.jit(scaled, opt_level=0)(key), scaled(key))
+    np.testing.assert_array_equal(flowjit.jit(scaled, opt_level=0)(key), scaled(key))
 
 
 def test_distributions_of_a_million_draws():
     k1, k2, k3, k4 = random.split(random.key(1), 4)
-    many = compiler.jit(lambda k1, k2: (random.uniform(k1, (10 ** 6,)),
+    many = flowjit.jit(lambda k1, k2: (random.uniform(k1, (10 ** 6,)),
                                         random.normal(k2, (10 ** 6,))))
     u, n = (np.asarray(a, np.float64) for a in many(k1, k2))
     assert u.min() >= 0 and u.max() < 1
@@ -118,14 +118,14 @@ def test_randint_edges():
 
 def test_permutation_is_a_uniform_permutation():
     key = random.key(3)
-    p = np.asarray(compiler.jit(lambda k: random.permutation(k, 50))(key))
+    p = np.asarray(flowjit.jit(lambda k: random.permutation(k, 50))(key))
     assert sorted(p.tolist()) == list(range(50)) and p.tolist() != list(range(50))
     x = np.arange(10.0) * 3
     np.testing.assert_array_equal(np.sort(random.permutation(key, x)), x)
     np.testing.assert_array_equal(random.permutation(key, 1), [0])
     assert random.permutation(key, 0).shape == (0,)
     # Where element 0 lands, over 1000 keys: each of 5 places ~200 times (sd 12.6).
-    shuffle = compiler.jit(lambda k, i: random.permutation(random.fold_in(k, i), 5))
+    shuffle = flowjit.jit(lambda k, i: random.permutation(random.fold_in(k, i), 5))
     places = [int(np.argmax(np.asarray(shuffle(key, np.int32(i))) == 0)) for i in range(1000)]
     assert np.all(np.abs(np.bincount(places, minlength=5) - 200) < 60)
 

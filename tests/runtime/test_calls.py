@@ -3,8 +3,8 @@ other layouts), outputs are fresh arrays, and nothing the caller holds is overwr
 import numpy as np
 import pytest
 
-import compiler
-from runtime.executable import DATA_OFFSET
+import flowjit
+from flowjit.runtime.executable import DATA_OFFSET
 
 
 def test_the_data_pointer_offset_is_found_on_cpython():
@@ -20,17 +20,17 @@ def test_the_data_pointer_offset_is_found_on_cpython():
     lambda x: x[2:],                      # a view that starts inside its buffer
     lambda x: np.asfortranarray(x.reshape(2, -1)).reshape(-1, order="F"),
     lambda x: x[::-1],                    # negative strides: copied to C order
-    lambda x: x.view(compiler.Array),     # the Array a jitted call returns
+    lambda x: x.view(flowjit.Array),     # the Array a jitted call returns
 ])
 def test_inputs_of_any_layout_give_numpy_results(make):
     x = make(np.arange(12, dtype=np.float32))
-    f = compiler.jit(lambda a: a * 2.0 + 1.0)
+    f = flowjit.jit(lambda a: a * 2.0 + 1.0)
     np.testing.assert_array_equal(f(x), np.asarray(x) * 2 + 1)
     np.testing.assert_array_equal(f(x), np.asarray(x) * 2 + 1)   # the cached path too
 
 
 def test_repeated_and_passed_through_outputs_are_separate_arrays():
-    f = compiler.jit(lambda a, b: (a + b, a + b, a, b * 3.0))
+    f = flowjit.jit(lambda a, b: (a + b, a + b, a, b * 3.0))
     a, b = np.arange(4, dtype=np.float32), np.ones(4, np.float32)
     s1, s2, same_a, b3 = f(a, b)
     np.testing.assert_array_equal(s1, a + b)
@@ -40,11 +40,11 @@ def test_repeated_and_passed_through_outputs_are_separate_arrays():
     s1[0] = 100.0
     same_a[1] = 100.0
     assert s2[0] == 1.0 and a[1] == 1.0     # no output aliases another, or an input
-    assert isinstance(s1, compiler.Array) and isinstance(same_a, compiler.Array)
+    assert isinstance(s1, flowjit.Array) and isinstance(same_a, flowjit.Array)
 
 
 def test_a_new_shape_through_the_fast_path_retraces():
-    f = compiler.jit(lambda a: a.sum())
+    f = flowjit.jit(lambda a: a.sum())
     assert f(np.ones(3, np.float32)) == 3.0
     assert f(np.ones(5, np.float32)) == 5.0
     assert f(np.ones(5, np.float64)) == 5.0
@@ -56,7 +56,7 @@ def test_a_new_shape_through_the_fast_path_retraces():
 def test_results_the_caller_holds_are_never_written_again():
     # Large outputs are reused once dropped; anything still referenced (the array, a view
     # of it) must keep its values through later calls.
-    f = compiler.jit(lambda x, s: x * s)
+    f = flowjit.jit(lambda x, s: x * s)
     x = np.arange(512 * 256, dtype=np.float32).reshape(512, 256)
     kept = f(x, np.float32(1.0))
     view = f(x, np.float32(2.0))[3:5]
@@ -67,7 +67,7 @@ def test_results_the_caller_holds_are_never_written_again():
 
 
 def test_a_loop_that_rebinds_its_result_reuses_two_buffers():
-    f = compiler.jit(lambda x: x + 1.0)
+    f = flowjit.jit(lambda x: x + 1.0)
     y = np.zeros((512, 256), np.float32)
     buffers = set()
     for _ in range(8):

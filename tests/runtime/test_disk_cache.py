@@ -4,12 +4,12 @@ import os
 
 import numpy as np
 
-import compiler
-import compiler.numpy as fnp
+import flowjit
+import flowjit.numpy as fnp
 
 
 def _compile(x):
-    return compiler.jit(lambda x: fnp.tanh(x) * 3 + 1).lower(x).compile()
+    return flowjit.jit(lambda x: fnp.tanh(x) * 3 + 1).lower(x).compile()
 
 
 def test_second_compile_uses_the_cache_and_corruption_is_rebuilt(tmp_path, monkeypatch):

@@ -6,10 +6,10 @@ tests/fixtures/make_jax_fixtures.py); that is the oracle here.
 import numpy as np
 import pytest
 
-from passes import optimize
-from runtime.executable import compile_module
+from flowjit.passes import optimize
+from flowjit.runtime.executable import compile_module
 from tests.ir.test_jax_hlo import NAMES, load
-from ir.parser import parse_module
+from flowjit.ir.parser import parse_module
 
 
 @pytest.mark.parametrize("name", NAMES)

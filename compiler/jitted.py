@@ -9,10 +9,10 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from compiler import tree
-from compiler.core import Array, as_array, current_trace
-from compiler.tracing import ArgSpec, Traced, argument_names, spec_of, trace_function
-from ir.module import Module
+from flowjit import tree
+from flowjit.core import Array, as_array, current_trace
+from flowjit.tracing import ArgSpec, Traced, argument_names, spec_of, trace_function
+from flowjit.ir.module import Module
 
 log = logging.getLogger("flowjit")
 
@@ -36,8 +36,8 @@ class Compiled:
 
     def __init__(self, traced: Traced, opt_level: int, timings: dict,
                  device: Optional[str] = None):
-        from runtime.executable import compile_module
-        from passes import optimize
+        from flowjit.runtime.executable import compile_module
+        from flowjit.passes import optimize
         self.traced = traced
         self.opt_level = opt_level
         self.timings = dict(timings)
@@ -45,7 +45,7 @@ class Compiled:
         self.module, self.pass_records = optimize(_copy(traced.module), opt_level=opt_level)
         self.timings["passes"] = time.perf_counter() - start
         if device is not None and device.startswith("cuda"):
-            from runtime.cuda import CudaExecutable
+            from flowjit.runtime.cuda import CudaExecutable
             self.executable = CudaExecutable(self.module, device)
         else:
             self.executable = compile_module(self.module)
@@ -68,11 +68,11 @@ class Compiled:
         return self.module.to_text()
 
     def memory_analysis(self):
-        from passes import memory_analysis
+        from flowjit.passes import memory_analysis
         return memory_analysis(self.module)
 
     def cost_analysis(self) -> dict:
-        from passes import cost_analysis
+        from flowjit.passes import cost_analysis
         return cost_analysis(self.module)
 
 
@@ -164,7 +164,7 @@ class Jitted:
 
     def lower(self, *args: Any) -> Lowered:
         if self.device is None or not self.device.startswith("cuda"):
-            from codegen import start_compile_workers
+            from flowjit.codegen import start_compile_workers
             start_compile_workers()   # warming up while we trace and optimize
         static, leaves, treedef, rebuild, labels = self._split(args)
         key = self._key(static, leaves, treedef, labels)
