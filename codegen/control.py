@@ -7,7 +7,7 @@ from typing import Iterator
 
 from llvmlite import ir as llvm_ir
 
-from flowjit.codegen.types import I64, i64
+from flowjit.codegen.llvm_types import I64, i64
 
 
 _nesting = threading.local()   # per thread: for each open for_range, "holds a loop?"

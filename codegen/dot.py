@@ -10,10 +10,10 @@ from llvmlite import ir as llvm_ir
 from flowjit.codegen.blas import gemm_symbols
 from flowjit.codegen.control import for_range
 from flowjit.codegen.scalar_ops import ScalarContext
-from flowjit.codegen.types import F32, F64, I32, I64, PTR, i64
+from flowjit.codegen.llvm_types import F32, F64, I32, I64, PTR, i64
 from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Computation, Instruction
-from flowjit.ir.ops import OPS
+from flowjit.ir.ops import spec
 
 
 @dataclass
@@ -68,8 +68,7 @@ def epilogue_of(comp: Computation) -> Optional[Instruction]:
     while stack:
         node = stack.pop()
         for user in users.get(node, []):
-            spec = OPS.get(user.opcode)
-            if spec is None or not spec.elementwise or user.shape.dims != dot.shape.dims:
+            if not spec(user.opcode).elementwise or user.shape.dims != dot.shape.dims:
                 return None
             stack.append(user)
     return dot

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from llvmlite import ir as llvm_ir
 
-from flowjit.codegen.types import F32, F64, I32, I64
+from flowjit.codegen.llvm_types import F32, F64, I32, I64
 
 
 def _c(t, v):

@@ -14,14 +14,15 @@ from flowjit.codegen.parallel import kernel_type as parallel_kernel_type
 from flowjit.codegen.elemental import (ConstantPool, ElementalEmitter, RowCache,
                                emit_scalar_computation, is_elemental, linearize, load_element)
 from flowjit.codegen.scalar_ops import ScalarContext, convert, to_memory
-from flowjit.codegen.types import PTR, i64, memory_type
+from flowjit.codegen.llvm_types import PTR, i64, memory_type
 from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Instruction, Module
-from flowjit.ir.ops import OPS
+from flowjit.ir.ops import CostClass, opcodes_where, spec
 from flowjit.ir.shapes import ArrayShape, leaves
 
 # Entry-level instructions that only name buffers: no kernel runs for them.
-NO_KERNEL = frozenset({"parameter", "constant", "tuple", "get-tuple-element"})
+# Ops that run no code of their own (parameters, literals, tuples).
+NO_KERNEL = opcodes_where(lambda s: not s.does_work)
 
 
 @dataclass
@@ -461,9 +462,7 @@ def _row_reductions(root: Instruction, buffers: dict) -> dict[int, list[Instruct
 
 
 # Ops worth keeping in a row buffer rather than computing twice (loads and adds are not).
-_COSTLY = frozenset({"exponential", "exponential-minus-one", "log", "log-plus-one", "tanh",
-                     "logistic", "erf", "sine", "cosine", "power", "atan2", "divide",
-                     "sqrt", "rsqrt", "cbrt"})
+_COSTLY = opcodes_where(lambda s: s.cost in (CostClass.DIVISION, CostClass.TRANSCENDENTAL))
 _ROW_CACHE_BYTES = 1 << 16
 
 
@@ -514,8 +513,7 @@ def _reads_elementwise(root: Instruction, target: Instruction, skip: Instruction
         if id(node) in seen or node is skip or id(node) in buffers:
             continue
         seen.add(id(node))
-        spec = OPS.get(node.opcode)
-        if spec is not None and spec.elementwise and node.shape.dims == root.shape.dims:
+        if spec(node.opcode).elementwise and node.shape.dims == root.shape.dims:
             stack.extend(node.operands)
     return False
 

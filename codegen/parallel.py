@@ -12,7 +12,7 @@ import os
 
 from llvmlite import ir as llvm_ir
 
-from flowjit.codegen.types import I32, I64, PTR, i64
+from flowjit.codegen.llvm_types import I32, I64, PTR, i64
 
 # Below this much work (output elements x instructions per element) a kernel stays on one
 # thread: creating and joining a thread costs tens of microseconds.

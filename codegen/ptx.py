@@ -26,7 +26,7 @@ from flowjit.codegen.ptx_kernels import (LOOP_BLOCK, MAX_GRID, emit_loop_kernel,
                                  row_reductions, scatter_is_atomic)
 from flowjit.codegen.ptx_target import (TRIPLE, compile_to_ptx, cuda_scalar_context, data_layout,
                                 target_machine)
-from flowjit.codegen.types import I32, PTR
+from flowjit.codegen.llvm_types import I32, PTR
 from flowjit.ir.buffers import BufferPlan, flatten_slots, plan_buffers
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.shapes import leaves

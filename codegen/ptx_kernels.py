@@ -16,7 +16,7 @@ from flowjit.codegen.ptx_target import (WARP, barrier, boolean, delinearize_narr
                                 shared_array, shared_element, shuffle, special_register,
                                 strided_loop)
 from flowjit.codegen.scalar_ops import ScalarContext, convert, from_memory, to_memory
-from flowjit.codegen.types import I8, I32, I64, i64, memory_type
+from flowjit.codegen.llvm_types import I8, I32, I64, i64, memory_type
 from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Instruction
 from flowjit.ir.shapes import leaves

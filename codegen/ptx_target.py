@@ -12,7 +12,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir as llvm_ir
 
 from flowjit.codegen.scalar_ops import ScalarContext
-from flowjit.codegen.types import I1, I32, I64
+from flowjit.codegen.llvm_types import I1, I32, I64
 
 TRIPLE = "nvptx64-nvidia-cuda"
 ARCHES = ("sm_70", "sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90")

@@ -14,7 +14,7 @@ from llvmlite import ir as llvm_ir
 
 from flowjit.codegen import fast_math
 from flowjit.codegen.control import alloca_at_entry
-from flowjit.codegen.types import F32, I1, I16, I32, memory_type, register_type
+from flowjit.codegen.llvm_types import F32, I1, I16, I32, memory_type, register_type
 from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Instruction
 

@@ -180,8 +180,8 @@ def _emit_while(init: Sequence[Any], types: list[LeafType], body: _Traced, cond:
     loop = trace.builder.add("while", [start], calls={"condition": cond_comp, "body": body_comp},
                              metadata=metadata)
     if trip_count is not None:
-        # XLA's spelling; it keeps the trip count in the IR for autodiff and unrolling.
-        loop.extra_attrs["backend_config"] = f'{{"known_trip_count":{{"n":"{trip_count}"}}}}'
+        # Printed as XLA's backend_config; it keeps the trip count in the IR for autodiff.
+        loop.attrs["known_trip_count"] = trip_count
     out_weak = [weak and w for (_, weak), w in zip(types, body.out_weak)]
     return _results(loop, out_weak)
 

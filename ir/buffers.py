@@ -80,7 +80,7 @@ def plan_buffers(module: Module,
     output_set = set(plan.outputs)
     temps = [s for s in produced_at if s not in output_set]
     if reuse is None:
-        reuse = any("buffer" in i.extra_attrs for i in entry.instructions)
+        reuse = any("buffer" in i.attrs for i in entry.instructions)
     if not reuse:
         last_use = {s: len(entry.instructions) for s in temps}  # every value lives to the end
     _assign_arena(plan, temps, produced_at, last_use)

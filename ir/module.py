@@ -6,6 +6,7 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
+from flowjit.ir.opcodes import Opcode
 from flowjit.ir.shapes import Shape
 
 # Attributes that name called computations, and whether they take a list.
@@ -27,11 +28,12 @@ class Instruction:
     __slots__ = ("name", "opcode", "shape", "operands", "attrs", "calls", "literal",
                  "metadata", "extra_attrs")
 
-    def __init__(self, name: str, opcode: str, shape: Shape, operands: Iterable["Instruction"] = (),
+    def __init__(self, name: str, opcode: "Opcode | str", shape: Shape,
+                 operands: Iterable["Instruction"] = (),
                  attrs: Optional[dict] = None, calls: Optional[dict] = None,
                  literal: Optional[np.ndarray] = None, metadata: Optional[dict] = None):
         self.name = name
-        self.opcode = opcode
+        self.opcode = Opcode.parse(opcode)
         self.shape = shape
         self.operands = list(operands)
         self.attrs = dict(attrs or {})

@@ -6,6 +6,7 @@ verbatim in `Instruction.extra_attrs`. Every error carries line and column.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Optional
@@ -14,9 +15,9 @@ import numpy as np
 
 from flowjit.ir import dtypes
 from flowjit.ir.errors import HloParseError, ShapeError
-from flowjit.ir.module import COMPUTATION_ATTRS, Computation, Instruction, Module
-from flowjit.ir.ops import OPS, infer_shape
-from flowjit.ir.printer import BOOL_ATTRS, INT_ATTRS, INT_LIST_ATTRS
+from flowjit.ir.attributes import AttrKind, BufferSlice
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.ops import OPS, infer_shape, spec
 from flowjit.ir.shapes import ArrayShape, Shape, TupleShape
 
 _TOKEN = re.compile(r"""
@@ -111,6 +112,33 @@ class _Lexer:
 _C_ESCAPE = re.compile(rb"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))", re.DOTALL)
 _C_SIMPLE = {b"n": b"\n", b"t": b"\t", b"r": b"\r", b"a": b"\a", b"b": b"\b", b"f": b"\f",
              b"v": b"\v"}
+
+
+_VERBATIM = object()   # a decoder's answer: keep this attribute's text as it is
+
+
+def _one(words: list[Token]) -> Token:
+    if len(words) != 1:
+        raise ValueError
+    return words[0]
+
+
+def _int(words: list[Token]) -> int:
+    return int(_one(words).text)
+
+
+def _bool(words: list[Token]) -> bool:
+    text = _one(words).text
+    if text not in ("true", "false"):
+        raise ValueError
+    return text == "true"
+
+
+def _string(tokens: list[Token]) -> str:
+    if len(tokens) != 1 or tokens[0].kind not in ("string", "word"):
+        raise ValueError
+    text = tokens[0].text
+    return unescape_string(text[1:-1]) if tokens[0].kind == "string" else text
 
 
 def unescape_string(text: str) -> str:
@@ -243,28 +271,25 @@ class _Parser:
             span = (token.pos, token.pos + len(token.text))
         tokens = lex.tokens[start_index:lex.i]
         words = [t for t in tokens if t.kind == "word"]
+        attribute = spec(inst.opcode).attr(key)
+        if inst.opcode == "parameter" and attribute is not None and attribute.name == "number":
+            attribute = None   # the number is the operand, not an attribute
         try:
-            if key in INT_LIST_ATTRS:
-                inst.attrs[key] = tuple(int(t.text) for t in words)
-            elif key in INT_ATTRS:
-                inst.attrs[key] = int(words[0].text)
-            elif key in BOOL_ATTRS:
-                inst.attrs[key] = words[0].text == "true"
-            elif key in ("direction", "type", "kind", "algorithm"):
-                inst.attrs[key] = words[0].text
-            elif key == "custom_call_target":
-                inst.attrs[key] = tokens[0].text.strip('"')
-            elif key == "slice":
-                inst.attrs[key] = self.decode_slice(tokens)
-            elif key == "padding":
-                inst.attrs[key] = self.decode_padding(words[0]) if words else ()
-            elif key in COMPUTATION_ATTRS:
-                pending.call_names[key] = [(_name(t), t) for t in words]
-            elif key == "metadata":
+            if key == "metadata":
                 inst.metadata = self.decode_metadata(tokens)
-            else:
+            elif attribute is None:
                 inst.extra_attrs[key] = lex.text[span[0]:span[1]]
-        except (ValueError, IndexError):
+            elif attribute.kind in (AttrKind.COMPUTATION, AttrKind.COMPUTATIONS):
+                pending.call_names[attribute.name] = (
+                    [(_name(t), t) for t in words], attribute.kind is AttrKind.COMPUTATIONS)
+            else:
+                value = self.DECODERS[attribute.kind](self, tokens, words,
+                                                      lex.text[span[0]:span[1]])
+                if value is _VERBATIM:
+                    inst.extra_attrs[key] = lex.text[span[0]:span[1]]
+                else:
+                    inst.attrs[attribute.name] = value
+        except (ValueError, IndexError, KeyError, TypeError):
             raise lex.error(f"malformed value for attribute '{key}'", key_token) from None
 
     def decode_slice(self, tokens: list[Token]) -> tuple:
@@ -288,6 +313,40 @@ class _Parser:
                 raise ValueError
             config.append(tuple(numbers) + ((0,) if len(numbers) == 2 else ()))
         return tuple(config)
+
+    def decode_trip_count(self, raw: str):
+        """A `while`'s backend_config: its trip count when that is all it says."""
+        config = json.loads(raw)
+        if set(config) != {"known_trip_count"} or set(config["known_trip_count"]) != {"n"}:
+            return _VERBATIM
+        n = int(config["known_trip_count"]["n"])
+        if n < 0:
+            raise ValueError
+        return n
+
+    def decode_buffer(self, raw: str) -> tuple:
+        parts = re.findall(r"\{offset=(\d+),size=(\d+)\}|(output)", raw)
+        rebuilt = ",".join("output" if out else f"{{offset={o},size={s}}}"
+                           for o, s, out in parts)
+        if not parts or raw not in (rebuilt, "{" + rebuilt + "}"):
+            raise ValueError
+        return tuple(BufferSlice(output=True) if out else BufferSlice(int(o), int(s))
+                     for o, s, out in parts)
+
+    # One decoder per attribute kind, (parser, tokens, word tokens, raw text) -> value: the
+    # parser's half of the attribute schema (computations are resolved later).
+    DECODERS = {
+        AttrKind.INT: lambda self, tokens, words, raw: _int(words),
+        AttrKind.INT_LIST: lambda self, tokens, words, raw: tuple(int(t.text) for t in words),
+        AttrKind.BOOL: lambda self, tokens, words, raw: _bool(words),
+        AttrKind.WORD: lambda self, tokens, words, raw: _one(words).text,
+        AttrKind.STRING: lambda self, tokens, words, raw: _string(tokens),
+        AttrKind.SLICE: lambda self, tokens, words, raw: self.decode_slice(tokens),
+        AttrKind.PADDING: lambda self, tokens, words, raw: (
+            self.decode_padding(_one(words)) if words else ()),
+        AttrKind.TRIP_COUNT: lambda self, tokens, words, raw: self.decode_trip_count(raw),
+        AttrKind.BUFFER: lambda self, tokens, words, raw: self.decode_buffer(raw),
+    }
 
     def decode_metadata(self, tokens: list[Token]) -> dict:
         result = {}
@@ -428,13 +487,16 @@ class _Parser:
                                 p.name_token or p.token)
             by_name[p.inst.name] = p
         for p in pending:
-            for key, names in p.call_names.items():
+            for key, (names, is_list) in p.call_names.items():
                 try:
                     callees = [computations[n] for n, _ in names]
                 except KeyError:
                     bad = next(t for n, t in names if n not in computations)
                     raise lex.error(f"unknown computation %{_name(bad)}", bad) from None
-                p.inst.calls[key] = callees if COMPUTATION_ATTRS[key] else callees[0]
+                if not is_list and len(callees) != 1:
+                    raise lex.error(f"'{key}' names one computation", names[-1][1] if names
+                                    else p.token)
+                p.inst.calls[key] = callees if is_list else callees[0]
             for operand, token in p.operand_names:
                 if operand not in by_name:
                     raise lex.error(f"unknown operand %{operand}", token)

@@ -6,31 +6,11 @@ import math
 import numpy as np
 
 from flowjit.ir.dtypes import DType
-from flowjit.ir.module import COMPUTATION_ATTRS, Computation, Instruction, Module
+from flowjit.ir.attributes import COMMON_ATTRS, Attr, AttrKind
+from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.opcodes import Opcode
+from flowjit.ir.ops import spec
 from flowjit.ir.shapes import Shape
-
-# Attributes whose value is a list of ints, printed `{1,0}`.
-INT_LIST_ATTRS = (
-    "dimensions", "dynamic_slice_sizes", "slice_sizes", "offset_dims", "collapsed_slice_dims",
-    "start_index_map", "update_window_dims", "inserted_window_dims",
-    "scatter_dims_to_operand_dims", "lhs_batch_dims", "rhs_batch_dims", "lhs_contracting_dims",
-    "rhs_contracting_dims", "operand_batching_dims", "start_indices_batching_dims",
-    "input_batching_dims", "scatter_indices_batching_dims",
-)
-INT_ATTRS = ("iota_dimension", "index", "index_vector_dim")
-BOOL_ATTRS = ("indices_are_sorted", "unique_indices")
-WORD_ATTRS = ("direction", "type", "kind", "algorithm")
-# Printing order of known attributes: the order XLA prints them in.
-ATTR_ORDER = (
-    "slice", "padding", "iota_dimension", "index", "direction", "type", "dimensions",
-    "lhs_batch_dims", "lhs_contracting_dims", "rhs_batch_dims", "rhs_contracting_dims",
-    "offset_dims", "collapsed_slice_dims", "operand_batching_dims", "start_indices_batching_dims",
-    "start_index_map", "index_vector_dim", "slice_sizes", "dynamic_slice_sizes",
-    "update_window_dims", "inserted_window_dims", "input_batching_dims",
-    "scatter_indices_batching_dims", "scatter_dims_to_operand_dims", "indices_are_sorted",
-    "unique_indices", "kind", "algorithm", "custom_call_target",
-)
-
 
 def format_shape(shape: Shape) -> str:
     return str(shape)
@@ -66,22 +46,50 @@ def format_literal(literal: np.ndarray, dtype: DType) -> str:
     return nested(array)
 
 
-def _format_attr(name: str, value) -> str:
-    if name in INT_LIST_ATTRS:
-        return "{" + ",".join(str(v) for v in value) + "}"
-    if name in BOOL_ATTRS:
-        return "true" if value else "false"
-    if name == "slice":
-        parts = [f"[{a}:{b}]" if c == 1 else f"[{a}:{b}:{c}]" for a, b, c in value]
-        return "{" + ", ".join(parts) + "}"
-    if name == "custom_call_target":
-        return '"' + str(value) + '"'
-    if name == "padding":
-        if not value:
-            return "{}"  # a scalar pad: an empty config must still print a value
-        return "x".join(f"{lo}_{hi}" if interior == 0 else f"{lo}_{hi}_{interior}"
-                        for lo, hi, interior in value)
-    return str(value)
+def _int_list(value) -> str:
+    return "{" + ",".join(str(v) for v in value) + "}"
+
+
+def _slice(value) -> str:
+    parts = [f"[{a}:{b}]" if c == 1 else f"[{a}:{b}:{c}]" for a, b, c in value]
+    return "{" + ", ".join(parts) + "}"
+
+
+def _padding(value) -> str:
+    if not value:
+        return "{}"  # a scalar pad: an empty config must still print a value
+    return "x".join(f"{lo}_{hi}" if interior == 0 else f"{lo}_{hi}_{interior}"
+                    for lo, hi, interior in value)
+
+
+def _buffer(value) -> str:
+    parts = ["output" if s.output else f"{{offset={s.offset},size={s.size}}}" for s in value]
+    return parts[0] if len(parts) == 1 else "{" + ",".join(parts) + "}"
+
+
+# One formatter per attribute kind: the printer's half of the attribute schema.
+FORMATTERS = {
+    AttrKind.INT: str,
+    AttrKind.INT_LIST: _int_list,
+    AttrKind.BOOL: lambda value: "true" if value else "false",
+    AttrKind.WORD: str,
+    AttrKind.STRING: lambda value: '"' + escape_string(str(value)) + '"',
+    AttrKind.SLICE: _slice,
+    AttrKind.PADDING: _padding,
+    AttrKind.COMPUTATION: lambda callee: f"%{callee.name}",
+    AttrKind.COMPUTATIONS: lambda callees: "{" + ", ".join("%" + c.name for c in callees) + "}",
+    AttrKind.TRIP_COUNT: lambda n: f'{{"known_trip_count":{{"n":"{n}"}}}}',
+    AttrKind.BUFFER: _buffer,
+}
+
+
+def _attribute_text(inst: Instruction, attribute: Attr):
+    """`name=value` for one schema attribute of `inst`, or None when it has no value."""
+    holder = inst.calls if attribute.kind in (AttrKind.COMPUTATION,
+                                              AttrKind.COMPUTATIONS) else inst.attrs
+    if attribute.name not in holder:
+        return None
+    return f"{attribute.text_name}={FORMATTERS[attribute.kind](holder[attribute.name])}"
 
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
@@ -106,21 +114,17 @@ def _format_metadata(metadata: dict) -> str:
 def format_instruction(inst: Instruction, is_root: bool = False,
                        metadata: bool = True) -> str:
     """`ROOT %name = shape opcode(operands), attr=value, ...` for one instruction."""
-    if inst.opcode == "parameter":
+    op = spec(inst.opcode)
+    if inst.opcode is Opcode.PARAMETER:
         args = str(inst.attrs["number"])
-    elif inst.opcode == "constant":
+    elif inst.opcode is Opcode.CONSTANT:
         args = format_literal(inst.literal, inst.shape.dtype)
     else:
         args = ", ".join(f"%{o.name}" for o in inst.operands)
     text = f"{'ROOT ' if is_root else ''}%{inst.name} = {inst.shape} {inst.opcode}({args})"
-    attrs = [f"{k}={_format_attr(k, inst.attrs[k])}" for k in ATTR_ORDER if k in inst.attrs]
-    for key in COMPUTATION_ATTRS:
-        if key in inst.calls:
-            value = inst.calls[key]
-            if isinstance(value, list):
-                attrs.append(f"{key}={{{', '.join('%' + c.name for c in value)}}}")
-            else:
-                attrs.append(f"{key}=%{value.name}")
+    schema = () if inst.opcode is Opcode.PARAMETER else op.attrs  # its number: above
+    attrs = [text for text in (_attribute_text(inst, a) for a in schema + COMMON_ATTRS)
+             if text is not None]
     attrs.extend(f"{k}={v}" for k, v in inst.extra_attrs.items())
     if metadata and inst.metadata:
         attrs.append(f"metadata={_format_metadata(inst.metadata)}")

@@ -5,13 +5,9 @@ from dataclasses import dataclass
 
 from flowjit.ir.buffers import plan_buffers
 from flowjit.ir.module import Computation, Instruction, Module
-from flowjit.ir.ops import OPS
+from flowjit.ir.ops import CostClass, spec
 from flowjit.ir.shapes import leaves
 
-TRANSCENDENTAL = frozenset({"exponential", "exponential-minus-one", "log", "log-plus-one",
-                            "sqrt", "rsqrt", "cbrt", "tanh", "logistic", "sine", "cosine",
-                            "tan", "erf", "power", "atan2"})
-_NO_WORK = frozenset({"parameter", "constant", "tuple", "get-tuple-element"})
 
 
 @dataclass(frozen=True)
@@ -41,7 +37,7 @@ def memory_analysis(module: Module) -> MemoryAnalysis:
 def _flops(inst: Instruction) -> tuple[float, float]:
     """(flops, transcendentals) of one instruction, not counting what it calls."""
     op = inst.opcode
-    if op in _NO_WORK or inst.shape.is_tuple and op not in ("reduce",):
+    if not spec(op).does_work or inst.shape.is_tuple and op not in ("reduce",):
         return 0.0, 0.0
     if op == "dot":
         lhs = inst.operands[0]
@@ -51,10 +47,9 @@ def _flops(inst: Instruction) -> tuple[float, float]:
         return 2.0 * inst.shape.size * contracted, 0.0
     if op == "reduce":
         return float(sum(o.shape.size for o in inst.operands[:len(inst.operands) // 2])), 0.0
-    spec = OPS.get(op)
-    if spec is not None and spec.elementwise:
+    if spec(op).elementwise:
         size = float(inst.shape.size)
-        return size, size if op in TRANSCENDENTAL else 0.0
+        return size, size if spec(op).cost is CostClass.TRANSCENDENTAL else 0.0
     return 0.0, 0.0
 
 
@@ -74,7 +69,7 @@ def cost_analysis(module: Module) -> dict:
     under `kernels` (each fusion or unfused instruction of the entry computation)."""
     kernels = []
     for inst in module.entry.instructions:
-        if inst.opcode in _NO_WORK:
+        if not spec(inst.opcode).does_work:
             continue
         if inst.opcode == "fusion":
             flops, transcendentals = _computation_flops(inst.calls["calls"])

@@ -3,8 +3,10 @@
 Each entry instruction with bytes in the arena gets `buffer={offset=N,size=M}`; outputs get
 `buffer=output`, so a dump says where every temporary lives and which ones share bytes.
 """
+from flowjit.ir.attributes import BufferSlice
 from flowjit.ir.buffers import flatten_slots, plan_buffers
 from flowjit.ir.module import Module
+from flowjit.ir.ops import spec
 
 
 def run(module: Module) -> bool:
@@ -13,17 +15,15 @@ def run(module: Module) -> bool:
     outputs = set(plan.outputs)
     changed = False
     for inst in module.entry.instructions:
-        if inst.opcode in ("parameter", "constant", "tuple", "get-tuple-element"):
+        if not spec(inst.opcode).does_work:
             continue
-        slots = flatten_slots(trees[id(inst)])
-        parts = []
-        for s in slots:
+        slices = []
+        for s in flatten_slots(trees[id(inst)]):
             if s in outputs:
-                parts.append("output")
+                slices.append(BufferSlice(output=True))
             elif s in plan.arena_offsets:
-                parts.append(f"{{offset={plan.arena_offsets[s]},size={plan.shapes[s].nbytes}}}")
-        text = parts[0] if len(parts) == 1 else "{" + ",".join(parts) + "}"
-        if parts and inst.extra_attrs.get("buffer") != text:
-            inst.extra_attrs["buffer"] = text
+                slices.append(BufferSlice(plan.arena_offsets[s], plan.shapes[s].nbytes))
+        if slices and inst.attrs.get("buffer") != tuple(slices):
+            inst.attrs["buffer"] = tuple(slices)
             changed = True
     return changed

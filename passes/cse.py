@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from flowjit.ir.module import Computation, Instruction, Module
-from flowjit.ir.ops import OPS
+from flowjit.ir.ops import spec
 
 
 def _key(inst: Instruction, ids: dict) -> tuple:
     operands = [ids[id(o)] for o in inst.operands]
-    spec = OPS.get(inst.opcode)
-    if spec is not None and spec.commutative:
+    if spec(inst.opcode).commutative:
         operands.sort()
     calls = tuple(sorted((k, tuple(id(c) for c in v) if isinstance(v, list) else id(v))
                          for k, v in inst.calls.items()))

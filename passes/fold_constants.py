@@ -4,15 +4,19 @@ from __future__ import annotations
 import numpy as np
 
 from flowjit.ir.module import Instruction, Module
+from flowjit.ir.opcodes import Opcode
+from flowjit.ir.ops import FusionRole, spec
 from flowjit.ir.reference import evaluate_instruction
 
 MAX_FOLDED_ELEMENTS = 1024  # a fold never writes a literal bigger than this
-_NEVER = {"parameter", "constant", "rng-bit-generator", "custom-call", "while",
-          "conditional", "call", "fusion", "tuple", "get-tuple-element", "iota"}
+# Ops that compute values from their operands alone; scatter, opaque to fusion, is one too.
+_FOLDABLE_ROLES = (FusionRole.ELEMENTWISE, FusionRole.DATA_MOVEMENT, FusionRole.REDUCTION,
+                   FusionRole.CONTRACTION)
 
 
 def _foldable(inst: Instruction) -> bool:
-    if inst.opcode in _NEVER or inst.shape.is_tuple or not inst.operands:
+    computes = spec(inst.opcode).role in _FOLDABLE_ROLES or inst.opcode is Opcode.SCATTER
+    if not computes or inst.shape.is_tuple or not inst.operands:
         return False
     if inst.shape.size > MAX_FOLDED_ELEMENTS:
         return False

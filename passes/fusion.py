@@ -25,19 +25,8 @@ from dataclasses import dataclass, field
 
 from flowjit.ir.builder import NameTable
 from flowjit.ir.module import Computation, Instruction, Module
-from flowjit.ir.ops import OPS
-
-FUSIBLE = frozenset(
-    {name for name, spec in OPS.items() if spec.elementwise} | {
-        "constant", "iota", "broadcast", "reshape", "transpose", "slice", "pad",
-        "concatenate", "reverse", "dynamic-slice", "dynamic-update-slice", "gather",
-        "reduce", "dot"})
-EXPENSIVE = frozenset({"exponential", "exponential-minus-one", "log", "log-plus-one", "sqrt",
-                       "rsqrt", "cbrt", "tanh", "logistic", "sine", "cosine", "tan", "erf",
-                       "power", "atan2", "divide", "remainder", "reduce", "dot", "gather"})
-# Consumers that read one producer element for many of their own elements.
-REUSING = frozenset({"broadcast", "pad", "dot", "concatenate", "dynamic-slice", "gather"})
-
+from flowjit.ir.opcodes import Opcode
+from flowjit.ir.ops import spec
 
 @dataclass
 class Decision:
@@ -91,8 +80,7 @@ def _elementwise_path_to_root(inst: Instruction, group: Group, users: dict) -> b
         for user in users.get(node, []):
             if user not in group:
                 continue
-            spec = OPS.get(user.opcode)
-            if spec is None or not spec.elementwise or user.shape.dims != inst.shape.dims:
+            if not spec(user.opcode).elementwise or user.shape.dims != inst.shape.dims:
                 return False
             stack.append(user)
     return True
@@ -114,7 +102,8 @@ def plan(comp: Computation) -> tuple[list[Group], list[Decision]]:
     # materialized, so another group may only copy (not own) them.
     read_by_groups: set[int] = set()
     for inst in reversed(comp.instructions):
-        if id(inst) in grouped or inst.opcode not in FUSIBLE or inst.opcode == "constant":
+        if (id(inst) in grouped or not spec(inst.opcode).fusible
+                or inst.opcode is Opcode.CONSTANT):
             continue
         group = Group(inst, [inst])
         grouped[id(inst)] = group
@@ -166,12 +155,12 @@ def _shared(producer: Instruction, group: Group, users: dict, read_by_groups: se
 
 def _can_fuse(producer, consumer, group, users, grouped, shared) -> tuple[bool, str]:
     op = producer.opcode
-    if op not in FUSIBLE:
+    if not spec(op).fusible:
         return False, f"{op} is not fusible (it runs as its own step)"
     if id(producer) in grouped:
         return False, "already the root or member of another fusion"
     outside = [u for u in users.get(producer, []) if u not in group]
-    expensive = op in EXPENSIVE
+    expensive = spec(op).costly
     if expensive and shared:
         return False, f"{op} is expensive and has {shared} (it would be computed twice)"
     if op == "constant" and producer.shape.size > 1 and outside:
@@ -189,7 +178,8 @@ def _can_fuse(producer, consumer, group, users, grouped, shared) -> tuple[bool, 
         if any(m.opcode in ("dot", "reduce") for m in group.members):
             return False, "the fusion already has a dot or reduction as its hero"
         return True, "elementwise epilogue fused into the dot's output (kOutput)"
-    if expensive and consumer.opcode in REUSING and producer.shape.size < consumer.shape.size:
+    if (expensive and spec(consumer.opcode).rereads_operands
+            and producer.shape.size < consumer.shape.size):
         factor = consumer.shape.size // max(producer.shape.size, 1)
         return False, (f"{consumer.opcode} reads each {op} result ~{factor}x: recomputing "
                        "it costs more than a buffer")

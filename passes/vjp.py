@@ -11,7 +11,6 @@ zero), so `get-tuple-element` and `tuple` cost nothing and unused elements stay 
 """
 from __future__ import annotations
 
-import json
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -42,16 +41,8 @@ def has_float(shape: Shape) -> bool:
 
 
 def known_trip_count(inst: Instruction) -> Optional[int]:
-    """The trip count XLA-style `backend_config` records on a `while`, if any."""
-    try:
-        return int(json.loads(inst.extra_attrs["backend_config"])["known_trip_count"]["n"])
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def trip_count_config(n: int) -> dict:
-    """The `extra_attrs` that mark a `while` as running exactly `n` times."""
-    return {"backend_config": f'{{"known_trip_count":{{"n":"{n}"}}}}'}
+    """The trip count recorded on a `while` (printed as XLA's `backend_config`), if any."""
+    return inst.attrs.get("known_trip_count")
 
 
 class Emitter:

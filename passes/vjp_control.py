@@ -9,7 +9,7 @@ from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Instruction
 from flowjit.ir.shapes import ArrayShape, TupleShape
 from flowjit.passes.vjp import (Cotangent, Emitter, has_float, known_trip_count, no_rule_error,
-                        output_leaves, trip_count_config)
+                        output_leaves)
 
 
 def call_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:
@@ -99,7 +99,7 @@ def while_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:
     start = e.op("tuple", *[e.gte(init, k) for k in range(m)], e.scalar(0, s32.dtype),
                  *[e.filled(0, s) for s in stacks])
     stacking = e.op("while", start, calls={"body": fwd_body, "condition": fwd_cond},
-                    extra_attrs=trip_count_config(n))
+                    known_trip_count=n)
     e.replacements.append((inst, e.op("tuple", *[e.gte(stacking, k) for k in range(m)])))
 
     # Backward: (counter, cotangents..., stacks..., passthrough values...).
@@ -132,7 +132,7 @@ def while_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:
                  *[e.gte(stacking, m + 1 + j) for j in range(len(stashed))],
                  *[e.gte(init, k) for k in passed])
     reverse = e.op("while", start, calls={"body": bwd_body, "condition": bwd_cond},
-                   extra_attrs=trip_count_config(n))
+                   known_trip_count=n)
     return [[e.gte(reverse, 1 + k) if has_float(state[k]) else None for k in range(m)]]
 
 

@@ -76,7 +76,7 @@ def test_fori_loop_static_bounds_marks_trip_count_and_counts_first():
     check(f, acc, np.float64(1.5))
     module = lowered_module(f, np.float64(1.5))
     loop = next(i for i in module.entry.instructions if i.opcode == "while")
-    assert loop.extra_attrs["backend_config"] == '{"known_trip_count":{"n":"5"}}'
+    assert loop.attrs["known_trip_count"] == 5
     assert loop.shape.elements[0].dtype.value == "s32"  # the counter is element 0
     assert 'backend_config={"known_trip_count":{"n":"5"}}' in module.to_text()
 
@@ -91,7 +91,7 @@ def test_fori_loop_traced_bounds(lo, hi):
     check(f, v, np.int32(lo), np.int32(hi), np.float32(1.0))
     loop = next(i for i in lowered_module(f, np.int32(lo), np.int32(hi), np.float32(1))
                 .entry.instructions if i.opcode == "while")
-    assert "backend_config" not in loop.extra_attrs
+    assert "known_trip_count" not in loop.attrs
 
 
 def test_fori_loop_zero_trip_static():

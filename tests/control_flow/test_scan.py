@@ -33,7 +33,7 @@ def test_scan_lowers_to_one_while_with_dynamic_slices():
     loop = next(i for i in module.entry.instructions if i.opcode == "while")
     body_ops = {i.opcode for i in loop.calls["body"].instructions}
     assert {"dynamic-slice", "dynamic-update-slice"} <= body_ops
-    assert loop.extra_attrs["backend_config"] == '{"known_trip_count":{"n":"5"}}'
+    assert loop.attrs["known_trip_count"] == 5
 
 
 def test_rnn_like_scan_with_pytree_carry_xs_and_ys():

@@ -225,7 +225,10 @@ def test_get_tuple_element_of_an_array():
 
 def test_unknown_opcode():
     x = param("x", 0, arr(F32, 2))
-    bad = Instruction("bad", "frobnicate", arr(F32, 2), [x])
+    with pytest.raises(KeyError, match="unknown opcode 'frobnicate'"):
+        Instruction("bad", "frobnicate", arr(F32, 2), [x])
+    bad = Instruction("bad", "negate", arr(F32, 2), [x])
+    bad.opcode = "frobnicate"          # set behind the constructor's back
     expect_error(entry_module(x, bad), "%bad in %main", "unknown opcode 'frobnicate'")
 
 

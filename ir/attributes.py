@@ -1,0 +1,64 @@
+"""The typed attribute schema: each op's attributes, their kinds and which are required.
+
+An op's `OpSpec.attrs` lists `Attr`s in the order XLA prints them; the printer and the
+parser format and decode each attribute by its `AttrKind` (one formatter and one decoder
+per kind), so an op's attributes are declared once. Attributes an op does not declare are
+kept verbatim (`Instruction.extra_attrs`), as XLA keeps ones it does not know.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Optional
+
+
+class AttrKind(enum.Enum):
+    """How an attribute's value is spelled in HLO text and held in `Instruction.attrs`."""
+
+    INT = "int"                     # 3
+    INT_LIST = "int list"           # {1,0}                       -> (1, 0)
+    BOOL = "bool"                   # true                        -> True
+    WORD = "word"                   # GT, kLoop                   -> "GT"
+    STRING = "string"               # "target"                    -> "target"
+    SLICE = "slice"                 # {[0:4], [1:9:2]}            -> ((0, 4, 1), (1, 9, 2))
+    PADDING = "padding"             # 1_2x0_0_1                   -> ((1, 2, 0), (0, 0, 1))
+    COMPUTATION = "computation"     # %body                       (held in `calls`)
+    COMPUTATIONS = "computations"   # {%a, %b}                    (held in `calls`)
+    TRIP_COUNT = "trip count"       # backend_config={"known_trip_count":{"n":"5"}} -> 5
+    BUFFER = "buffer"               # {offset=0,size=64} / output -> BufferSlices
+
+
+@dataclass(frozen=True)
+class Attr:
+    """One attribute of an op: its key in `attrs`, kind, whether it must be present, and
+    its spelling in text when that differs from the key."""
+
+    name: str
+    kind: AttrKind
+    required: bool = True
+    spelling: Optional[str] = None
+
+    @property
+    def text_name(self) -> str:
+        return self.spelling or self.name
+
+
+def optional(name: str, kind: AttrKind) -> Attr:
+    return Attr(name, kind, required=False)
+
+
+@dataclass(frozen=True)
+class BufferSlice:
+    """Where one array of an instruction's result lives: bytes of the arena, or an output."""
+
+    offset: int = 0
+    size: int = 0
+    output: bool = False
+
+
+# A loop's trip count, when known, spelled as XLA spells it.
+KNOWN_TRIP_COUNT = Attr("known_trip_count", AttrKind.TRIP_COUNT, required=False,
+                        spelling="backend_config")
+# Every op may carry the buffer the `assign-buffers` pass gave its result.
+BUFFER = Attr("buffer", AttrKind.BUFFER, required=False)
+COMMON_ATTRS = (BUFFER,)
