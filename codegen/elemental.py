@@ -22,6 +22,7 @@ from flowjit.codegen.scalar_ops import (SCALAR_RULES, ScalarContext, convert, em
 from flowjit.codegen.llvm_types import I64, i64, memory_type, register_type
 from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Computation, Instruction
+from flowjit.ir.opcodes import Opcode
 from flowjit.ir.shapes import ArrayShape
 
 # loader(inst, index) -> register value of parameter `inst` at `index`
@@ -476,15 +477,16 @@ def _tuple(em, inst, index):
 
 
 _GENERATORS = {
-    "parameter": _parameter, "constant": _constant, "iota": _iota,
-    "broadcast": _broadcast, "reshape": _reshape, "transpose": _transpose,
-    "slice": _slice, "reverse": _reverse, "pad": _pad, "concatenate": _concatenate,
-    "dynamic-slice": _dynamic_slice, "dynamic-update-slice": _dynamic_update_slice,
-    "reduce": _reduce, "dot": _dot, "gather": _gather,
-    "get-tuple-element": _get_tuple_element, "tuple": _tuple,
+    Opcode.PARAMETER: _parameter, Opcode.CONSTANT: _constant, Opcode.IOTA: _iota,
+    Opcode.BROADCAST: _broadcast, Opcode.RESHAPE: _reshape, Opcode.TRANSPOSE: _transpose,
+    Opcode.SLICE: _slice, Opcode.REVERSE: _reverse, Opcode.PAD: _pad,
+    Opcode.CONCATENATE: _concatenate,
+    Opcode.DYNAMIC_SLICE: _dynamic_slice, Opcode.DYNAMIC_UPDATE_SLICE: _dynamic_update_slice,
+    Opcode.REDUCE: _reduce, Opcode.DOT: _dot, Opcode.GATHER: _gather,
+    Opcode.GET_TUPLE_ELEMENT: _get_tuple_element, Opcode.TUPLE: _tuple,
 }
 
-ELEMENTAL_OPCODES = frozenset(SCALAR_RULES) | frozenset(_GENERATORS) - {"parameter"}
+ELEMENTAL_OPCODES = frozenset(SCALAR_RULES) | (frozenset(_GENERATORS) - {Opcode.PARAMETER})
 
 
 def is_elemental(inst: Instruction) -> bool:

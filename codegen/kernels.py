@@ -11,17 +11,19 @@ from flowjit.codegen.control import alloca_at_entry, for_range
 from flowjit.codegen.dot import emit_gemm, epilogue_of, gemm_plan
 from flowjit.codegen.parallel import MIN_PARALLEL_WORK, parallel_for, thread_count
 from flowjit.codegen.parallel import kernel_type as parallel_kernel_type
-from flowjit.codegen.elemental import (ConstantPool, ElementalEmitter, RowCache,
-                               emit_scalar_computation, is_elemental, linearize, load_element)
+from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, ElementalEmitter,
+                                       RowCache, emit_scalar_computation, is_elemental,
+                                       linearize, load_element)
 from flowjit.codegen.scalar_ops import ScalarContext, convert, to_memory
 from flowjit.codegen.llvm_types import PTR, i64, memory_type
 from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Instruction, Module
+from flowjit.ir.op_tables import Unsupported
+from flowjit.ir.opcodes import Opcode
 from flowjit.ir.ops import CostClass, opcodes_where, spec
 from flowjit.ir.shapes import ArrayShape, leaves
 
 # Entry-level instructions that only name buffers: no kernel runs for them.
-# Ops that run no code of their own (parameters, literals, tuples).
 NO_KERNEL = opcodes_where(lambda s: not s.does_work)
 
 
@@ -131,29 +133,33 @@ class ModuleLowering:
         return self.loaded[k]
 
     def emit_program(self, comp) -> None:
+        """The calls that run `comp`'s instructions in order, each by its CPU_LOWERING rule."""
         for inst in comp.instructions:
-            op = inst.opcode
-            if op in NO_KERNEL:
-                continue
-            if op == "call":
-                self.emit_program(inst.calls["to_apply"])
-            elif op == "while":
-                self.emit_while(inst)
-            elif op == "conditional":
-                self.emit_conditional(inst)
-            else:
-                info = self.lower_instruction(inst)
-                self.kernels.append(info)
-                kernel = self.llvm.globals[info.name]
-                pointers = [self.slot(k) for k in info.output_slots + info.input_slots]
-                if info.parallel_rows:
-                    table = self.loads.alloca(PTR, size=i64(len(pointers)), name="kernel_args")
-                    for k, p in enumerate(pointers):
-                        self.b.store(p, self.b.gep(table, [i64(k)], source_etype=PTR))
-                    self.b.call(parallel_for(self.llvm, kernel),
-                                [table, i64(info.parallel_rows)])
-                else:
-                    self.b.call(kernel, pointers)
+            rule = CPU_LOWERING[inst.opcode]
+            if isinstance(rule, Unsupported):
+                raise NotImplementedError(f"the CPU backend cannot run '{inst.opcode}' "
+                                          f"(%{inst.name}): {rule.reason}")
+            rule(self, inst)
+
+    def emit_nothing(self, inst: Instruction) -> None:
+        """Parameters, literals and tuples only name buffers: no code runs for them."""
+
+    def emit_call(self, inst: Instruction) -> None:
+        self.emit_program(inst.calls["to_apply"])
+
+    def emit_kernel_call(self, inst: Instruction) -> None:
+        """One kernel computing `inst`, and its call (split across threads by rows)."""
+        info = self.lower_instruction(inst)
+        self.kernels.append(info)
+        kernel = self.llvm.globals[info.name]
+        pointers = [self.slot(k) for k in info.output_slots + info.input_slots]
+        if info.parallel_rows:
+            table = self.loads.alloca(PTR, size=i64(len(pointers)), name="kernel_args")
+            for k, p in enumerate(pointers):
+                self.b.store(p, self.b.gep(table, [i64(k)], source_etype=PTR))
+            self.b.call(parallel_for(self.llvm, kernel), [table, i64(info.parallel_rows)])
+        else:
+            self.b.call(kernel, pointers)
 
     def copy_slots(self, sources: list[int], targets: list[int], shapes) -> None:
         """targets[k] = sources[k], safe when a source is also an earlier target (a swap)."""
@@ -533,3 +539,19 @@ def _source_lines(inst: Instruction) -> list[str]:
         if where and where not in lines:
             lines.append(where)
     return lines
+
+
+# How each op runs on the CPU: `rule(lowering, inst)` emits it into the entry function.
+# Elemental ops (a rule in codegen.scalar_ops or codegen.elemental), fusions and scatters
+# become kernels; calls, loops and branches become control flow around kernel calls.
+CPU_LOWERING: dict = {
+    **{op: ModuleLowering.emit_kernel_call for op in ELEMENTAL_OPCODES},
+    **{op: ModuleLowering.emit_nothing for op in NO_KERNEL},
+    Opcode.FUSION: ModuleLowering.emit_kernel_call,
+    Opcode.SCATTER: ModuleLowering.emit_kernel_call,
+    Opcode.CALL: ModuleLowering.emit_call,
+    Opcode.WHILE: ModuleLowering.emit_while,
+    Opcode.CONDITIONAL: ModuleLowering.emit_conditional,
+    Opcode.CUSTOM_CALL: Unsupported("custom calls are replaced by IR in the "
+                                    "lower-custom-calls pass, before codegen"),
+}

@@ -18,7 +18,7 @@ from typing import Union
 
 from llvmlite import ir as llvm_ir
 
-from flowjit.codegen.elemental import ConstantPool, is_elemental
+from flowjit.codegen.elemental import ELEMENTAL_OPCODES, ConstantPool, is_elemental
 from flowjit.codegen.kernels import NO_KERNEL
 from flowjit.codegen.ptx_dot import dot_grid, dot_tiling, emit_dot_kernel, fusion_dot
 from flowjit.codegen.ptx_kernels import (LOOP_BLOCK, MAX_GRID, emit_loop_kernel, emit_row_kernel,
@@ -29,6 +29,8 @@ from flowjit.codegen.ptx_target import (TRIPLE, compile_to_ptx, cuda_scalar_cont
 from flowjit.codegen.llvm_types import I32, PTR
 from flowjit.ir.buffers import BufferPlan, flatten_slots, plan_buffers
 from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.op_tables import Unsupported
+from flowjit.ir.opcodes import Opcode
 from flowjit.ir.shapes import leaves
 
 DEFAULT_ARCH = "sm_80"
@@ -134,18 +136,19 @@ class PtxLowering:
         """The steps that run `comp` (its kernels are added to the LLVM module)."""
         steps: list[Step] = []
         for inst in comp.instructions:
-            op = inst.opcode
-            if op in NO_KERNEL:
-                continue
-            if op == "call":
-                steps += self.program(inst.calls["to_apply"])
-            elif op == "while":
-                steps += self.loop(inst)
-            elif op == "conditional":
-                steps.append(self.branch(inst))
-            else:
-                steps += self.kernel_steps(inst)
+            rule = PTX_LOWERING[inst.opcode]
+            if isinstance(rule, Unsupported):
+                raise NotImplementedError(f"the CUDA backend cannot run '{inst.opcode}' "
+                                          f"(%{inst.name}): {rule.reason}")
+            steps += rule(self, inst)
         return steps
+
+    def no_steps(self, inst: Instruction) -> list[Step]:
+        """Parameters, literals and tuples only name buffers: nothing runs for them."""
+        return []
+
+    def call(self, inst: Instruction) -> list[Step]:
+        return self.program(inst.calls["to_apply"])
 
     def loop(self, inst: Instruction) -> list[Step]:
         state = tuple(self.slots_of(inst))
@@ -155,15 +158,15 @@ class PtxLowering:
                 Loop(tuple(self.program(condition)), predicate, tuple(self.program(body)),
                      tuple(self.slots_of(body.root)), state)]
 
-    def branch(self, inst: Instruction) -> Branch:
+    def branch(self, inst: Instruction) -> list[Step]:
         selector = inst.operands[0]
         branches = inst.calls.get("branch_computations") or [
             inst.calls["true_computation"], inst.calls["false_computation"]]
         (selector_slot,) = self.slots_of(selector)
-        return Branch(selector_slot, selector.shape.dtype.value,
-                      tuple(tuple(self.program(c)) for c in branches),
-                      tuple(tuple(self.slots_of(c.root)) for c in branches),
-                      tuple(self.slots_of(inst)))
+        return [Branch(selector_slot, selector.shape.dtype.value,
+                       tuple(tuple(self.program(c)) for c in branches),
+                       tuple(tuple(self.slots_of(c.root)) for c in branches),
+                       tuple(self.slots_of(inst)))]
 
     # --- kernels ------------------------------------------------------------------------
     def kernel_steps(self, inst: Instruction) -> list[Step]:
@@ -241,6 +244,21 @@ class PtxLowering:
         out_slots, in_slots = self._kernel_slots
         return Launch(kernel.name, tuple(out_slots) + tuple(in_slots), tuple(grid),
                       (block, 1, 1))
+
+
+# How each op runs on a GPU: `rule(lowering, inst)` gives the program steps for it. The
+# kernels share the CPU's elemental and scalar rules; loops and branches run on the host.
+PTX_LOWERING: dict = {
+    **{op: PtxLowering.kernel_steps for op in ELEMENTAL_OPCODES},
+    **{op: PtxLowering.no_steps for op in NO_KERNEL},
+    Opcode.FUSION: PtxLowering.kernel_steps,
+    Opcode.SCATTER: PtxLowering.kernel_steps,
+    Opcode.CALL: PtxLowering.call,
+    Opcode.WHILE: PtxLowering.loop,
+    Opcode.CONDITIONAL: PtxLowering.branch,
+    Opcode.CUSTOM_CALL: Unsupported("custom calls are replaced by IR in the "
+                                    "lower-custom-calls pass, before codegen"),
+}
 
 
 def _source_lines(inst: Instruction) -> list[str]:

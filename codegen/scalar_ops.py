@@ -17,6 +17,7 @@ from flowjit.codegen.control import alloca_at_entry
 from flowjit.codegen.llvm_types import F32, I1, I16, I32, memory_type, register_type
 from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Instruction
+from flowjit.ir.opcodes import Opcode
 
 
 @dataclass
@@ -417,27 +418,31 @@ def _copy(ctx, inst, args):
     return args[0]
 
 
-SCALAR_RULES: dict[str, Rule] = {
-    "negate": _negate, "abs": _abs, "sign": _sign,
-    "exponential": _inline_or_libm(fast_math.exp, "exp", True), "exponential-minus-one": _libm("expm1"),
-    "log": _inline_or_libm(fast_math.log_f32, "log", True, ("float",)), "log-plus-one": _libm("log1p"), "sqrt": _intrinsic("sqrt"),
-    "rsqrt": _rsqrt, "cbrt": _libm("cbrt"), "tanh": _inline_or_libm(fast_math.tanh_f32, "tanh", False, ("float",)), "logistic": _logistic,
-    "sine": _intrinsic("sin"), "cosine": _intrinsic("cos"), "tan": _libm("tan"),
-    "erf": _libm("erf"), "floor": _intrinsic("floor"), "ceil": _intrinsic("ceil"),
-    "round-nearest-even": _intrinsic("roundeven"), "round-nearest-afz": _round_afz,
-    "not": _not, "is-finite": _is_finite, "copy": _copy,
-    "add": _float_or_int("fadd", "add", "add"),
-    "subtract": _float_or_int("fsub", "sub", "sub"),
-    "multiply": _float_or_int("fmul", "mul", "mul"),
-    "divide": _divide, "remainder": _remainder, "power": _power,
-    "maximum": _extremum(">"), "minimum": _extremum("<"), "atan2": _atan2,
-    "and": lambda ctx, inst, args: ctx.builder.and_(*args),
-    "or": lambda ctx, inst, args: ctx.builder.or_(*args),
-    "xor": lambda ctx, inst, args: ctx.builder.xor(*args),
-    "shift-left": _shift("left"), "shift-right-logical": _shift("logical"),
-    "shift-right-arithmetic": _shift("arithmetic"),
-    "compare": _compare, "select": _select, "clamp": _clamp,
-    "convert": _convert, "bitcast-convert": _bitcast_convert,
+SCALAR_RULES: dict[Opcode, Rule] = {
+    Opcode.NEGATE: _negate, Opcode.ABS: _abs, Opcode.SIGN: _sign,
+    Opcode.EXPONENTIAL: _inline_or_libm(fast_math.exp, "exp", True),
+    Opcode.EXPONENTIAL_MINUS_ONE: _libm("expm1"),
+    Opcode.LOG: _inline_or_libm(fast_math.log_f32, "log", True, ("float",)),
+    Opcode.LOG_PLUS_ONE: _libm("log1p"), Opcode.SQRT: _intrinsic("sqrt"),
+    Opcode.RSQRT: _rsqrt, Opcode.CBRT: _libm("cbrt"),
+    Opcode.TANH: _inline_or_libm(fast_math.tanh_f32, "tanh", False, ("float",)),
+    Opcode.LOGISTIC: _logistic,
+    Opcode.SINE: _intrinsic("sin"), Opcode.COSINE: _intrinsic("cos"), Opcode.TAN: _libm("tan"),
+    Opcode.ERF: _libm("erf"), Opcode.FLOOR: _intrinsic("floor"), Opcode.CEIL: _intrinsic("ceil"),
+    Opcode.ROUND_NEAREST_EVEN: _intrinsic("roundeven"), Opcode.ROUND_NEAREST_AFZ: _round_afz,
+    Opcode.NOT: _not, Opcode.IS_FINITE: _is_finite, Opcode.COPY: _copy,
+    Opcode.ADD: _float_or_int("fadd", "add", "add"),
+    Opcode.SUBTRACT: _float_or_int("fsub", "sub", "sub"),
+    Opcode.MULTIPLY: _float_or_int("fmul", "mul", "mul"),
+    Opcode.DIVIDE: _divide, Opcode.REMAINDER: _remainder, Opcode.POWER: _power,
+    Opcode.MAXIMUM: _extremum(">"), Opcode.MINIMUM: _extremum("<"), Opcode.ATAN2: _atan2,
+    Opcode.AND: lambda ctx, inst, args: ctx.builder.and_(*args),
+    Opcode.OR: lambda ctx, inst, args: ctx.builder.or_(*args),
+    Opcode.XOR: lambda ctx, inst, args: ctx.builder.xor(*args),
+    Opcode.SHIFT_LEFT: _shift("left"), Opcode.SHIFT_RIGHT_LOGICAL: _shift("logical"),
+    Opcode.SHIFT_RIGHT_ARITHMETIC: _shift("arithmetic"),
+    Opcode.COMPARE: _compare, Opcode.SELECT: _select, Opcode.CLAMP: _clamp,
+    Opcode.CONVERT: _convert, Opcode.BITCAST_CONVERT: _bitcast_convert,
 }
 
 

@@ -78,7 +78,6 @@ class Opcode(str, enum.Enum):
     WHILE = "while"
     CONDITIONAL = "conditional"
     CUSTOM_CALL = "custom-call"
-    RNG_BIT_GENERATOR = "rng-bit-generator"
 
     def __str__(self) -> str:
         return self.value

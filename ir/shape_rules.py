@@ -338,12 +338,6 @@ def conditional_rule(shapes, attrs, calls, result):
     return out
 
 
-def rng_bit_generator_rule(shapes, attrs, calls, result):
-    if result is None or not result.is_tuple:
-        raise fail("rng-bit-generator", "needs a (state, bits) result shape", shapes)
-    return result
-
-
 def custom_call_rule(shapes, attrs, calls, result):
     target = attrs.get("custom_call_target")
     if target == "stop_gradient":

@@ -24,7 +24,7 @@ def run_computation(comp: Computation) -> bool:
     replace: dict[int, Instruction] = {}
     for n, inst in enumerate(comp.instructions):
         inst.operands = [replace.get(id(o), o) for o in inst.operands]
-        if inst.opcode in ("parameter", "rng-bit-generator", "custom-call"):
+        if inst.opcode in ("parameter", "custom-call"):
             ids[id(inst)] = n
             continue
         key = _key(inst, ids)

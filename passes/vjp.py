@@ -17,6 +17,7 @@ import numpy as np
 
 from flowjit.ir.builder import Builder, NameTable, scalar_computation
 from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.op_tables import Unsupported
 from flowjit.ir.shapes import ArrayShape, Shape
 
 # An array cotangent, None (zero) or, for a tuple-shaped value, a list of cotangents.
@@ -226,7 +227,7 @@ def no_rule_error(inst: Instruction) -> NonDifferentiableError:
 
 def _transform(comp: Computation, wrt: Sequence[int], names: NameTable,
                extra: list[Computation]) -> Computation:
-    from flowjit.passes.vjp_rules import NON_DIFFERENTIABLE, VJP_RULES
+    from flowjit.passes.vjp_rules import VJP_RULES
     emit = Emitter(Builder(f"{comp.name}_vjp", names), extra)
     b = emit.b
     params = comp.parameters
@@ -252,10 +253,8 @@ def _transform(comp: Computation, wrt: Sequence[int], names: NameTable,
         g = cotangents.get(id(inst))
         if g is None or (isinstance(g, list) and all(c is None for c in g)):
             continue
-        rule = VJP_RULES.get(inst.opcode)
-        if rule is None:
-            if inst.opcode in NON_DIFFERENTIABLE:
-                continue
+        rule = VJP_RULES[inst.opcode]
+        if isinstance(rule, Unsupported):
             raise no_rule_error(inst)
         for operand, ct in zip(inst.operands, rule(emit, mapping[id(inst)], g)):
             accumulate(operand, ct)

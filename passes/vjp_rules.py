@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import math
 
+from flowjit.ir.op_tables import Unsupported
+from flowjit.ir.opcodes import Opcode
+from flowjit.ir.ops import OPS
 from flowjit.ir.shapes import ArrayShape
 from flowjit.passes.vjp import output_leaves
 from flowjit.passes.vjp_control import call_rule, conditional_rule, while_rule
 
-NON_DIFFERENTIABLE = frozenset({
-    "compare", "and", "or", "xor", "not", "is-finite", "iota", "sign", "floor", "ceil",
-    "round-nearest-even", "round-nearest-afz", "shift-left", "shift-right-logical",
-    "shift-right-arithmetic", "bitcast-convert", "rng-bit-generator", "constant",
-})
+
+
+def no_gradient(e, inst, g):
+    """The rule of an op no gradient flows through (`OpSpec.differentiable` is False):
+    comparisons, integer and bit ops, piecewise-constant functions, constants (as in JAX,
+    whose rules for these are zero)."""
+    return [None] * len(inst.operands)
 
 
 def _linear(fn):
@@ -306,54 +311,58 @@ def _tuple(e, inst, g):
 _TWO_OVER_ROOT_PI = 2 / math.sqrt(math.pi)
 
 VJP_RULES = {
-    "add": lambda e, inst, g: [g, g],
-    "subtract": lambda e, inst, g: [g, e.neg(g)],
-    "multiply": lambda e, inst, g: [e.mul(g, inst.operands[1]), e.mul(g, inst.operands[0])],
-    "divide": _divide,
-    "negate": _linear(lambda e, inst, g: e.neg(g)),
-    "copy": _linear(lambda e, inst, g: g),
-    "reshape": _linear(lambda e, inst, g: e.reshape(g, inst.operands[0].shape.dims)),
-    "reverse": _linear(lambda e, inst, g: e.op("reverse", g,
+    Opcode.ADD: lambda e, inst, g: [g, g],
+    Opcode.SUBTRACT: lambda e, inst, g: [g, e.neg(g)],
+    Opcode.MULTIPLY: lambda e, inst, g: [e.mul(g, inst.operands[1]), e.mul(g, inst.operands[0])],
+    Opcode.DIVIDE: _divide,
+    Opcode.NEGATE: _linear(lambda e, inst, g: e.neg(g)),
+    Opcode.COPY: _linear(lambda e, inst, g: g),
+    Opcode.RESHAPE: _linear(lambda e, inst, g: e.reshape(g, inst.operands[0].shape.dims)),
+    Opcode.REVERSE: _linear(lambda e, inst, g: e.op("reverse", g,
                                                 dimensions=inst.attrs["dimensions"])),
-    "exponential": _unary(lambda e, x, out: out),
-    "exponential-minus-one": _unary(lambda e, x, out: e.add(out, e.constant(1, out))),
-    "log": _unary(lambda e, x, out: e.div(e.constant(1, x), x)),
-    "log-plus-one": _unary(lambda e, x, out: e.div(e.constant(1, x),
+    Opcode.EXPONENTIAL: _unary(lambda e, x, out: out),
+    Opcode.EXPONENTIAL_MINUS_ONE: _unary(lambda e, x, out: e.add(out, e.constant(1, out))),
+    Opcode.LOG: _unary(lambda e, x, out: e.div(e.constant(1, x), x)),
+    Opcode.LOG_PLUS_ONE: _unary(lambda e, x, out: e.div(e.constant(1, x),
                                                   e.add(x, e.constant(1, x)))),
-    "sqrt": _unary(lambda e, x, out: e.div(e.constant(0.5, out), out)),
-    "rsqrt": _unary(lambda e, x, out: e.mul(e.constant(-0.5, out), e.div(out, x))),
-    "cbrt": _unary(lambda e, x, out: e.div(out, e.mul(e.constant(3, x), x))),
-    "tanh": _unary(lambda e, x, out: e.sub(e.constant(1, out), e.mul(out, out))),
-    "logistic": _unary(lambda e, x, out: e.mul(out, e.sub(e.constant(1, out), out))),
-    "sine": _unary(lambda e, x, out: e.op("cosine", x)),
-    "cosine": _unary(lambda e, x, out: e.neg(e.op("sine", x))),
-    "tan": _unary(lambda e, x, out: e.add(e.constant(1, out), e.mul(out, out))),
-    "erf": _unary(lambda e, x, out: e.mul(e.constant(_TWO_OVER_ROOT_PI, x),
+    Opcode.SQRT: _unary(lambda e, x, out: e.div(e.constant(0.5, out), out)),
+    Opcode.RSQRT: _unary(lambda e, x, out: e.mul(e.constant(-0.5, out), e.div(out, x))),
+    Opcode.CBRT: _unary(lambda e, x, out: e.div(out, e.mul(e.constant(3, x), x))),
+    Opcode.TANH: _unary(lambda e, x, out: e.sub(e.constant(1, out), e.mul(out, out))),
+    Opcode.LOGISTIC: _unary(lambda e, x, out: e.mul(out, e.sub(e.constant(1, out), out))),
+    Opcode.SINE: _unary(lambda e, x, out: e.op("cosine", x)),
+    Opcode.COSINE: _unary(lambda e, x, out: e.neg(e.op("sine", x))),
+    Opcode.TAN: _unary(lambda e, x, out: e.add(e.constant(1, out), e.mul(out, out))),
+    Opcode.ERF: _unary(lambda e, x, out: e.mul(e.constant(_TWO_OVER_ROOT_PI, x),
                                           e.op("exponential", e.neg(e.mul(x, x))))),
-    "abs": _unary(lambda e, x, out: e.op("sign", x)),
-    "maximum": _maximum_like("GT"),
-    "minimum": _maximum_like("LT"),
-    "power": _power,
-    "atan2": _atan2,
-    "remainder": _remainder,
-    "select": _select,
-    "clamp": _clamp,
-    "convert": _convert,
-    "broadcast": _broadcast,
-    "transpose": _transpose,
-    "slice": _slice,
-    "pad": _pad,
-    "concatenate": _concatenate,
-    "reduce": _reduce,
-    "dot": _dot,
-    "dynamic-slice": _dynamic_slice,
-    "dynamic-update-slice": _dynamic_update_slice,
-    "gather": _gather,
-    "scatter": _scatter,
-    "custom-call": _custom_call,
-    "tuple": _tuple,
-    "get-tuple-element": _get_tuple_element,
-    "call": call_rule,
-    "conditional": conditional_rule,
-    "while": while_rule,
+    Opcode.ABS: _unary(lambda e, x, out: e.op("sign", x)),
+    Opcode.MAXIMUM: _maximum_like("GT"),
+    Opcode.MINIMUM: _maximum_like("LT"),
+    Opcode.POWER: _power,
+    Opcode.ATAN2: _atan2,
+    Opcode.REMAINDER: _remainder,
+    Opcode.SELECT: _select,
+    Opcode.CLAMP: _clamp,
+    Opcode.CONVERT: _convert,
+    Opcode.BROADCAST: _broadcast,
+    Opcode.TRANSPOSE: _transpose,
+    Opcode.SLICE: _slice,
+    Opcode.PAD: _pad,
+    Opcode.CONCATENATE: _concatenate,
+    Opcode.REDUCE: _reduce,
+    Opcode.DOT: _dot,
+    Opcode.DYNAMIC_SLICE: _dynamic_slice,
+    Opcode.DYNAMIC_UPDATE_SLICE: _dynamic_update_slice,
+    Opcode.GATHER: _gather,
+    Opcode.SCATTER: _scatter,
+    Opcode.CUSTOM_CALL: _custom_call,
+    Opcode.TUPLE: _tuple,
+    Opcode.GET_TUPLE_ELEMENT: _get_tuple_element,
+    Opcode.CALL: call_rule,
+    Opcode.CONDITIONAL: conditional_rule,
+    Opcode.WHILE: while_rule,
+    Opcode.PARAMETER: Unsupported("a parameter's cotangent is a result of the VJP, not "
+                                  "propagated further"),
+    Opcode.FUSION: Unsupported("autodiff runs on unfused modules; fusion comes after it"),
+    **{op: no_gradient for op, spec in OPS.items() if not spec.differentiable},
 }
