@@ -10,7 +10,6 @@ in a stack of scopes so a shared subexpression is computed once where it dominat
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, Optional
 
 import numpy as np
@@ -19,7 +18,7 @@ from llvmlite import ir as llvm_ir
 from flowjit.codegen.control import alloca_at_entry, for_range, select_by_branch
 from flowjit.codegen.scalar_ops import (SCALAR_RULES, ScalarContext, convert, emit_scalar,
                                 from_memory, to_memory)
-from flowjit.codegen.llvm_types import I64, i64, memory_type, register_type
+from flowjit.codegen.llvm_types import i64, memory_type, register_type
 from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Computation, Instruction
 from flowjit.ir.opcodes import Opcode
@@ -487,6 +486,41 @@ _GENERATORS = {
 }
 
 ELEMENTAL_OPCODES = frozenset(SCALAR_RULES) | (frozenset(_GENERATORS) - {Opcode.PARAMETER})
+
+
+def scatter_target(ctx: ScalarContext, inst: Instruction, indices_ptr, update_index: list):
+    """Where the update element at `update_index` of scatter `inst` lands in the operand:
+    (in_bounds, operand index). As in XLA, an update window that does not fit entirely
+    inside the operand is dropped (in_bounds is false for each of its elements)."""
+    operand, indices, updates = inst.operands
+    a = inst.attrs
+    b = ctx.builder
+    shape = operand.shape
+    window_dims = list(a["update_window_dims"])
+    inserted = set(a.get("inserted_window_dims", ()))
+    ivd = a["index_vector_dim"]
+    operand_window_dims = [d for d in range(shape.rank) if d not in inserted]
+    scatter_index = [v for d, v in enumerate(update_index) if d not in window_dims]
+    window_index = [v for d, v in enumerate(update_index) if d in window_dims]
+    start = [i64(0)] * shape.rank
+    for k, d in enumerate(a["scatter_dims_to_operand_dims"]):
+        idx = list(scatter_index)
+        if ivd < indices.shape.rank:
+            idx.insert(ivd, i64(k))
+        raw = load_element(ctx, indices_ptr, indices.shape, idx)
+        start[d] = convert(ctx, raw, indices.shape.dtype, DType.S64)
+    window_size = [1] * shape.rank
+    for k, d in enumerate(operand_window_dims):
+        window_size[d] = updates.shape.dims[window_dims[k]]
+    in_bounds = llvm_ir.Constant(llvm_ir.IntType(1), 1)
+    for d in range(shape.rank):
+        in_bounds = b.and_(in_bounds, b.icmp_signed(">=", start[d], i64(0)))
+        in_bounds = b.and_(in_bounds, b.icmp_signed(
+            "<=", b.add(start[d], i64(window_size[d])), i64(shape.dims[d])))
+    target = list(start)
+    for k, d in enumerate(operand_window_dims):
+        target[d] = b.add(start[d], window_index[k])
+    return in_bounds, target
 
 
 def is_elemental(inst: Instruction) -> bool:

@@ -13,10 +13,11 @@ from flowjit.codegen.parallel import MIN_PARALLEL_WORK, parallel_for, thread_cou
 from flowjit.codegen.parallel import kernel_type as parallel_kernel_type
 from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, ElementalEmitter,
                                        RowCache, emit_scalar_computation, is_elemental,
-                                       linearize, load_element)
+                                       linearize, load_element, scatter_target)
 from flowjit.codegen.scalar_ops import ScalarContext, convert, to_memory
 from flowjit.codegen.llvm_types import PTR, i64, memory_type
 from flowjit.ir.dtypes import DType
+from flowjit.ir.graph import post_order
 from flowjit.ir.module import Instruction, Module
 from flowjit.ir.op_tables import Unsupported
 from flowjit.ir.opcodes import Opcode
@@ -382,7 +383,6 @@ class ModuleLowering:
         """Copy the operand, then combine every in-bounds update window into it (XLA)."""
         operand, indices, updates = inst.operands
         op_ptr, idx_ptr, upd_ptr = inputs
-        a = inst.attrs
         b = ctx.builder
         shape = operand.shape
         nbytes = shape.nbytes
@@ -392,36 +392,12 @@ class ModuleLowering:
             b.call(memmove, [out, op_ptr, i64(nbytes), llvm_ir.Constant(llvm_ir.IntType(1), 0)])
         if updates.shape.size == 0:
             return
-        window_dims = list(a["update_window_dims"])
-        inserted = set(a.get("inserted_window_dims", ()))
-        to_operand = a["scatter_dims_to_operand_dims"]
-        ivd = a["index_vector_dim"]
-        operand_window_dims = [d for d in range(shape.rank) if d not in inserted]
-        window_size = [1] * shape.rank
-        for k, d in enumerate(operand_window_dims):
-            window_size[d] = updates.shape.dims[window_dims[k]]
         comp = inst.calls["to_apply"]
         emitter = ElementalEmitter(ctx, _no_parameters, self.constants)
         index: list = []
 
         def body() -> None:
-            scatter_index = [v for d, v in enumerate(index) if d not in window_dims]
-            window_index = [v for d, v in enumerate(index) if d in window_dims]
-            start = [i64(0)] * shape.rank
-            for k, d in enumerate(to_operand):
-                idx = list(scatter_index)
-                if ivd < indices.shape.rank:
-                    idx.insert(ivd, i64(k))
-                raw = load_element(ctx, idx_ptr, indices.shape, idx)
-                start[d] = convert(ctx, raw, indices.shape.dtype, DType.S64)
-            in_bounds = llvm_ir.Constant(llvm_ir.IntType(1), 1)
-            for d in range(shape.rank):
-                in_bounds = b.and_(in_bounds, b.icmp_signed(">=", start[d], i64(0)))
-                in_bounds = b.and_(in_bounds, b.icmp_signed(
-                    "<=", b.add(start[d], i64(window_size[d])), i64(shape.dims[d])))
-            target = list(start)
-            for k, d in enumerate(operand_window_dims):
-                target[d] = b.add(start[d], window_index[k])
+            in_bounds, target = scatter_target(ctx, inst, idx_ptr, index)
             with b.if_then(in_bounds):
                 old = load_element(ctx, out, shape, target)
                 new = load_element(ctx, upd_ptr, updates.shape, index)
@@ -445,20 +421,7 @@ def _row_reductions(root: Instruction, buffers: dict) -> dict[int, list[Instruct
     """Reductions in root's computation whose result indexes the output's leading dims, by
     rank: computed once per row when the loop nest reaches that depth."""
     found: dict[int, list[Instruction]] = {}
-    seen: set[int] = set()
-    order: list[Instruction] = []  # operands before users (post-order)
-    stack = [(root, iter(root.operands))]
-    seen.add(id(root))
-    while stack:
-        node, it = stack[-1]
-        child = next(it, None)
-        if child is None:
-            stack.pop()
-            order.append(node)
-        elif id(child) not in seen and id(child) not in buffers:
-            seen.add(id(child))
-            stack.append((child, iter(child.operands)))
-    for node in order:
+    for node in post_order([root], stop=lambda inst: id(inst) in buffers):
         if node.opcode != "reduce" or node.shape.is_tuple or root.shape.is_tuple:
             continue
         rank = node.shape.rank

@@ -11,13 +11,14 @@ from llvmlite import ir as llvm_ir
 
 from flowjit.codegen.control import alloca_at_entry, select_by_branch
 from flowjit.codegen.elemental import (ConstantPool, ElementalEmitter, emit_scalar_computation,
-                               linearize, load_element)
-from flowjit.codegen.ptx_target import (WARP, barrier, boolean, delinearize_narrow, load_shared,
+                                       linearize, load_element, scatter_target)
+from flowjit.codegen.ptx_target import (WARP, barrier, delinearize_narrow, load_shared,
                                 shared_array, shared_element, shuffle, special_register,
                                 strided_loop)
-from flowjit.codegen.scalar_ops import ScalarContext, convert, from_memory, to_memory
+from flowjit.codegen.scalar_ops import ScalarContext, from_memory, to_memory
 from flowjit.codegen.llvm_types import I8, I32, I64, i64, memory_type
 from flowjit.ir.dtypes import DType
+from flowjit.ir.graph import post_order
 from flowjit.ir.module import Instruction
 from flowjit.ir.shapes import leaves
 
@@ -95,7 +96,7 @@ def row_reductions(root: Instruction, buffers: dict) -> tuple[int, list[Instruct
     if root.shape.is_tuple:
         return -1, []
     found: dict[int, list[Instruction]] = {}
-    for node in _post_order(root, buffers):
+    for node in post_order([root], stop=lambda inst: id(inst) in buffers):
         if node.opcode != "reduce" or node.shape.is_tuple:
             continue
         rank = node.shape.rank
@@ -106,21 +107,6 @@ def row_reductions(root: Instruction, buffers: dict) -> tuple[int, list[Instruct
         return -1, []
     rank = max(found)
     return rank, found[rank]
-
-
-def _post_order(root: Instruction, buffers: dict) -> list[Instruction]:
-    seen, order = {id(root)}, []
-    stack = [(root, iter(root.operands))]
-    while stack:
-        node, it = stack[-1]
-        child = next(it, None)
-        if child is None:
-            stack.pop()
-            order.append(node)
-        elif id(child) not in seen and id(child) not in buffers:
-            seen.add(id(child))
-            stack.append((child, iter(child.operands)))
-    return order
 
 
 def row_block_size(reduced: int, rows: int) -> int:
@@ -287,17 +273,8 @@ def emit_scatter_kernel(ctx: ScalarContext, constants: ConstantPool, inst: Instr
     thread per update element: atomic add where the combiner is an add, else a
     compare-and-swap loop; for 8/16-bit elements one thread does all, in order."""
     operand, indices, updates = inst.operands
-    a = inst.attrs
     b = ctx.builder
     shape = operand.shape
-    window_dims = list(a["update_window_dims"])
-    inserted = set(a.get("inserted_window_dims", ()))
-    to_operand = a["scatter_dims_to_operand_dims"]
-    ivd = a["index_vector_dim"]
-    operand_window_dims = [d for d in range(shape.rank) if d not in inserted]
-    window_size = [1] * shape.rank
-    for k, d in enumerate(operand_window_dims):
-        window_size[d] = updates.shape.dims[window_dims[k]]
     comp = inst.calls["to_apply"]
     emitter = ElementalEmitter(ctx, no_parameters, constants)
     atomic = scatter_is_atomic(inst)
@@ -310,23 +287,7 @@ def emit_scatter_kernel(ctx: ScalarContext, constants: ConstantPool, inst: Instr
         start, stride = i64(0), i64(1)
     with strided_loop(b, start, i64(updates.shape.size), stride, "update") as flat:
         index = delinearize_narrow(b, flat, updates.shape.dims, updates.shape.size)
-        scatter_index = [v for d, v in enumerate(index) if d not in window_dims]
-        window_index = [v for d, v in enumerate(index) if d in window_dims]
-        begin = [i64(0)] * shape.rank
-        for k, d in enumerate(to_operand):
-            idx = list(scatter_index)
-            if ivd < indices.shape.rank:
-                idx.insert(ivd, i64(k))
-            raw = load_element(ctx, indices_ptr, indices.shape, idx)
-            begin[d] = convert(ctx, raw, indices.shape.dtype, DType.S64)
-        in_bounds = boolean(True)
-        for d in range(shape.rank):
-            in_bounds = b.and_(in_bounds, b.icmp_signed(">=", begin[d], i64(0)))
-            in_bounds = b.and_(in_bounds, b.icmp_signed(
-                "<=", b.add(begin[d], i64(window_size[d])), i64(shape.dims[d])))
-        target = list(begin)
-        for k, d in enumerate(operand_window_dims):
-            target[d] = b.add(begin[d], window_index[k])
+        in_bounds, target = scatter_target(ctx, inst, indices_ptr, index)
         with b.if_then(in_bounds):
             update = load_element(ctx, updates_ptr, updates.shape, index)
             address = b.gep(out, [linearize(b, target, shape.dims)], inbounds=True,

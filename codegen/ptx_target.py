@@ -12,7 +12,7 @@ import llvmlite.binding as llvm
 from llvmlite import ir as llvm_ir
 
 from flowjit.codegen.scalar_ops import ScalarContext
-from flowjit.codegen.llvm_types import I1, I32, I64
+from flowjit.codegen.llvm_types import I32, I64
 
 TRIPLE = "nvptx64-nvidia-cuda"
 ARCHES = ("sm_70", "sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90")
@@ -132,10 +132,6 @@ def delinearize_narrow(b: llvm_ir.IRBuilder, offset, dims: tuple, total: int) ->
             value = b.udiv(value, llvm_ir.Constant(t, size))
         index.append(b.zext(part, I64) if narrow else part)
     return list(reversed(index))
-
-
-def boolean(value: bool) -> llvm_ir.Constant:
-    return llvm_ir.Constant(I1, int(value))
 
 
 # --- LLVM IR → PTX -----------------------------------------------------------------------

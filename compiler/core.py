@@ -174,10 +174,6 @@ class Tracer:
         return id(self)
 
 
-def is_traced(x: Any) -> bool:
-    return isinstance(x, Tracer)
-
-
 def shape_of(x) -> ArrayShape:
     if isinstance(x, Tracer):
         return x.inst.shape

@@ -83,6 +83,3 @@ def tree_map(fn: Callable, tree: Any, *rest: Any) -> Any:
     others = [flatten(r)[0] for r in rest]
     return unflatten(treedef, [fn(*xs) for xs in zip(leaves, *others)])
 
-
-def leaves_of(tree: Any) -> list:
-    return flatten(tree)[0]

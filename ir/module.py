@@ -6,15 +6,16 @@ from typing import Any, Iterable, Optional
 
 import numpy as np
 
+from flowjit.ir.graph import post_order
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.shapes import Shape
 
-# Attributes that name called computations, and whether they take a list.
-COMPUTATION_ATTRS = {
-    "to_apply": False, "calls": False, "condition": False, "body": False,
-    "true_computation": False, "false_computation": False, "branch_computations": True,
-    "called_computations": True,
-}
+class UseCycleError(ValueError):
+    """An instruction is (through its operands) an operand of itself."""
+
+    def __init__(self, instruction: "Instruction"):
+        super().__init__(f"%{instruction.name} depends on itself")
+        self.instruction = instruction
 
 
 class Instruction:
@@ -96,42 +97,32 @@ class Computation:
 
     def post_order(self) -> list[Instruction]:
         """Instructions reachable from the root (and all parameters), operands first."""
-        seen: set[int] = set()
-        order: list[Instruction] = []
-        roots = list(self.parameters) + ([self.root] if self.root is not None else [])
-        for start in roots:
-            stack = [(start, iter(start.operands))]
-            if id(start) in seen:
-                continue
-            seen.add(id(start))
-            while stack:
-                node, it = stack[-1]
-                child = next(it, None)
-                if child is None:
-                    stack.pop()
-                    order.append(node)
-                elif id(child) not in seen:
-                    seen.add(id(child))
-                    stack.append((child, iter(child.operands)))
-        return order
+        return post_order(list(self.parameters) + ([self.root] if self.root is not None
+                                                   else []))
 
     def sort(self) -> None:
-        """Reorder so every operand precedes its users; keep the existing order otherwise."""
+        """Reorder so every operand precedes its users; keep the existing order otherwise.
+        UseCycleError if an instruction depends on itself."""
         position = {id(i): n for n, i in enumerate(self.instructions)}
         placed: set[int] = set()
         ordered: list[Instruction] = []
 
         def place(inst: Instruction) -> None:
             stack = [(inst, iter(sorted(inst.operands, key=lambda o: position.get(id(o), -1))))]
+            on_stack = {id(inst)}
             while stack:
                 node, it = stack[-1]
                 child = next(it, None)
                 if child is None:
                     stack.pop()
+                    on_stack.discard(id(node))
                     if id(node) not in placed:
                         placed.add(id(node))
                         ordered.append(node)
+                elif id(child) in on_stack:
+                    raise UseCycleError(child)
                 elif id(child) not in placed:
+                    on_stack.add(id(child))
                     stack.append((child, iter(child.operands)))
 
         for inst in list(self.instructions):
@@ -202,9 +193,6 @@ class Module:
         self.computations = [c for c in self.computations if c in live and c is not self.entry]
         self.computations.append(self.entry)
         return changed
-
-    def parameter_shapes(self) -> list[Shape]:
-        return [p.shape for p in self.entry.parameters]
 
     @property
     def result_shape(self) -> Shape:

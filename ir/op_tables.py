@@ -24,7 +24,3 @@ def uncovered(table: Mapping) -> list[Opcode]:
     """The opcodes `table` neither covers nor marks unsupported."""
     return [op for op in Opcode if op not in table]
 
-
-def covered(table: Mapping, opcode) -> bool:
-    """Whether `table` has a real rule (not an `Unsupported` mark) for `opcode`."""
-    return not isinstance(table.get(opcode, Unsupported("absent")), Unsupported)

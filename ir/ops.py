@@ -56,6 +56,7 @@ class OpSpec:
     cost: CostClass = CostClass.CHEAP
     attrs: tuple[Attr, ...] = ()  # the attribute schema, in XLA's printing order
     commutative: bool = False
+    # May act beyond its result (an opaque custom call): never merged with an equal one.
     side_effecting: bool = False
     # False: no gradient flows through the op (comparisons, integer ops, piecewise constants).
     differentiable: bool = True
@@ -200,7 +201,7 @@ _SPECS = [
         optional("branch_computations", K.COMPUTATIONS))),
     OpSpec(Opcode.CUSTOM_CALL, None, rules.custom_call_rule, FusionRole.OPAQUE, _HEAVY, (
         Attr("custom_call_target", K.STRING),
-        optional("called_computations", K.COMPUTATIONS))),
+        optional("called_computations", K.COMPUTATIONS)), side_effecting=True),
 ]
 
 OPS: dict[Opcode, OpSpec] = {spec.opcode: spec for spec in _SPECS}

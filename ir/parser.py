@@ -11,12 +11,14 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+import networkx as nx
 import numpy as np
 
 from flowjit.ir import dtypes
 from flowjit.ir.errors import HloParseError, ShapeError
 from flowjit.ir.attributes import AttrKind, BufferSlice
-from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.graph import use_graph
+from flowjit.ir.module import Computation, Instruction, Module, UseCycleError
 from flowjit.ir.ops import OPS, infer_shape, spec
 from flowjit.ir.shapes import ArrayShape, Shape, TupleShape
 
@@ -504,9 +506,20 @@ class _Parser:
         comp.instructions = [p.inst for p in pending]
         roots = [p.inst for p in pending if p.is_root]
         comp.root = roots[0] if roots else pending[-1].inst
-        comp.sort()
+        try:
+            comp.sort()
+        except UseCycleError as e:
+            raise self.cycle_error(comp, by_name, e.instruction) from None
         # Shapes are checked once callees are resolved (a call's shape is its callee's).
         self.pending_checks = getattr(self, "pending_checks", []) + pending
+
+    def cycle_error(self, comp: Computation, by_name: dict, inst: Instruction
+                    ) -> HloParseError:
+        """A parse error naming the instructions of a use cycle through `inst`."""
+        cycle = nx.find_cycle(use_graph(comp), source=inst.name)
+        path = " -> ".join(f"%{user}" for _, user in [(None, cycle[0][0])] + cycle)
+        return self.lex.error(f"instructions use each other in a cycle: {path}",
+                              by_name[inst.name].name_token or by_name[inst.name].token)
 
     def check_shapes(self) -> None:
         for p in getattr(self, "pending_checks", []):

@@ -10,11 +10,6 @@ from flowjit.ir.attributes import COMMON_ATTRS, Attr, AttrKind
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.ops import spec
-from flowjit.ir.shapes import Shape
-
-def format_shape(shape: Shape) -> str:
-    return str(shape)
-
 
 def format_scalar(value, dtype: DType) -> str:
     """One literal element, spelled so that parsing it gives back the same bits."""

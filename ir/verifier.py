@@ -45,6 +45,11 @@ def verify_computation(comp: Computation, module: Module) -> None:
         names.add(inst.name)
         if inst.opcode not in OPS:
             raise VerifierError(f"{where}: unknown opcode '{inst.opcode}'")
+        undeclared = [k for k in list(inst.attrs) + list(inst.calls)
+                      if OPS[inst.opcode].attr(k) is None]
+        if undeclared:   # the printer would drop them: the IR would no longer be the truth
+            raise VerifierError(f"{where}: {inst.opcode} has no attribute "
+                                f"'{undeclared[0]}'")
         for operand in inst.operands:
             if id(operand) not in seen:
                 raise VerifierError(f"{where}: operand %{operand.name} is not defined before "

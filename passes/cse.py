@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.opcodes import Opcode
 from flowjit.ir.ops import spec
 
 
@@ -24,7 +25,7 @@ def run_computation(comp: Computation) -> bool:
     replace: dict[int, Instruction] = {}
     for n, inst in enumerate(comp.instructions):
         inst.operands = [replace.get(id(o), o) for o in inst.operands]
-        if inst.opcode in ("parameter", "custom-call"):
+        if inst.opcode is Opcode.PARAMETER or spec(inst.opcode).side_effecting:
             ids[id(inst)] = n
             continue
         key = _key(inst, ids)

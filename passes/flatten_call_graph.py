@@ -9,7 +9,8 @@ Reducers and fusion bodies are emitted as scalar code at each use, so they may s
 from __future__ import annotations
 
 from flowjit.ir.builder import NameTable
-from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.graph import clone_instructions
+from flowjit.ir.module import Computation, Module
 
 # The attributes whose computations the buffer plan lays out per call site.
 PLANNED_CALLS = {
@@ -21,12 +22,7 @@ PLANNED_CALLS = {
 
 def clone_computation(comp: Computation, names: NameTable) -> Computation:
     """A copy of `comp` with fresh instruction names; it calls the same computations."""
-    mapping: dict[int, Instruction] = {}
-    copies = []
-    for inst in comp.instructions:
-        twin = inst.copy_with(names.fresh(inst.name), [mapping[id(o)] for o in inst.operands])
-        mapping[id(inst)] = twin
-        copies.append(twin)
+    copies, mapping = clone_instructions(comp.instructions, names)
     return Computation(names.fresh(comp.name), copies, mapping[id(comp.root)])
 
 

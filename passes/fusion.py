@@ -24,6 +24,7 @@ import heapq
 from dataclasses import dataclass, field
 
 from flowjit.ir.builder import NameTable
+from flowjit.ir.graph import clone_instructions
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.ops import spec
@@ -207,10 +208,8 @@ def _materialize(comp: Computation, group: Group, module: Module,
         param = Instruction(names.fresh("param"), "parameter", p.shape, attrs={"number": n})
         fused.instructions.append(param)
         mapping[id(p)] = param
-    for m in members:
-        copy = m.copy_with(names.fresh(m.name), [mapping[id(o)] for o in m.operands])
-        fused.instructions.append(copy)
-        mapping[id(m)] = copy
+    copies, mapping = clone_instructions(members, names, mapping)
+    fused.instructions.extend(copies)
     fused.root = mapping[id(group.root)]
     module.add_computation(fused)
     opcodes = {m.opcode for m in members}

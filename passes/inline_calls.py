@@ -2,21 +2,14 @@
 from __future__ import annotations
 
 from flowjit.ir.builder import NameTable
+from flowjit.ir.graph import clone_instructions
 from flowjit.ir.module import Computation, Instruction, Module
 
 
 def inline_call(comp: Computation, call: Instruction, names: NameTable) -> None:
     callee = call.calls["to_apply"]
-    mapping: dict[int, Instruction] = {}
-    new: list[Instruction] = []
-    for inst in callee.instructions:
-        if inst.opcode == "parameter":
-            mapping[id(inst)] = call.operands[inst.attrs["number"]]
-            continue
-        copy = inst.copy_with(names.fresh(inst.name), [mapping[id(o)] for o in inst.operands],
-                              metadata=inst.metadata or call.metadata)
-        mapping[id(inst)] = copy
-        new.append(copy)
+    arguments = {id(p): call.operands[p.attrs["number"]] for p in callee.parameters}
+    new, mapping = clone_instructions(callee.instructions, names, arguments, call.metadata)
     position = comp.instructions.index(call)
     comp.instructions[position:position] = new
     comp.replace_all_uses(call, mapping[id(callee.root)])

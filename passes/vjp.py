@@ -16,6 +16,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from flowjit.ir.builder import Builder, NameTable, scalar_computation
+from flowjit.ir.graph import clone_instructions
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.op_tables import Unsupported
 from flowjit.ir.shapes import ArrayShape, Shape
@@ -238,10 +239,8 @@ def _transform(comp: Computation, wrt: Sequence[int], names: NameTable,
     cotangent_params = [b.parameter(len(params) + k, o.shape, "cotangent")
                         for k, o in enumerate(outputs)]
     order = [i for i in comp.post_order() if i.opcode != "parameter"]
-    for inst in order:
-        copy = inst.copy_with(names.fresh(inst.name), [mapping[id(o)] for o in inst.operands])
-        b.computation.instructions.append(copy)
-        mapping[id(inst)] = copy
+    copies, mapping = clone_instructions(order, names, mapping)
+    b.computation.instructions.extend(copies)
     cotangents: dict[int, Cotangent] = {}
 
     def accumulate(target: Instruction, value: Cotangent) -> None:

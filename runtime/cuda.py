@@ -340,8 +340,3 @@ def _copy_slots(backend, table, shapes, sources, targets, keep: list) -> None:
         if source != target and nbytes:
             backend.copy(table[target], staged.get(k, table[source]), nbytes)
 
-
-def compile_cuda(module: Module, device: Union[str, int] = "cuda:0",
-                 arch: Optional[str] = None) -> CudaExecutable:
-    """Compile a fused, buffer-planned module for a GPU and load it there."""
-    return CudaExecutable(module, device, arch)

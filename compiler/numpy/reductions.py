@@ -1,14 +1,14 @@
 """Reductions with numpy's `axis` / `keepdims` / dtype rules."""
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import builtins
 
 import numpy as np
 
 from flowjit import lax
-from flowjit.core import bind, reducer
+from flowjit.core import bind
 from flowjit.numpy._promote import dtype_of, promote, shape_of, wrap
 from flowjit.source_info import at_user_line
 from flowjit.ir import dtypes

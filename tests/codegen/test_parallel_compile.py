@@ -1,5 +1,8 @@
 """Compiling one module as several LLVM modules in worker processes: same results as numpy,
 and every failure of a worker falls back to compiling here."""
+import logging
+import sys
+
 import numpy as np
 from hypothesis import given, strategies as st
 
@@ -82,3 +85,31 @@ def test_one_job_compiles_everything_here(monkeypatch):
     assert "wait_for_parts" not in compiled.timings
     np.testing.assert_allclose(compiled(*_args()), many_kernels_numpy(*_args()),
                                rtol=2e-5, atol=2e-5)
+
+
+def test_a_worker_runs_as_a_module_of_the_installed_package():
+    assert compile_workers.WORKER_COMMAND[1:] == ["-m", "flowjit.codegen.llvm_worker"]
+    compile_workers.start(1)
+    (good,) = compile_workers.compile_texts(["define void @f() {\n  ret void\n}\n"], 2)()
+    assert good is not None       # it started, compiled and answered
+
+
+def test_a_worker_that_dies_at_start_is_logged_once(monkeypatch, caplog):
+    compile_workers.stop()
+    monkeypatch.setattr(compile_workers, "WORKER_COMMAND", [
+        sys.executable, "-c", "import sys; sys.stderr.write('cannot start'); sys.exit(3)"])
+    monkeypatch.setattr(compile_workers, "_death_logged", False)
+    try:
+        with caplog.at_level(logging.WARNING, logger="flowjit"):
+            compile_workers.start(2)
+            for worker in compile_workers._workers:
+                worker.process.wait()
+            compile_workers.start(2)      # finds them dead: says so, once
+            for worker in compile_workers._workers:
+                worker.process.wait()
+            compile_workers.start(2)
+        warnings = [r.getMessage() for r in caplog.records if r.name == "flowjit"]
+        assert len(warnings) == 1
+        assert "exited with status 3" in warnings[0] and "cannot start" in warnings[0]
+    finally:
+        compile_workers.stop()

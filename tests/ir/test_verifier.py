@@ -400,3 +400,11 @@ def test_changing_an_element_type_is_caught_and_named(module_and_args, data):
     with pytest.raises(VerifierError) as info:
         verify(module)
     assert f"%{victim.name} in %{module.entry.name}" in str(info.value)
+
+
+def test_an_attribute_the_op_does_not_declare_is_rejected():
+    # The printer prints only declared attributes: an undeclared one would vanish from the
+    # text, so the module is refused instead.
+    x = param("x", 0, arr(F32, 2))
+    bad = Instruction("bad", "negate", arr(F32, 2), [x], attrs={"dimensions": (0,)})
+    expect_error(entry_module(x, bad), "%bad in %main", "negate has no attribute 'dimensions'")
