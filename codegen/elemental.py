@@ -17,7 +17,7 @@ from llvmlite import ir as llvm_ir
 
 from flowjit.codegen.control import alloca_at_entry, for_range, select_by_branch
 from flowjit.codegen.scalar_ops import (SCALAR_RULES, ScalarContext, convert, emit_scalar,
-                                from_memory, to_memory)
+                                        from_memory, to_memory)
 from flowjit.codegen.llvm_types import i64, memory_type, register_type
 from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Computation, Instruction

@@ -1,10 +1,10 @@
 """A compile worker: reads LLVM IR texts on stdin, writes their object code on stdout.
 
 Run as a module (`python -m flowjit.codegen.llvm_worker`); `flowjit` and
-`flowjit.codegen` load their parts lazily, so it imports only llvmlite and `llvm_target`
-and starts in a fraction of the time the whole package takes. Each request is a header `<IQ` (opt level,
-text bytes) and the UTF-8 text; each reply is `<BQ` (0 ok / 1 failed, bytes) and the
-object code (or the error). It exits when stdin closes (its parent is gone).
+`flowjit.codegen` load their parts lazily, so it imports only llvmlite and
+`llvm_target` and starts in a fraction of the time the whole package takes. Each request
+is a header `<IQ` (opt level, text bytes) and the UTF-8 text; each reply is `<BQ` (0 ok /
+1 failed, bytes) and the object code (or the error). It exits when stdin closes (its parent is gone).
 """
 import struct
 import sys

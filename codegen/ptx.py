@@ -22,10 +22,10 @@ from flowjit.codegen.elemental import ELEMENTAL_OPCODES, ConstantPool, is_elemen
 from flowjit.codegen.kernels import NO_KERNEL
 from flowjit.codegen.ptx_dot import dot_grid, dot_tiling, emit_dot_kernel, fusion_dot
 from flowjit.codegen.ptx_kernels import (LOOP_BLOCK, MAX_GRID, emit_loop_kernel, emit_row_kernel,
-                                 emit_scatter_kernel, loop_grid, row_block_size,
-                                 row_reductions, scatter_is_atomic)
+                                         emit_scatter_kernel, loop_grid, row_block_size,
+                                         row_reductions, scatter_is_atomic)
 from flowjit.codegen.ptx_target import (TRIPLE, compile_to_ptx, cuda_scalar_context, data_layout,
-                                target_machine)
+                                        target_machine)
 from flowjit.codegen.llvm_types import I32, PTR
 from flowjit.ir.buffers import BufferPlan, flatten_slots, plan_buffers
 from flowjit.ir.module import Computation, Instruction, Module

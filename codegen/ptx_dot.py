@@ -19,7 +19,7 @@ from flowjit.codegen.dot import epilogue_of
 from flowjit.codegen.elemental import ConstantPool, ElementalEmitter
 from flowjit.codegen.ptx_kernels import MAX_GRID, no_parameters, store_element, thread_geometry
 from flowjit.codegen.ptx_target import (barrier, delinearize_narrow, load_shared, shared_array,
-                                shared_element, strided_loop)
+                                        shared_element, strided_loop)
 from flowjit.codegen.scalar_ops import ScalarContext, convert
 from flowjit.codegen.llvm_types import i64, register_type
 from flowjit.ir.dtypes import DType

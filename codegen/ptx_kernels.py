@@ -13,8 +13,8 @@ from flowjit.codegen.control import alloca_at_entry, select_by_branch
 from flowjit.codegen.elemental import (ConstantPool, ElementalEmitter, emit_scalar_computation,
                                        linearize, load_element, scatter_target)
 from flowjit.codegen.ptx_target import (WARP, barrier, delinearize_narrow, load_shared,
-                                shared_array, shared_element, shuffle, special_register,
-                                strided_loop)
+                                        shared_array, shared_element, shuffle, special_register,
+                                        strided_loop)
 from flowjit.codegen.scalar_ops import ScalarContext, from_memory, to_memory
 from flowjit.codegen.llvm_types import I8, I32, I64, i64, memory_type
 from flowjit.ir.dtypes import DType

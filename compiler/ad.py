@@ -16,7 +16,7 @@ import numpy as np
 
 from flowjit import tree
 from flowjit.core import (Tracer, as_array, bind, current_trace, shape_of,
-                           trace_subfunction)
+                          trace_subfunction)
 from flowjit.numpy._promote import wrap
 from flowjit.source_info import at_user_line
 from flowjit.ir.builder import NameTable

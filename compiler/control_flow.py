@@ -17,7 +17,7 @@ import numpy as np
 
 from flowjit import lax, tree
 from flowjit.core import (SubTrace, Tracer, as_array, current_trace, lift, shape_of,
-                           trace_subfunction)
+                          trace_subfunction)
 from flowjit.numpy._promote import is_python_scalar
 from flowjit.source_info import at_user_line, user_metadata
 from flowjit.ir import dtypes

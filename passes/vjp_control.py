@@ -9,7 +9,7 @@ from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Instruction
 from flowjit.ir.shapes import ArrayShape, TupleShape
 from flowjit.passes.vjp import (Cotangent, Emitter, has_float, known_trip_count, no_rule_error,
-                        output_leaves)
+                                output_leaves)
 
 
 def call_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:

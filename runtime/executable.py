@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 
 from flowjit.codegen import (ModuleLowering, compile_jobs, compile_llvm_ir, host_data_layout,
-                     host_target_description, host_triple, start_compile_workers)
+                             host_target_description, host_triple, start_compile_workers)
 from flowjit.runtime import disk_cache
 from flowjit.ir.buffers import ALIGN, flatten_slots, plan_buffers
 from flowjit.ir.module import Instruction, Module

@@ -9,24 +9,24 @@ from numpy import (bool_, float16, float32, float64, int8, int16, int32, int64, 
 from flowjit.core import Array
 from flowjit.indexing import getitem
 from flowjit.numpy.creation import (arange, array, asarray, empty, eye, full, full_like,
-                                     identity, linspace, ones, ones_like, zeros, zeros_like)
+                                    identity, linspace, ones, ones_like, zeros, zeros_like)
 from flowjit.numpy.elementwise import (abs, absolute, add, arctan2, around, bitwise_and,
-                                        bitwise_not, bitwise_or, bitwise_xor, cbrt, ceil, clip,
-                                        cos, cosh, divide, equal, exp, exp2, expm1, floor,
-                                        floor_divide, fmod, greater, greater_equal, invert,
-                                        isfinite, isinf, isnan, left_shift, less, less_equal,
-                                        log, log1p, log2, log10, logaddexp, logical_and,
-                                        logical_not, logical_or, logical_xor, maximum, minimum,
-                                        mod, multiply, nan_to_num, negative, not_equal,
-                                        positive, power, reciprocal, remainder, right_shift,
-                                        rint, round, sign, sin, sinh, sqrt, square, subtract,
-                                        tan, tanh, true_divide, where)
+                                       bitwise_not, bitwise_or, bitwise_xor, cbrt, ceil, clip,
+                                       cos, cosh, divide, equal, exp, exp2, expm1, floor,
+                                       floor_divide, fmod, greater, greater_equal, invert,
+                                       isfinite, isinf, isnan, left_shift, less, less_equal,
+                                       log, log1p, log2, log10, logaddexp, logical_and,
+                                       logical_not, logical_or, logical_xor, maximum, minimum,
+                                       mod, multiply, nan_to_num, negative, not_equal,
+                                       positive, power, reciprocal, remainder, right_shift,
+                                       rint, round, sign, sin, sinh, sqrt, square, subtract,
+                                       tan, tanh, true_divide, where)
 from flowjit.numpy.linalg import dot, einsum, inner, matmul, outer, tensordot, vdot
 from flowjit.numpy.reductions import (all, amax, amin, any, argmax, argmin, cumsum, max,
-                                       mean, min, prod, std, sum, var)
+                                      mean, min, prod, std, sum, var)
 from flowjit.numpy.shape_ops import (astype, broadcast_to, concatenate, expand_dims, flip,
-                                      hstack, moveaxis, pad, ravel, repeat, reshape, squeeze,
-                                      stack, swapaxes, tile, transpose, vstack)
+                                     hstack, moveaxis, pad, ravel, repeat, reshape, squeeze,
+                                     stack, swapaxes, tile, transpose, vstack)
 from flowjit.numpy._promote import result_type, broadcast_shapes
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from flowjit import lax
 from flowjit.numpy._promote import (broadcast_arrays, dtype_of, prepare, promote, result_type,
-                                     wrap)
+                                    wrap)
 
 
 def _float_type(*args: Any) -> np.dtype:

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 
 from tests.ir.hlo_strategies import (FLOATS, INTS, assert_bitwise_equal, assert_has_shape,
-                            assert_same_instructions, float_specials, int_extremes,
-                            modules_with_args)
+                                     assert_same_instructions, float_specials, int_extremes,
+                                     modules_with_args)
 from flowjit.ir.builder import Builder, scalar_computation
 from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Module
