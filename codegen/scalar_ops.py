@@ -170,6 +170,16 @@ def _not(ctx, inst, args):
     return b.not_(x)
 
 
+def _bit_count(name: str) -> Rule:
+    """LLVM's llvm.ctpop / llvm.ctlz (clz defined as the width for 0, as in XLA)."""
+    def rule(ctx, inst, args):
+        (x,) = args
+        flags = [llvm_ir.Constant(I1, 0)] if name == "ctlz" else []
+        fn = ctx.intrinsic(f"llvm.{name}.i{x.type.width}", x.type, [x] + flags)
+        return ctx.builder.call(fn, [x] + flags)
+    return rule
+
+
 def _is_finite(ctx, inst, args):
     b, (x,) = ctx.builder, args
     inf = llvm_ir.Constant(x.type, float("inf"))
@@ -430,7 +440,8 @@ SCALAR_RULES: dict[Opcode, Rule] = {
     Opcode.SINE: _intrinsic("sin"), Opcode.COSINE: _intrinsic("cos"), Opcode.TAN: _libm("tan"),
     Opcode.ERF: _libm("erf"), Opcode.FLOOR: _intrinsic("floor"), Opcode.CEIL: _intrinsic("ceil"),
     Opcode.ROUND_NEAREST_EVEN: _intrinsic("roundeven"), Opcode.ROUND_NEAREST_AFZ: _round_afz,
-    Opcode.NOT: _not, Opcode.IS_FINITE: _is_finite, Opcode.COPY: _copy,
+    Opcode.NOT: _not, Opcode.POPCNT: _bit_count("ctpop"), Opcode.CLZ: _bit_count("ctlz"),
+    Opcode.IS_FINITE: _is_finite, Opcode.COPY: _copy,
     Opcode.ADD: _float_or_int("fadd", "add", "add"),
     Opcode.SUBTRACT: _float_or_int("fsub", "sub", "sub"),
     Opcode.MULTIPLY: _float_or_int("fmul", "mul", "mul"),

@@ -57,6 +57,8 @@ floor = _unary("floor")
 ceil = _unary("ceil")
 round_even = _unary("round-nearest-even")
 bitwise_not = _unary("not")
+population_count = _unary("popcnt")
+clz = _unary("clz")
 is_finite = _unary("is-finite")
 
 add = _binary("add")

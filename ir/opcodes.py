@@ -39,6 +39,8 @@ class Opcode(str, enum.Enum):
     ROUND_NEAREST_EVEN = "round-nearest-even"
     ROUND_NEAREST_AFZ = "round-nearest-afz"
     NOT = "not"
+    POPCNT = "popcnt"
+    CLZ = "clz"
     IS_FINITE = "is-finite"
     ADD = "add"
     SUBTRACT = "subtract"

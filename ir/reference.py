@@ -126,6 +126,28 @@ def _power(a, b):
     return np.where(neg, neg_result, result)
 
 
+def _as_unsigned(a: np.ndarray) -> np.ndarray:
+    return a.view(f"u{a.dtype.itemsize}")
+
+
+def _population_count(a: np.ndarray) -> np.ndarray:
+    """Set bits of each element's two's-complement bits (XLA's popcnt)."""
+    bits, unsigned = a.dtype.itemsize * 8, _as_unsigned(a)
+    count = np.zeros(a.shape, dtype=unsigned.dtype)
+    for k in range(bits):
+        count += (unsigned >> np.asarray(k, unsigned.dtype)) & np.asarray(1, unsigned.dtype)
+    return count.astype(a.dtype)
+
+
+def _count_leading_zeros(a: np.ndarray) -> np.ndarray:
+    """Zero bits above each element's highest set bit; all of them for 0 (XLA's clz)."""
+    bits, unsigned = a.dtype.itemsize * 8, _as_unsigned(a)
+    count = np.full(a.shape, bits, dtype=np.int64)
+    for k in range(bits):
+        count = np.where((unsigned >> np.asarray(k, unsigned.dtype)) != 0, bits - 1 - k, count)
+    return count.astype(a.dtype)
+
+
 def _shift(kind: str) -> Callable:
     def fn(a, b):
         bits = a.dtype.itemsize * 8
@@ -515,6 +537,8 @@ REFERENCE: dict[Opcode, "Rule | Unsupported"] = {
     Opcode.ROUND_NEAREST_EVEN: _unary(np.rint),
     Opcode.ROUND_NEAREST_AFZ: _unary(_round_afz),
     Opcode.NOT: _unary(np.invert),
+    Opcode.POPCNT: _unary(_population_count),
+    Opcode.CLZ: _unary(_count_leading_zeros),
     Opcode.IS_FINITE: _unary(np.isfinite),
     Opcode.ADD: _binary(np.add),
     Opcode.SUBTRACT: _binary(np.subtract),

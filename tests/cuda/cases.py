@@ -288,7 +288,14 @@ CASES["integer_ops"] = ("loop", """HloModule integer_ops
   %back = s32[500] convert(%uu)
   %a = s32[500] add(%d, %r)
   %b = s32[500] xor(%a, %sh)
-  ROOT %c = s32[500] add(%b, %back)
+  %pc = s32[500] popcnt(%x)
+  %lz = s32[500] clz(%y)
+  %bits = s32[500] add(%pc, %lz)
+  %w = u8[500] clz(%u)
+  %wide = s32[500] convert(%w)
+  %more = s32[500] add(%bits, %wide)
+  %c0 = s32[500] add(%b, %back)
+  ROOT %c = s32[500] add(%c0, %more)
 }
 ENTRY %main {
   %p0 = s32[500] parameter(0)

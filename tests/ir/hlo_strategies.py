@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from flowjit.ir.builder import Builder, NameTable, scalar_computation
 from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.ops import OPS
 from flowjit.ir.shapes import ArrayShape, TupleShape
 
 FLOATS = [DType.F16, DType.BF16, DType.F32, DType.F64]
@@ -28,14 +29,16 @@ ALL = [DType.PRED] + NUMERIC
 
 NEG_NAN = math.copysign(math.nan, -1.0)
 
-FLOAT_UNARY = ["exponential", "exponential-minus-one", "log", "log-plus-one", "sqrt", "rsqrt",
-               "cbrt", "tanh", "logistic", "sine", "cosine", "tan", "erf", "floor", "ceil",
-               "round-nearest-even", "round-nearest-afz", "is-finite"]
-NUMERIC_UNARY = ["negate", "abs", "sign"]
-NUMERIC_BINARY = ["add", "subtract", "multiply", "divide", "remainder", "power", "maximum",
-                  "minimum"]
-LOGICAL_BINARY = ["and", "or", "xor"]
-SHIFTS = ["shift-left", "shift-right-arithmetic", "shift-right-logical"]
+# The element types each OpSpec.dtypes class admits.
+DTYPES_OF_CLASS = {"float": FLOATS, "numeric": NUMERIC, "int": INTS, "logical": LOGICAL,
+                   "signed": FLOATS + SIGNED, "any": ALL}
+# Elementwise ops without attributes, from the op table: a new one is fuzzed at once.
+# (convert and bitcast-convert name their result type; they have generators of their own.)
+_OWN_GENERATORS = {"convert", "bitcast-convert"}
+UNARY = sorted(op.value for op, s in OPS.items() if s.elementwise and s.arity == 1
+               and not s.attrs and op.value not in _OWN_GENERATORS)
+BINARY = sorted(op.value for op, s in OPS.items() if s.elementwise and s.arity == 2
+                and not s.attrs)
 
 # Metadata text: quotes, backslashes, escapes that look like escapes, braces, non-ASCII.
 METADATA_TEXT = st.lists(
@@ -171,13 +174,10 @@ class ModuleMaker:
 
     # --- one generator per kind of op ----------------------------------------------------
     def op_unary(self, opcode: str):
-        dtypes = FLOATS if opcode in FLOAT_UNARY else NUMERIC if opcode != "not" else LOGICAL
-        return self.add(opcode, [self.operand(dtypes)])
+        return self.add(opcode, [self.operand(DTYPES_OF_CLASS[OPS[opcode].dtypes])])
 
     def op_binary(self, opcode: str):
-        dtypes = (NUMERIC if opcode in NUMERIC_BINARY else LOGICAL if opcode in LOGICAL_BINARY
-                  else INTS if opcode in SHIFTS else FLOATS)
-        x = self.operand(dtypes)
+        x = self.operand(DTYPES_OF_CLASS[OPS[opcode].dtypes])
         return self.add(opcode, [x, self.like(x)])
 
     def op_compare(self):
@@ -428,8 +428,7 @@ class ModuleMaker:
             "indices_are_sorted": False, "unique_indices": False}, {"to_apply": comp})
 
     # One entry per elementwise opcode, two per structural op (so neither kind dominates).
-    STEPS = ([("op_unary", op) for op in FLOAT_UNARY + NUMERIC_UNARY + ["not"]] +
-             [("op_binary", op) for op in NUMERIC_BINARY + LOGICAL_BINARY + SHIFTS + ["atan2"]] +
+    STEPS = ([("op_unary", op) for op in UNARY] + [("op_binary", op) for op in BINARY] +
              2 * [(name, None) for name in [
                  "op_compare", "op_select", "op_clamp", "op_convert", "op_bitcast_convert",
                  "op_broadcast", "op_reshape", "op_transpose", "op_slice", "op_concatenate",
