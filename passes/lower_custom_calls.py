@@ -4,27 +4,34 @@
 "flowjit.custom_vjp" call is its primal computation (the custom rule only matters to the
 VJP transformation, which ran at trace time).
 """
-from flowjit.ir.module import Module
+from __future__ import annotations
+
+from typing import Optional
+
+from flowjit.ir.builder import NameTable
+from flowjit.ir.module import Instruction, Module
+from flowjit.ir.opcodes import Opcode
+from flowjit.ir.rewrite import rewrite_computation
+
+
+def _lower(inst: Instruction, names: NameTable, uses) -> Optional[Instruction]:
+    target = inst.attrs.get("custom_call_target")
+    if target == "stop_gradient":
+        return inst.operands[0]
+    if target == "flowjit.custom_vjp":
+        primal = inst.calls["called_computations"][0]
+        # The same name: the custom call it stands for goes (nothing uses it any more).
+        return Instruction(inst.name, Opcode.CALL, inst.shape, inst.operands,
+                           calls={"to_apply": primal}, metadata=inst.metadata)
+    return None
 
 
 def run(module: Module) -> bool:
     """Replace stop_gradient markers by their operand and custom_vjp calls by `call`."""
+    names = NameTable.for_module(module)
     changed = False
     for comp in module.computations:
-        for inst in list(comp.instructions):
-            if inst.opcode != "custom-call":
-                continue
-            target = inst.attrs.get("custom_call_target")
-            if target == "stop_gradient":
-                comp.replace_all_uses(inst, inst.operands[0])
-                comp.instructions.remove(inst)
-                changed = True
-            elif target == "flowjit.custom_vjp":
-                primal = inst.calls["called_computations"][0]
-                inst.opcode = "call"
-                inst.attrs = {}
-                inst.calls = {"to_apply": primal}
-                changed = True
+        changed |= rewrite_computation(comp, {Opcode.CUSTOM_CALL: _lower}, names)
     if changed:
         module.remove_dead_computations()
     return changed

@@ -7,16 +7,15 @@ reshape) and the size-1 reshapes of keepdims collapse, so reductions meet their 
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
 
 import numpy as np
 
 from flowjit.ir.builder import NameTable
-from flowjit.ir.module import Computation, Instruction, Module
+from flowjit.ir.module import Instruction, Module
+from flowjit.ir.opcodes import Opcode
+from flowjit.ir.rewrite import Rule, rewrite_computation
 from flowjit.ir.shapes import ArrayShape
 
-Uses = Callable[[Instruction], int]   # how many instructions (and the root) use a value
-Rule = Callable[[Instruction, NameTable, Uses], Optional[Instruction]]
 
 
 def _new(names: NameTable, like: Instruction, opcode: str, operands, attrs=None,
@@ -201,38 +200,13 @@ def _concatenate(inst, names, uses):
     return inst.operands[0] if len(inst.operands) == 1 else None
 
 
-RULES: dict[str, Rule] = {
-    "reshape": _reshape, "broadcast": _broadcast, "transpose": _transpose,
-    "convert": _convert, "copy": _copy, "slice": _slice, "negate": _negate,
-    "multiply": _multiply, "add": _add, "subtract": _subtract, "divide": _divide,
-    "select": _select, "get-tuple-element": _get_tuple_element,
-    "concatenate": _concatenate,
+RULES: dict[Opcode, Rule] = {
+    Opcode.RESHAPE: _reshape, Opcode.BROADCAST: _broadcast, Opcode.TRANSPOSE: _transpose,
+    Opcode.CONVERT: _convert, Opcode.COPY: _copy, Opcode.SLICE: _slice, Opcode.NEGATE: _negate,
+    Opcode.MULTIPLY: _multiply, Opcode.ADD: _add, Opcode.SUBTRACT: _subtract, Opcode.DIVIDE: _divide,
+    Opcode.SELECT: _select, Opcode.GET_TUPLE_ELEMENT: _get_tuple_element,
+    Opcode.CONCATENATE: _concatenate,
 }
-
-
-def run_computation(comp: Computation, names: NameTable) -> bool:
-    changed = False
-
-    def uses(value: Instruction) -> int:
-        return (sum(any(o is value for o in i.operands) for i in comp.instructions)
-                + (comp.root is value))
-    for inst in list(comp.instructions):
-        rule = RULES.get(inst.opcode)
-        if rule is None or inst not in comp.instructions:
-            continue
-        result = rule(inst, names, uses)
-        if result is None:
-            continue
-        added = result if isinstance(result, list) else [result]
-        replacement = added[-1]
-        position = comp.instructions.index(inst)
-        fresh = [a for a in added if all(a is not i for i in comp.instructions)]
-        comp.instructions[position:position] = fresh
-        comp.replace_all_uses(inst, replacement)
-        changed = True
-    if changed:
-        comp.remove_unreachable()
-    return changed
 
 
 def run(module: Module) -> bool:
@@ -240,5 +214,5 @@ def run(module: Module) -> bool:
     names = NameTable.for_module(module)
     changed = False
     for comp in module.computations:
-        changed |= run_computation(comp, names)
+        changed |= rewrite_computation(comp, RULES, names)
     return changed

@@ -61,3 +61,18 @@ def test_a_use_cycle_is_a_parse_error_with_line_and_column(body, where, cycle):
     with pytest.raises(HloParseError, match=cycle) as info:
         parse_module(text)
     assert str(info.value).startswith(f"{where[0]}:{where[1]}:")
+
+
+def test_the_rewrite_driver_replaces_in_one_pass_and_drops_the_dead():
+    from flowjit.ir.module import Computation
+    from flowjit.ir.rewrite import rewrite_computation
+    insts = chain(20_000)           # negate(negate(...)): pairs cancel
+    comp = Computation("c", insts, insts[-1])
+
+    def cancel(inst, names, uses):
+        inner = inst.operands[0]
+        return inner.operands[0] if inner.opcode == "negate" else None
+    assert rewrite_computation(comp, {"negate": cancel}, NameTable())
+    # Each negate of a negate becomes the value under both: the chain collapses to p.
+    assert [i.name for i in comp.instructions] == ["p"] and comp.root.name == "p"
+    assert not rewrite_computation(comp, {"negate": cancel}, NameTable())
