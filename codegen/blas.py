@@ -1,40 +1,97 @@
-"""The BLAS path for large float dots: numpy's own OpenBLAS, called from compiled code.
+"""The BLAS path for large float dots: an OpenBLAS that scipy or numpy ships, called from
+compiled code, one thread per call.
 
-One documented path (issue 6): f32/f64 dots whose operands are row-major matrices (after
-leading batch dims) call `cblas_?gemm` from the OpenBLAS that numpy ships; the epilogue
-(bias, activation, scale) of an output fusion still runs in the same kernel, over the
-result while it is hot. Where no such library is found every dot uses the loop kernel.
+f32/f64 dots whose operands are row-major matrices (after leading batch dims) call
+`cblas_?gemm`; the epilogue (bias, activation, scale) of an output fusion still runs in the
+same kernel, over the result while it is hot. Where no such library is found every dot uses
+the loop kernel.
+
+Threads: flowjit's runtime owns them (ARCHITECTURE.md, principle 7). Every call sets the
+calling thread's OpenBLAS thread count to 1 (`openblas_set_num_threads_local`) and puts it
+back after, and a large product is split by rows across flowjit's own threads instead. Two
+pools on two cores oversubscribed them, and OpenBLAS's spinning threads made a busy machine
+catastrophic (a transformer forward 30x slower under load). scipy's OpenBLAS comes first:
+it is a separate library from numpy's, so numpy's own threading is never touched.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import glob
 import os
+from dataclasses import dataclass
 from typing import Optional
 
 import llvmlite.binding as llvm
-import numpy as np
 
-# (symbol prefix, integer width) of the CBLAS entry points, by library flavour.
-_FLAVOURS = [("scipy_cblas_{}gemm64_", 64), ("cblas_{}gemm64_", 64), ("cblas_{}gemm", 32)]
+# (symbol pattern, integer width) of the CBLAS entry points, by library flavour.
+_FLAVOURS = [("scipy_cblas_{}gemm", 32), ("scipy_cblas_{}gemm64_", 64),
+             ("cblas_{}gemm64_", 64), ("cblas_{}gemm", 32)]
+# The names compiled code calls; bound to the chosen library's functions.
+SGEMM, DGEMM, THREADS_LOCAL = "flowjit.blas.sgemm", "flowjit.blas.dgemm", \
+    "flowjit.blas.set_threads_local"
+
+
+@dataclass(frozen=True)
+class Blas:
+    """The library the dots call: its path, integer width, and whether each call can be
+    held to one thread (`openblas_set_num_threads_local`, OpenBLAS 0.3.27 and later)."""
+
+    path: str
+    int_bits: int
+    threads_local: bool
+
+
+def _candidates() -> list[str]:
+    found = []
+    for package in ("scipy", "numpy"):
+        try:
+            module = __import__(package)
+        except ImportError:
+            continue
+        root = os.path.dirname(module.__file__)
+        for pattern in (os.path.join(root, os.pardir, f"{package}.libs", "lib*openblas*.so*"),
+                        os.path.join(root, ".dylibs", "lib*openblas*")):
+            found += sorted(glob.glob(pattern))
+    return found
+
+
+def _address(library: ctypes.CDLL, name: str) -> Optional[int]:
+    try:
+        return ctypes.cast(getattr(library, name), ctypes.c_void_p).value
+    except AttributeError:
+        return None
 
 
 @functools.lru_cache(maxsize=1)
-def gemm_symbols() -> Optional[tuple[str, str, int]]:
-    """(sgemm name, dgemm name, int bits) once the library is loaded, or None."""
+def blas() -> Optional[Blas]:
+    """The BLAS library, its functions bound to SGEMM / DGEMM / THREADS_LOCAL; or None."""
     if os.environ.get("FLOWJIT_NO_BLAS"):
         return None
-    numpy_dir = os.path.dirname(np.__file__)
-    candidates = sorted(glob.glob(os.path.join(numpy_dir, os.pardir, "numpy.libs",
-                                               "lib*openblas*.so*")))
-    candidates += sorted(glob.glob(os.path.join(numpy_dir, ".dylibs", "lib*openblas*")))
-    for path in candidates:
+    for path in _candidates():
         try:
-            llvm.load_library_permanently(path)
-        except RuntimeError:
+            library = ctypes.CDLL(path)
+        except OSError:
             continue
         for pattern, bits in _FLAVOURS:
-            s, d = pattern.format("s"), pattern.format("d")
-            if llvm.address_of_symbol(s) and llvm.address_of_symbol(d):
-                return s, d, bits
+            sgemm, dgemm = (_address(library, pattern.format(t)) for t in "sd")
+            if sgemm and dgemm:
+                llvm.add_symbol(SGEMM, sgemm)
+                llvm.add_symbol(DGEMM, dgemm)
+                setter = _address(library, "openblas_set_num_threads_local")
+                if setter:
+                    llvm.add_symbol(THREADS_LOCAL, setter)
+                else:   # an older OpenBLAS: this library's calls are one thread each
+                    for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads",
+                                 "scipy_openblas_set_num_threads64_"):
+                        if hasattr(library, name):
+                            getattr(library, name)(1)
+                            break
+                return Blas(path, bits, setter is not None)
     return None
+
+
+def gemm_symbols() -> Optional[tuple[str, str, int]]:
+    """(sgemm name, dgemm name, int bits) to call from compiled code, or None."""
+    library = blas()
+    return None if library is None else (SGEMM, DGEMM, library.int_bits)

@@ -7,7 +7,7 @@ from typing import Optional
 
 from llvmlite import ir as llvm_ir
 
-from flowjit.codegen.blas import gemm_symbols
+from flowjit.codegen.blas import THREADS_LOCAL, blas, gemm_symbols
 from flowjit.codegen.control import for_range
 from flowjit.codegen.scalar_ops import ScalarContext
 from flowjit.codegen.llvm_types import F32, F64, I32, I64, PTR, i64
@@ -74,16 +74,43 @@ def epilogue_of(comp: Computation) -> Optional[Instruction]:
     return dot
 
 
-def emit_gemm(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs) -> None:
-    """out = lhs @ rhs, through BLAS when it is there, else a loop LLVM vectorizes."""
-    symbols = gemm_symbols()
-    if symbols is not None and plan.m * plan.n * plan.k >= 32 ** 3:
-        _emit_blas(ctx, plan, out, lhs, rhs, symbols)
+# Products at least this large (2*m*n*k flops) are split by rows across flowjit's threads.
+MIN_PARALLEL_FLOPS = 1 << 22
+
+
+def uses_blas(plan: GemmPlan) -> bool:
+    return gemm_symbols() is not None and plan.m * plan.n * plan.k >= 32 ** 3
+
+
+def row_split(plan: GemmPlan, threads: int) -> int:
+    """Rows of the output to split across `threads` (0: one thread), for a BLAS product."""
+    if (threads < 2 or plan.batch != 1 or plan.m < 4 * threads or not uses_blas(plan)
+            or 2 * plan.m * plan.n * plan.k < MIN_PARALLEL_FLOPS):
+        return 0
+    return plan.m
+
+
+def emit_gemm(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, rows=None) -> None:
+    """out = lhs @ rhs, through BLAS when it is there, else a loop LLVM vectorizes; with
+    `rows` (begin, end), only those rows of the output (a single product, split by
+    row_split)."""
+    if uses_blas(plan):
+        _emit_blas(ctx, plan, out, lhs, rhs, gemm_symbols(), rows)
     else:
         _emit_loops(ctx, plan, out, lhs, rhs)
 
 
-def _emit_blas(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, symbols) -> None:
+def _one_blas_thread(ctx: ScalarContext):
+    """Hold this thread's OpenBLAS calls to one thread; returns the call that restores it."""
+    if not blas().threads_local:
+        return lambda: None
+    setter = ctx.declare(THREADS_LOCAL, I32, [I32])
+    previous = ctx.builder.call(setter, [llvm_ir.Constant(I32, 1)])
+    return lambda: ctx.builder.call(setter, [previous])
+
+
+def _emit_blas(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, symbols,
+               rows=None) -> None:
     b = ctx.builder
     sname, dname, bits = symbols
     int_t = I64 if bits == 64 else I32
@@ -96,20 +123,31 @@ def _emit_blas(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, symbols) -> No
     lda = plan.m if plan.lhs_transposed else plan.k
     ldb = plan.k if plan.rhs_transposed else plan.n
     itemsize = plan.dtype.itemsize
+    m = llvm_ir.Constant(int_t, plan.m)
+    lhs_start = out_start = i64(0)       # elements skipped to the first row computed
+    if rows is not None:
+        begin, end = rows
+        m = b.trunc(b.sub(end, begin), int_t) if int_t is I32 else b.sub(end, begin)
+        # Row i of op(lhs) starts at i*K, or at column i of a stored [K, M] lhs.
+        lhs_start = begin if plan.lhs_transposed else b.mul(begin, i64(plan.k))
+        out_start = b.mul(begin, i64(plan.n))
+    restore = _one_blas_thread(ctx)
     with for_range(b, plan.batch, "gemm.b") as batch:
-        def at(ptr, elements):
-            offset = b.mul(batch, i64(elements * itemsize))
-            return b.gep(ptr, [offset], source_etype=llvm_ir.IntType(8))
+        def at(ptr, elements, start):
+            offset = b.add(b.mul(batch, i64(elements)), start)
+            return b.gep(ptr, [b.mul(offset, i64(itemsize))],
+                         source_etype=llvm_ir.IntType(8))
         b.call(gemm, [
             llvm_ir.Constant(I32, row_major),
             llvm_ir.Constant(I32, trans if plan.lhs_transposed else no_trans),
             llvm_ir.Constant(I32, trans if plan.rhs_transposed else no_trans),
-            llvm_ir.Constant(int_t, plan.m), llvm_ir.Constant(int_t, plan.n),
+            m, llvm_ir.Constant(int_t, plan.n),
             llvm_ir.Constant(int_t, plan.k), llvm_ir.Constant(scalar, 1.0),
-            at(lhs, plan.m * plan.k), llvm_ir.Constant(int_t, lda),
-            at(rhs, plan.k * plan.n), llvm_ir.Constant(int_t, ldb),
-            llvm_ir.Constant(scalar, 0.0), at(out, plan.m * plan.n),
+            at(lhs, plan.m * plan.k, lhs_start), llvm_ir.Constant(int_t, lda),
+            at(rhs, plan.k * plan.n, i64(0)), llvm_ir.Constant(int_t, ldb),
+            llvm_ir.Constant(scalar, 0.0), at(out, plan.m * plan.n, out_start),
             llvm_ir.Constant(int_t, plan.n)])
+    restore()
 
 
 def _emit_loops(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs) -> None:

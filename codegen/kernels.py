@@ -8,7 +8,7 @@ from typing import Callable, Optional
 from llvmlite import ir as llvm_ir
 
 from flowjit.codegen.control import alloca_at_entry, for_range
-from flowjit.codegen.dot import emit_gemm, epilogue_of, gemm_plan
+from flowjit.codegen.dot import emit_gemm, epilogue_of, gemm_plan, row_split
 from flowjit.codegen.parallel import MIN_PARALLEL_WORK, parallel_for, thread_count
 from flowjit.codegen.parallel import kernel_type as parallel_kernel_type
 from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, ElementalEmitter,
@@ -268,15 +268,17 @@ class ModuleLowering:
         if inst.opcode == "scatter":
             self.emit_scatter(ctx, inst, outputs[0], inputs)
         elif inst.opcode == "dot" and gemm_plan(inst) is not None:
-            emit_gemm(ctx, gemm_plan(inst), outputs[0], inputs[0], inputs[1])
+            emit_gemm(ctx, gemm_plan(inst), outputs[0], inputs[0], inputs[1], rows)
         elif inst.opcode == "fusion" and self.output_fusion_dot(inst) is not None:
             comp = inst.calls["calls"]
             dot = self.output_fusion_dot(inst)
             params = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
             emit_gemm(ctx, gemm_plan(dot), outputs[0], params[id(dot.operands[0])],
-                      params[id(dot.operands[1])])
-            # The epilogue reads the product where it was just written, element by element.
-            self.emit_loop_nest(ctx, comp.root, outputs, {**params, id(dot): outputs[0]})
+                      params[id(dot.operands[1])], rows)
+            # The epilogue reads the product where it was just written, element by element
+            # (the same rows).
+            self.emit_loop_nest(ctx, comp.root, outputs, {**params, id(dot): outputs[0]},
+                                rows)
         elif inst.opcode == "fusion":
             comp = inst.calls["calls"]
             params = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
@@ -299,7 +301,10 @@ class ModuleLowering:
             return 0
         if inst.opcode == "dot" or (inst.opcode == "fusion"
                                     and self.output_fusion_dot(inst) is not None):
-            return 0  # BLAS (or its loop) handles these
+            dot = inst if inst.opcode == "dot" else self.output_fusion_dot(inst)
+            plan = gemm_plan(dot)
+            # One BLAS thread per call, split by rows across ours (codegen/blas.py).
+            return row_split(plan, thread_count()) if plan is not None else 0
         per_element = len(inst.calls["calls"].instructions) if inst.opcode == "fusion" else 1
         for node in (inst.calls["calls"].instructions if inst.opcode == "fusion" else [inst]):
             if node.opcode in ("reduce", "dot"):

@@ -24,3 +24,50 @@ def test_row_split_kernels_match_numpy(threads, monkeypatch):
     np.testing.assert_allclose(softmax, e / e.sum(axis=-1, keepdims=True), rtol=2e-6,
                                atol=1e-9)
     np.testing.assert_allclose(t, np.tanh(x) * 2 + 1, rtol=2e-6, atol=2e-6)
+
+
+def _blas_threads(library_path: str) -> int:
+    import ctypes
+    library = ctypes.CDLL(library_path)
+    for name in ("scipy_openblas_get_num_threads64_", "scipy_openblas_get_num_threads",
+                 "openblas_get_num_threads"):
+        if hasattr(library, name):
+            return getattr(library, name)()
+    pytest.skip("this OpenBLAS does not report its thread count")
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_blas_products_split_by_rows_across_our_threads(threads, transposed, monkeypatch):
+    from flowjit.codegen.blas import blas
+    if blas() is None:
+        pytest.skip("no BLAS library found")
+    monkeypatch.setenv("FLOWJIT_THREADS", threads)
+    monkeypatch.setenv("FLOWJIT_CACHE_DIR", "off")
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((300, 257) if transposed else (257, 300)).astype(np.float32)
+    b = rng.standard_normal((300, 129)).astype(np.float32)
+    bias = rng.standard_normal(129).astype(np.float32)
+
+    def f(a, b, bias):   # a product with a fused epilogue (kOutput), rows not divisible
+        product = (a.T if transposed else a) @ b
+        return fnp.maximum(product + bias, 0.0)
+    compiled = flowjit.jit(f).lower(a, b, bias).compile()
+    split = [k.parallel_rows for k in compiled.executable.kernels]
+    assert split[-1] == (0 if threads == "1" else 257)   # the product is the last kernel
+    a64 = (a.T if transposed else a).astype(np.float64)
+    np.testing.assert_allclose(compiled(a, b, bias), np.maximum(a64 @ b + bias, 0),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_a_call_leaves_the_blas_libraries_thread_counts_as_they_were():
+    # The runtime holds each BLAS call to one thread for the calling thread only: numpy's
+    # and the library's own process-wide settings are untouched.
+    from flowjit.codegen.blas import blas
+    library = blas()
+    if library is None or not library.threads_local:
+        pytest.skip("no OpenBLAS with per-thread thread counts")
+    before = _blas_threads(library.path)
+    a = np.ones((512, 512), np.float32)
+    flowjit.jit(lambda a: a @ a)(a)
+    assert _blas_threads(library.path) == before
