@@ -6,6 +6,7 @@ and emits the same kind of op on the derivative, so gradients of loops stay loop
 from __future__ import annotations
 
 from flowjit.ir.dtypes import DType
+from flowjit.ir.graph import post_order
 from flowjit.ir.module import Instruction
 from flowjit.ir.shapes import ArrayShape, TupleShape
 from flowjit.passes.vjp import (Cotangent, Emitter, has_float, known_trip_count, no_rule_error,
@@ -66,10 +67,28 @@ def _passthrough(body, k: int) -> bool:
             and out.operands[0] is body.parameters[0])
 
 
+def _read_by_gradient(derivative, outputs: int, m: int) -> set[int]:
+    """The state elements whose input values the body's VJP reads to compute cotangents
+    (not to recompute the body's own outputs, which the backward loop drops)."""
+    state = derivative.parameters[0]
+    roots = derivative.root.operands[outputs:]
+    if any(r is state for r in roots):
+        return set(range(m))            # the whole state is read: keep every element
+    needed = set()
+    for inst in post_order(roots, stop=lambda value: value is state):
+        if inst.opcode == "get-tuple-element" and inst.operands[0] is state:
+            needed.add(inst.attrs["index"])
+        elif any(o is state for o in inst.operands):
+            return set(range(m))
+    return needed
+
+
 def while_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:
     """A while of known trip count n: the forward loop also stacks each step's input state
-    (the values the body changes), then a second loop runs the body's VJP over the stack
-    from step n-1 down to 0. The stacking loop replaces the forward loop."""
+    (the values the body changes and its VJP reads), then a second loop runs the body's VJP
+    over the stack from step n-1 down to 0. The stacking loop replaces the forward loop.
+    A value the VJP never reads (e.g. a scan's output buffer, only written to) is not
+    stacked: stacking it cost n copies of the whole buffer."""
     n = known_trip_count(inst)
     if n is None:
         raise no_rule_error(inst)
@@ -79,7 +98,9 @@ def while_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:
     body = inst.calls["body"]
     state = list(inst.shape.elements)
     m = len(state)
-    stashed = [k for k in range(m) if not _passthrough(body, k)]
+    derivative = e.derivative(body, [0])
+    needed = _read_by_gradient(derivative, len(output_leaves(body)), m)
+    stashed = [k for k in range(m) if not _passthrough(body, k) and k in needed]
     s32 = ArrayShape(DType.S32, ())
     stacks = [ArrayShape(state[k].dtype, (n,) + state[k].dims) for k in stashed]
 
@@ -103,8 +124,7 @@ def while_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:
     e.replacements.append((inst, e.op("tuple", *[e.gte(stacking, k) for k in range(m)])))
 
     # Backward: (counter, cotangents..., stacks..., passthrough values...).
-    derivative = e.derivative(body, [0])
-    passed = [k for k in range(m) if k not in stashed]
+    passed = [k for k in range(m) if _passthrough(body, k) and k in needed]
     bwd = e.sub_builder(f"{body.name}_reverse")
     shape = TupleShape((s32,) + tuple(state) + tuple(stacks)
                        + tuple(state[k] for k in passed))
@@ -120,6 +140,9 @@ def while_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:
         xs[k] = bwd.reshape(window, state[k].dims)
     for j, k in enumerate(passed):
         xs[k] = bwd.gte(q, 1 + m + len(stashed) + j)
+    for k in range(m):
+        if xs[k] is None:      # not read by the VJP: any value of its shape will do
+            xs[k] = bwd.filled(0, state[k])
     out_cts = cts if body.root.opcode == "tuple" else [bwd.op("tuple", *cts)]
     res = bwd.inline(derivative, [bwd.op("tuple", *xs)] + out_cts)
     new_cts = bwd.gte(res, len(output_leaves(body)))
