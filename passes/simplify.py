@@ -111,6 +111,31 @@ def _transposed_dot(inst, dot, perm, names):
     return _new(names, inst, "dot", [rhs, lhs], new_attrs)
 
 
+def _dot(inst, names, uses):
+    """dot(transpose(a), b) reads a in place: the transpose becomes the dot's dimension
+    numbers (XLA's transpose folding; BLAS takes a transposed operand for free). Only
+    where the batch dims stay in place and the free dims keep their order, so the result
+    and the product's layout are unchanged."""
+    attrs = dict(inst.attrs)
+    operands = list(inst.operands)
+    for side, operand in (("lhs", 0), ("rhs", 1)):
+        t = operands[operand]
+        if t.opcode != "transpose":
+            continue
+        perm = tuple(t.attrs["dimensions"])
+        batch = tuple(attrs.get(f"{side}_batch_dims", ()))
+        contracting = tuple(attrs.get(f"{side}_contracting_dims", ()))
+        free = [d for d in range(len(perm)) if d not in batch and d not in contracting]
+        moved_free = [perm[d] for d in free]
+        if tuple(perm[d] for d in batch) != batch or moved_free != sorted(moved_free):
+            continue
+        attrs[f"{side}_contracting_dims"] = tuple(perm[d] for d in contracting)
+        operands[operand] = t.operands[0]
+    if operands == list(inst.operands):
+        return None
+    return _new(names, inst, "dot", operands, attrs)
+
+
 def _convert(inst, names, uses):
     (x,) = inst.operands
     return x if _same_shape(inst, x) else None
@@ -204,7 +229,7 @@ RULES: dict[Opcode, Rule] = {
     Opcode.RESHAPE: _reshape, Opcode.BROADCAST: _broadcast, Opcode.TRANSPOSE: _transpose,
     Opcode.CONVERT: _convert, Opcode.COPY: _copy, Opcode.SLICE: _slice, Opcode.NEGATE: _negate,
     Opcode.MULTIPLY: _multiply, Opcode.ADD: _add, Opcode.SUBTRACT: _subtract, Opcode.DIVIDE: _divide,
-    Opcode.SELECT: _select, Opcode.GET_TUPLE_ELEMENT: _get_tuple_element,
+    Opcode.SELECT: _select, Opcode.DOT: _dot, Opcode.GET_TUPLE_ELEMENT: _get_tuple_element,
     Opcode.CONCATENATE: _concatenate,
 }
 

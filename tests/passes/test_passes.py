@@ -295,6 +295,47 @@ ENTRY e {
                                x.T @ g, rtol=1e-5, atol=1e-5)
 
 
+def test_a_transposed_dot_operand_becomes_its_dimension_numbers():
+    # x.T @ y and a batched a @ b^T: the dot reads the untransposed operands (XLA's
+    # transpose folding), so no transpose kernel runs.
+    m = run("""HloModule m
+ENTRY e {
+  x = f32[8,3] parameter(0)
+  y = f32[8,5] parameter(1)
+  xt = f32[3,8] transpose(x), dimensions={1,0}
+  ROOT d = f32[3,5] dot(xt, y), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}""", "simplify", "dce")
+    assert body(m) == ["parameter()", "parameter()", "dot(parameter, parameter)"]
+    assert m.entry.root.attrs["lhs_contracting_dims"] == (0,)
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 5))
+    np.testing.assert_allclose(evaluate(m, [x.astype(np.float32), y.astype(np.float32)]),
+                               x.T @ y, rtol=1e-5, atol=1e-5)
+    m = run("""HloModule m
+ENTRY e {
+  a = f32[2,4,6] parameter(0)
+  b = f32[2,7,6] parameter(1)
+  bt = f32[2,6,7] transpose(b), dimensions={0,2,1}
+  ROOT d = f32[2,4,7] dot(a, bt), lhs_batch_dims={0}, lhs_contracting_dims={2}, rhs_batch_dims={0}, rhs_contracting_dims={1}
+}""", "simplify", "dce")
+    assert body(m) == ["parameter()", "parameter()", "dot(parameter, parameter)"]
+    a, b = rng.standard_normal((2, 4, 6)), rng.standard_normal((2, 7, 6))
+    np.testing.assert_allclose(evaluate(m, [a.astype(np.float32), b.astype(np.float32)]),
+                               a @ b.transpose(0, 2, 1), rtol=1e-5, atol=1e-5)
+
+
+def test_a_transpose_that_would_reorder_a_dots_result_stays():
+    # Two free dims swapped by the transpose: folding would change the output's dim order.
+    m = run("""HloModule m
+ENTRY e {
+  x = f32[3,4,5] parameter(0)
+  y = f32[5,2] parameter(1)
+  xt = f32[4,3,5] transpose(x), dimensions={1,0,2}
+  ROOT d = f32[4,3,2] dot(xt, y), lhs_contracting_dims={2}, rhs_contracting_dims={0}
+}""", "simplify", "dce")
+    assert "transpose(parameter)" in body(m)
+
+
 def test_transpose_of_a_shared_dot_stays():
     m = run("""HloModule m
 ENTRY e {
