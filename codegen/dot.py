@@ -27,10 +27,33 @@ class GemmPlan:
     lhs_transposed: bool   # lhs stored [K, M]
     rhs_transposed: bool   # rhs stored [N, K]
     dtype: DType
+    # The output's first dim: a batch dim (batch is a multiple of it), or the lhs's first
+    # free dim (m is a multiple of it); 1 when neither. Threads split the output by it.
+    lead: int = 1
+
+
+def _matrix_view(dims: tuple, nb: int, contracting: int, k_last_is_plain: bool):
+    """(free size, transposed) when dims (after nb batch dims) read as a row-major matrix
+    of the free dims (merged) and the contracting dim, else None. For the lhs a plain
+    matrix is [M..., K]; for the rhs it is [K, N...]."""
+    rank = len(dims)
+    free = [d for d in range(nb, rank) if d != contracting]
+    size = 1
+    for d in free:
+        size *= dims[d]
+    at_end, at_start = contracting == rank - 1, contracting == nb
+    plain, transposed = (at_end, at_start) if k_last_is_plain else (at_start, at_end)
+    if plain:
+        return size, False
+    if transposed:
+        return size, True
+    return None
 
 
 def gemm_plan(dot: Instruction) -> Optional[GemmPlan]:
-    """A GemmPlan when `dot` is a (batched) float matrix product in row-major form."""
+    """A GemmPlan when `dot` is a (batched) float matrix product in row-major form: each
+    operand is [batch..., free..., K] or [batch..., K, free...], its free dims merged
+    (x of shape [B, T, D] times w of shape [D, E] is one [B*T, D] x [D, E] product)."""
     lhs, rhs = dot.operands
     a = dot.attrs
     dtype = dot.shape.dtype
@@ -41,17 +64,18 @@ def gemm_plan(dot: Instruction) -> Optional[GemmPlan]:
     nb = len(lb)
     if lb != tuple(range(nb)) or rb != tuple(range(nb)) or len(lc) != 1:
         return None
-    if lhs.shape.rank not in (nb + 1, nb + 2) or rhs.shape.rank not in (nb + 1, nb + 2):
+    lhs_view = _matrix_view(lhs.shape.dims, nb, lc[0], k_last_is_plain=True)
+    rhs_view = _matrix_view(rhs.shape.dims, nb, rc[0], k_last_is_plain=False)
+    if lhs_view is None or rhs_view is None:
         return None
     batch = 1
     for d in lhs.shape.dims[:nb]:
         batch *= d
-    k = lhs.shape.dims[lc[0]]
-    m = 1 if lhs.shape.rank == nb + 1 else lhs.shape.dims[nb + (1 if lc[0] == nb else 0)]
-    n = 1 if rhs.shape.rank == nb + 1 else rhs.shape.dims[nb + (1 if rc[0] == nb else 0)]
-    lhs_t = lhs.shape.rank == nb + 2 and lc[0] == nb
-    rhs_t = rhs.shape.rank == nb + 2 and rc[0] == nb + 1
-    return GemmPlan(batch, m, n, k, lhs_t, rhs_t, dtype)
+    (m, lhs_t), (n, rhs_t) = lhs_view, rhs_view
+    lead = dot.shape.dims[0] if dot.shape.rank else 1
+    if nb == 0 and (m % max(lead, 1) or lead > m):
+        lead = 1      # the first dim is not the lhs's: rows cannot be split
+    return GemmPlan(batch, m, n, lhs.shape.dims[lc[0]], lhs_t, rhs_t, dtype, lead)
 
 
 def epilogue_of(comp: Computation) -> Optional[Instruction]:
@@ -83,11 +107,14 @@ def uses_blas(plan: GemmPlan) -> bool:
 
 
 def row_split(plan: GemmPlan, threads: int) -> int:
-    """Rows of the output to split across `threads` (0: one thread), for a BLAS product."""
-    if (threads < 2 or plan.batch != 1 or plan.m < 4 * threads or not uses_blas(plan)
-            or 2 * plan.m * plan.n * plan.k < MIN_PARALLEL_FLOPS):
+    """Rows of the output's first dim to split across `threads` (0: one thread), for a
+    BLAS product; each holds m / lead rows of the matrix product."""
+    flops = 2 * plan.batch * plan.m * plan.n * plan.k
+    if threads < 2 or plan.lead < threads or not uses_blas(plan) or flops < MIN_PARALLEL_FLOPS:
         return 0
-    return plan.m
+    if plan.batch == 1 and plan.m < 4 * threads:
+        return 0
+    return plan.lead
 
 
 def emit_gemm(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, rows=None) -> None:
@@ -125,14 +152,19 @@ def _emit_blas(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, symbols,
     itemsize = plan.dtype.itemsize
     m = llvm_ir.Constant(int_t, plan.m)
     lhs_start = out_start = i64(0)       # elements skipped to the first row computed
-    if rows is not None:
-        begin, end = rows
+    batches = (i64(0), i64(plan.batch))
+    if rows is not None and plan.batch > 1:   # the output's first dim is a batch dim
+        per_row = plan.batch // plan.lead
+        batches = tuple(b.mul(r, i64(per_row)) for r in rows)
+    elif rows is not None:   # rows of the output's first dim, each m / lead matrix rows
+        per_row = plan.m // plan.lead
+        begin, end = (b.mul(r, i64(per_row)) for r in rows)
         m = b.trunc(b.sub(end, begin), int_t) if int_t is I32 else b.sub(end, begin)
         # Row i of op(lhs) starts at i*K, or at column i of a stored [K, M] lhs.
         lhs_start = begin if plan.lhs_transposed else b.mul(begin, i64(plan.k))
         out_start = b.mul(begin, i64(plan.n))
     restore = _one_blas_thread(ctx)
-    with for_range(b, plan.batch, "gemm.b") as batch:
+    with for_range(b, batches[1], "gemm.b", start=batches[0]) as batch:
         def at(ptr, elements, start):
             offset = b.add(b.mul(batch, i64(elements)), start)
             return b.gep(ptr, [b.mul(offset, i64(itemsize))],

@@ -25,6 +25,11 @@ def matmul(a, b):
         raise ShapeError(at_user_line(
             f"matmul: shapes {sa} and {sb} are not aligned: {s2a[-1]} (dim {len(sa) - 1}) != "
             f"{s2b[-2]} (dim {max(len(sb) - 2, 0)})"))
+    if len(s2b) == 2:
+        # [..., M, K] @ [K, N]: one product over the merged leading dims, as jax.numpy
+        # does (no copy of the weight per batch element).
+        out = lax.dot_general(a2, b2, ((len(s2a) - 1,), (0,)))
+        return wrap(lax.reshape(out, sa[:-1] + ((s2b[-1],) if len(sb) > 1 else ())))
     batch = broadcast_shapes(s2a[:-2], s2b[:-2])
     nb = len(batch)
     a3 = lax.broadcast_in_dim(a2, batch + s2a[-2:], list(range(nb - len(s2a) + 2, nb + 2)))

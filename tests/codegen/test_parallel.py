@@ -71,3 +71,28 @@ def test_a_call_leaves_the_blas_libraries_thread_counts_as_they_were():
     a = np.ones((512, 512), np.float32)
     flowjit.jit(lambda a: a @ a)(a)
     assert _blas_threads(library.path) == before
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+@pytest.mark.parametrize("lhs_shape, rhs_shape, lead", [
+    ((9, 70, 128), (128, 64), 9),        # [B, T, D] @ [D, E]: one [B*T, D] product
+    ((10, 2, 40, 64), (10, 2, 64, 50), 10),  # batched: the batch is split
+])
+def test_merged_and_batched_products_split_across_threads(threads, lhs_shape, rhs_shape,
+                                                           lead, monkeypatch):
+    from flowjit.codegen.blas import blas
+    if blas() is None:
+        pytest.skip("no BLAS library found")
+    monkeypatch.setenv("FLOWJIT_THREADS", threads)
+    monkeypatch.setenv("FLOWJIT_CACHE_DIR", "off")
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal(lhs_shape).astype(np.float32)
+    b = rng.standard_normal(rhs_shape).astype(np.float32)
+
+    def f(a, b):
+        return fnp.tanh(a @ b) * 2.0
+    compiled = flowjit.jit(f).lower(a, b).compile()
+    assert [k.parallel_rows for k in compiled.executable.kernels] == [
+        0 if threads == "1" else lead]
+    want = np.tanh(np.matmul(a.astype(np.float64), b)) * 2
+    np.testing.assert_allclose(compiled(a, b), want, rtol=1e-4, atol=1e-4)
