@@ -9,7 +9,6 @@ import os
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -59,10 +58,10 @@ class Compiled:
         self._dtypes = [spec.dtype for spec in traced.in_specs]
         self._wrap = getattr(self.executable, "array_type", None) is not Array
         self._single_leaf = traced.out_tree == tree.LEAF
-        self.used = True   # read and cleared by the executable cache (second chance)
+        self.last_used = next(_use_clock)   # what the executable cache evicts by
 
     def __call__(self, *leaves: Any) -> Any:
-        self.used = True
+        self.last_used = next(_use_clock)
         outputs = self.executable(*leaves)
         if self._wrap:
             outputs = [as_array(o) for o in outputs]
@@ -263,8 +262,11 @@ class Jitted:
         compiled = self._cache.get(key)
         if compiled is None:
             compiled = self.lower(*args, **kwargs).compile()
-            self._cache[key] = compiled
-        if array_key is not None:
+            if _EXECUTABLES.holds(self, key):   # not evicted already by a racing compile
+                self._cache[key] = compiled
+                if array_key is not None:
+                    self._array_cache[array_key] = compiled
+        elif array_key is not None:
             self._array_cache[array_key] = compiled
         return compiled(*leaves)
 
@@ -312,37 +314,38 @@ class Jitted:
 
 class _ExecutableCache:
     """A bound on the executables all jitted functions keep, evicting the least recently
-    used (a second-chance clock: a call only sets a flag, so the hot path takes no lock).
+    used. A call only stamps its executable with a counter, so the hot path takes no lock;
+    the search for the oldest happens on a compile, which costs far more anyway.
 
     Each entry is (owner token, signature) -> (weak reference to the owner, executable);
     an owner that is garbage-collected drops its entries."""
 
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self._entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self._entries: dict[tuple, tuple] = {}
         self._lock = threading.RLock()
 
-    def add(self, owner: Jitted, key: tuple, compiled: Compiled) -> None:
+    def add(self, owner: "Jitted", key: tuple, compiled: Compiled) -> None:
         with self._lock:
             self._entries[(owner._token, key)] = (weakref.ref(owner), compiled)
-            compiled.used = False
-            evicted = self._make_room()
+            compiled.last_used = next(_use_clock)
+        self._make_room()
+
+    def _make_room(self) -> None:
+        with self._lock:
+            evicted = []
+            while len(self._entries) > self.capacity:
+                entry_key = min(self._entries,
+                                key=lambda k: self._entries[k][1].last_used)
+                owner_ref, _ = self._entries.pop(entry_key)
+                evicted.append((owner_ref, entry_key[1]))
         for owner_ref, key in evicted:   # outside the lock: eviction frees LLVM objects
             victim = owner_ref()
             if victim is not None:
                 victim._evict(key)
 
-    def _make_room(self) -> list[tuple]:
-        evicted = []
-        while len(self._entries) > self.capacity:
-            entry_key, (owner_ref, compiled) = next(iter(self._entries.items()))
-            if compiled.used and owner_ref() is not None:
-                compiled.used = False   # used since it was last looked at: a second chance
-                self._entries.move_to_end(entry_key)
-                continue
-            del self._entries[entry_key]
-            evicted.append((owner_ref, entry_key[1]))
-        return evicted
+    def holds(self, owner: "Jitted", key: tuple) -> bool:
+        return (owner._token, key) in self._entries
 
     def forget_owner(self, token: int) -> None:
         with self._lock:
@@ -352,17 +355,18 @@ class _ExecutableCache:
     def resize(self, capacity: int) -> None:
         with self._lock:
             self.capacity = capacity
-            evicted = self._make_room()
-        for owner_ref, key in evicted:
-            victim = owner_ref()
-            if victim is not None:
-                victim._evict(key)
+        self._make_room()
+
+    def owners(self) -> list:
+        with self._lock:
+            refs = {id(ref): ref for ref, _ in self._entries.values()}
+        return [owner for owner in (ref() for ref in refs.values()) if owner is not None]
 
     def __len__(self) -> int:
         return len(self._entries)
 
 
-DEFAULT_EXECUTABLE_CACHE_SIZE = 1024
+DEFAULT_EXECUTABLE_CACHE_SIZE = 512
 
 
 def _capacity_from_environment() -> int:
@@ -376,12 +380,13 @@ def _capacity_from_environment() -> int:
 
 
 _tokens = itertools.count()
+_use_clock = itertools.count()
 _EXECUTABLES = _ExecutableCache(_capacity_from_environment())
 
 
 def set_executable_cache_size(size: int) -> None:
     """Keep at most `size` compiled executables over all jitted functions (least recently
-    used go first; FLOWJIT_EXECUTABLE_CACHE_SIZE sets it at startup, default 1024)."""
+    used go first; FLOWJIT_EXECUTABLE_CACHE_SIZE sets it at startup, default 512)."""
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"the executable cache size must be a positive int, got {size!r}")
     _EXECUTABLES.resize(size)
@@ -394,11 +399,8 @@ def executable_cache_size() -> int:
 
 def clear_caches() -> None:
     """Drop every jitted function's traces and executables, as `jax.clear_caches()`."""
-    with _EXECUTABLES._lock:
-        owners = {ref() for ref, _ in _EXECUTABLES._entries.values()}
-    for owner in owners:
-        if owner is not None:
-            owner.clear_cache()
+    for owner in _EXECUTABLES.owners():
+        owner.clear_cache()
 
 
 def _hashable(value: Any, what: str) -> Any:
