@@ -416,16 +416,15 @@ def _statics_key(static: dict, static_kw: dict, kw_names: tuple) -> tuple:
     (empty when there are none, as the warm path assumes)."""
     if not static_kw and not kw_names:
         return tuple(sorted(static.items()))
-    return (tuple(sorted(static.items())), tuple(sorted(static_kw.items())), kw_names)
+    return ("keywords", tuple(sorted(static.items())), tuple(sorted(static_kw.items())),
+            kw_names)
 
 
 def _describe_statics(statics: tuple) -> str:
-    if statics and isinstance(statics[0][0], int):
-        return str(dict(statics))
-    if not statics:
-        return "{}"
-    positional, keywords, _ = statics
-    return str({**dict(positional), **dict(keywords)})
+    if statics and statics[0] == "keywords":
+        _, positional, keywords, _ = statics
+        return str({**dict(positional), **dict(keywords)})
+    return str(dict(statics))
 
 
 def _infer_static_arguments(fun: Callable, argnums: tuple,

@@ -331,3 +331,13 @@ def test_racing_lower_and_keyword_calls_trace_once():
     for k, result in enumerate(results):
         np.testing.assert_allclose(result, np.tanh(1.0) * 2 * k, rtol=1e-6)
     assert f.trace_count == 1
+
+
+def test_log_compiles_explains_a_retrace_for_a_static_keyword(monkeypatch, caplog):
+    monkeypatch.setenv("FLOWJIT_LOG_COMPILES", "1")
+    f = flowjit.jit(_power, static_argnames="n")
+    x = np.ones(3, np.float32)
+    with caplog.at_level("WARNING", logger="flowjit"):
+        np.testing.assert_allclose(f(x, n=2), x ** 2)
+        np.testing.assert_allclose(f(x, n=3), x ** 3)
+    assert "static arguments changed from {'n': 2} to {'n': 3}" in caplog.text
