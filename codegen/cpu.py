@@ -59,7 +59,7 @@ class MachineCode:
         out = []
         with _lock:
             for text in self.texts:
-                module_ref = llvm.parse_assembly(text)
+                module_ref = llvm.parse_assembly(text, context=llvm.create_context())
                 if self.opt_level:
                     optimize(module_ref, host_target_machine(), self.opt_level)
                 out.append(str(module_ref))

@@ -43,7 +43,9 @@ def optimize(module_ref: llvm.ModuleRef, tm: llvm.TargetMachine, level: int = 3)
 def object_code(text: str, opt_level: int, timings: Optional[dict] = None) -> bytes:
     """Parse, verify and optimize LLVM IR text; its object code for this machine."""
     start = time.perf_counter()
-    module_ref = llvm.parse_assembly(text)
+    # A context of its own: types and constants uniqued in LLVM's global context are never
+    # freed, so every module parsed there would grow the process for good.
+    module_ref = llvm.parse_assembly(text, context=llvm.create_context())
     module_ref.verify()
     parsed = time.perf_counter()
     tm = host_target_machine()

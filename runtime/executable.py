@@ -18,6 +18,7 @@ import numpy as np
 
 from flowjit.codegen import (ModuleLowering, compile_jobs, compile_llvm_ir, host_data_layout,
                              host_target_description, host_triple, start_compile_workers)
+from flowjit.codegen.cpu import unpack_objects
 from flowjit.runtime import disk_cache
 from flowjit.ir.buffers import ALIGN, flatten_slots, plan_buffers
 from flowjit.ir.module import Instruction, Module
@@ -65,6 +66,8 @@ class Executable:
         key = disk_cache.cache_key(
             self.llvm_ir, f"{host_target_description()} O{llvm_opt_level} parts={len(parts)}")
         cached = disk_cache.load(key)
+        if cached is not None and unpack_objects(cached, len(parts)) is None:
+            cached = None   # the right key but not the parts this module has: rebuild
         code = compile_llvm_ir(parts, llvm_opt_level, object_code=cached,
                                save_object=lambda obj: disk_cache.store(key, obj))
         self.from_disk_cache = cached is not None

@@ -1,4 +1,8 @@
 """jit end to end: tracing, caching, pytrees, static arguments, the IR text, logs."""
+import functools
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -200,3 +204,140 @@ def test_jit_inside_jit_is_traced_through(n):
     inner = flowjit.jit(lambda x: x * n)
     outer = flowjit.jit(lambda x: inner(x) + 1)
     np.testing.assert_array_equal(outer(np.ones(2)), np.full(2, n + 1.0))
+
+
+# Keyword arguments, as JAX takes them: dynamic unless named in static_argnames, and
+# static_argnums/static_argnames naming each other's parameters through the signature.
+
+def _counting(fun):
+    """`fun` with a count of how often it ran (i.e. was traced, under a jit)."""
+    @functools.wraps(fun)   # keeps the signature, which jax.jit reads for static_arg*
+    def counted(*args, **kwargs):
+        counted.runs += 1
+        return fun(*args, **kwargs)
+    counted.runs = 0
+    return counted
+
+
+def _scaled(x, scale=1.0, shift=None):
+    out = x * scale + 1
+    return out if shift is None else out + shift["b"]
+
+
+def test_keyword_arguments_are_traced_like_jax():
+    import jax
+    x = np.linspace(-1, 1, 5).astype(np.float32)
+    ours = flowjit.jit(_scaled)
+    counted = _counting(_scaled)
+    theirs = jax.jit(counted)
+    calls = [((x,), {"scale": 2.0}), ((x,), {"scale": 3.0}), ((), {"x": x, "scale": 2.0}),
+             ((x, 2.0), {}), ((x,), {"scale": 2.0, "shift": {"b": np.float32(5)}}),
+             ((x,), {"shift": {"b": np.float32(7)}, "scale": 0.5})]
+    for args, kwargs in calls:
+        expected = np.asarray(theirs(*args, **kwargs))
+        got = ours(*args, **kwargs)
+        assert np.asarray(got).dtype == expected.dtype
+        np.testing.assert_allclose(got, expected, rtol=1e-6)
+    # Values of keyword arguments are dynamic: only a new structure retraces, as in JAX.
+    assert ours.trace_count == counted.runs == 4
+
+
+def _power(x, n):
+    result = x
+    for _ in range(n - 1):   # a Python loop over a static value unrolls
+        result = result * x
+    return result
+
+
+@pytest.mark.parametrize("static", [{"static_argnames": "n"}, {"static_argnames": ("n",)},
+                                    {"static_argnums": 1}], ids=["name", "names", "num"])
+def test_static_arguments_by_name_or_number_like_jax(static):
+    import jax
+    x = np.array([1.0, 2.0, 3.0], np.float32)
+    ours = flowjit.jit(_power, **static)
+    counted = _counting(_power)
+    theirs = jax.jit(counted, **static)
+    for args, kwargs in [((x,), {"n": 3}), ((x,), {"n": 3}), ((x, 2), {}), ((x,), {"n": 2}),
+                         ((), {"x": x, "n": 4})]:
+        np.testing.assert_allclose(ours(*args, **kwargs),
+                                   np.asarray(theirs(*args, **kwargs)), rtol=1e-6)
+    assert ours.trace_count == counted.runs
+
+
+def test_lower_takes_keyword_arguments():
+    x = np.ones(3, np.float32)
+    f = flowjit.jit(_power, static_argnames="n")
+    assert f.lower(x, n=3).as_text().count("multiply(") == 2
+    np.testing.assert_allclose(f.lower(x, n=3).compile()(x), x ** 3)
+
+
+def test_an_unhashable_static_keyword_is_a_type_error():
+    f = flowjit.jit(_power, static_argnames="n")
+    with pytest.raises(TypeError, match="static argument 'n'.*not hashable"):
+        f(np.ones(2, np.float32), n=[3])
+
+
+# Threads racing to call a new signature: one trace and one compile per signature.
+
+def _slow_to_trace(x):
+    time.sleep(0.05)   # widens the window in which racing threads see no trace yet
+    return fnp.tanh(x) * 2
+
+
+def _race(function, count=8):
+    barrier = threading.Barrier(count)
+    results, errors = [None] * count, []
+
+    def run(k):
+        try:
+            barrier.wait()
+            results[k] = function(k)
+        except Exception as error:   # reported below, not lost in the thread
+            errors.append(error)
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return results
+
+
+def test_racing_first_calls_trace_and_compile_once(monkeypatch):
+    import flowjit.jitted as jitted
+    compiles = []
+
+    class CountedCompiled(jitted.Compiled):
+        def __init__(self, *args, **kwargs):
+            compiles.append(1)
+            super().__init__(*args, **kwargs)
+    monkeypatch.setattr(jitted, "Compiled", CountedCompiled)
+    f = flowjit.jit(_slow_to_trace)
+    x = np.linspace(-2, 2, 7).astype(np.float32)
+    y = x[:5].copy()
+    results = _race(lambda k: f(x if k % 2 else y))
+    for k, result in enumerate(results):
+        np.testing.assert_allclose(result, np.tanh((x if k % 2 else y).astype(np.float64)) * 2,
+                                   rtol=1e-6)
+    assert f.trace_count == 2 and len(compiles) == 2
+
+
+def test_racing_lower_and_keyword_calls_trace_once():
+    f = flowjit.jit(lambda x, scale: _slow_to_trace(x) * scale)
+    x = np.ones(4, np.float32)
+    lowered = _race(lambda k: f.lower(x, scale=2.0))
+    assert all(item is lowered[0] for item in lowered) and f.trace_count == 1
+    results = _race(lambda k: f(x, scale=float(k)))
+    for k, result in enumerate(results):
+        np.testing.assert_allclose(result, np.tanh(1.0) * 2 * k, rtol=1e-6)
+    assert f.trace_count == 1
+
+
+def test_log_compiles_explains_a_retrace_for_a_static_keyword(monkeypatch, caplog):
+    monkeypatch.setenv("FLOWJIT_LOG_COMPILES", "1")
+    f = flowjit.jit(_power, static_argnames="n")
+    x = np.ones(3, np.float32)
+    with caplog.at_level("WARNING", logger="flowjit"):
+        np.testing.assert_allclose(f(x, n=2), x ** 2)
+        np.testing.assert_allclose(f(x, n=3), x ** 3)
+    assert "static arguments changed from {'n': 2} to {'n': 3}" in caplog.text
