@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 
 from flowjit import lax
+from flowjit.core import bind
 from flowjit.numpy._promote import (broadcast_arrays, dtype_of, prepare, promote, result_type,
-                                    wrap)
+                                    shape_of, wrap)
 
 
 def _float_type(*args: Any) -> np.dtype:
@@ -162,24 +163,52 @@ divide = true_divide
 
 
 def floor_divide(x, y):
-    """numpy's `//`: rounds toward -inf for ints and floats."""
+    """numpy's `//`: rounds toward -inf. Integers divided by 0 give jax.numpy's values
+    (XLA's x/0 = -1, then -2 where x != 0 for signed types; the maximum for unsigned)."""
     x, y = prepare(x, y)
     if dtype_of(x).kind == "f":
-        return wrap(lax.floor(lax.div(x, y)))
+        return wrap(_float_floor_divide(x, y))
     if dtype_of(x).kind == "u":
         return wrap(lax.div(x, y))
     quotient = lax.div(x, y)
     # Truncation differs from floor when the signs differ and the division is inexact.
+    # sign() (not x < 0) as jax.numpy does: it decides the results for y == 0.
     zero = np.zeros((), dtype_of(x))
-    signs_differ = lax.compare(lax.compare(x, zero, "LT"), lax.compare(y, zero, "LT"), "NE")
+    signs_differ = lax.compare(lax.sign(x), lax.sign(y), "NE")
     inexact = lax.compare(lax.rem(x, y), zero, "NE")
     adjust = lax.bitwise_and(signs_differ, inexact)
     return wrap(lax.select(adjust, lax.sub(quotient, np.ones((), dtype_of(x))), quotient))
 
 
+def _float_floor_divide(x, y):
+    """jax.numpy's float `//` (CPython's float_divmod): (x - x % y) / y, so 1 // 0.1 is 9
+    as in numpy, where floor(1 / 0.1) would be 10; inf // 3 is NaN."""
+    dt = dtype_of(x)
+    zero, one = np.zeros((), dt), np.ones((), dt)
+    mod = lax.rem(x, y)
+    exact = lax.select(lax.compare(y, zero, "EQ"), x, lax.sub(x, mod))
+    quotient = lax.div(exact, y)
+    below = lax.bitwise_and(lax.compare(mod, zero, "NE"),
+                            lax.compare(lax.sign(y), lax.sign(mod), "NE"))
+    quotient = lax.select(below, lax.sub(quotient, one), quotient)
+    return bind("round-nearest-afz", [quotient])
+
+
+def _nonzero_divisor(y):
+    """An integer divisor with zeros replaced by one: jax.numpy's `%` and fmod give 0 for
+    x % 0 (XLA's remainder alone would give x)."""
+    if dtype_of(y).kind not in "iu":
+        return y
+    one = np.ones((), dtype_of(y))
+    zero = np.zeros((), dtype_of(y))
+    return lax.select(lax.compare(y, zero, "EQ"), lax.broadcast_in_dim(one, shape_of(y), []),
+                      y)
+
+
 def remainder(x, y):
-    """numpy's `%`: the result has the sign of the divisor."""
+    """numpy's `%`: the result has the sign of the divisor; x % 0 is 0 for integers."""
     x, y = prepare(x, y)
+    y = _nonzero_divisor(y)
     r = lax.rem(x, y)
     if dtype_of(x).kind == "u":
         return wrap(r)
@@ -194,8 +223,14 @@ mod = remainder
 
 
 def fmod(x, y):
+    """C's fmod: the result has the sign of x; x fmod 0 is 0 for integers (as jax.numpy)."""
     x, y = prepare(x, y)
-    return wrap(lax.rem(x, y))
+    return wrap(lax.rem(x, _nonzero_divisor(y)))
+
+
+def divmod(x, y):  # noqa: A001 - numpy's name
+    """(x // y, x % y), as numpy.divmod."""
+    return floor_divide(x, y), remainder(x, y)
 
 
 def power(x, y):
