@@ -149,6 +149,18 @@ def _logistic_libm(ctx, x):
     return b.fdiv(one, b.fadd(one, ctx.call_intrinsic("exp", b.fneg(x))))
 
 
+def _half_in_f32(rule: Rule) -> Rule:
+    """`rule` computed in f32 for f16 operands and rounded once: a formula of several steps
+    in f16 loses ulps at each and overflows early (exp(11.1) is past f16's max)."""
+    def widened(ctx, inst, args):
+        if str(args[0].type) != "half":
+            return rule(ctx, inst, args)
+        b = ctx.builder
+        return b.fptrunc(rule(ctx, inst, [b.fpext(a, F32) for a in args]), args[0].type)
+    return widened
+
+
+@_half_in_f32
 def _logistic(ctx, inst, args):
     (x,) = args
     if ctx.inline_math and str(x.type) in ("float", "double"):
@@ -156,6 +168,7 @@ def _logistic(ctx, inst, args):
     return _logistic_libm(ctx, x)
 
 
+@_half_in_f32
 def _rsqrt(ctx, inst, args):
     b, (x,) = ctx.builder, args
     return b.fdiv(llvm_ir.Constant(x.type, 1.0), ctx.call_intrinsic("sqrt", x))
