@@ -17,7 +17,8 @@ from llvmlite import ir as llvm_ir
 
 from flowjit.codegen.control import alloca_at_entry, for_range, select_by_branch
 from flowjit.codegen.scalar_ops import (SCALAR_RULES, ScalarContext, convert, emit_scalar,
-                                        from_memory, to_memory)
+                                        from_memory, round_to_dtype, to_memory,
+                                        wide_accumulator)
 from flowjit.codegen.llvm_types import i64, memory_type, register_type
 from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Computation, Instruction
@@ -352,7 +353,10 @@ def _reduce(em, inst, index):
     dims = inst.attrs["dimensions"]
     comp = inst.calls["to_apply"]
     b = em.b
+    wide = wide_accumulator(comp, inst.shape.dtype) if n == 1 else None
     init_values = [em.value(i, []) for i in inits]
+    if wide is not None:
+        init_values = [wide.widen(em.ctx, init_values[0])]
     slots = [alloca_at_entry(b, v.type, "acc") for v in init_values]
     for slot, v in zip(slots, init_values):
         b.store(v, slot)
@@ -370,6 +374,10 @@ def _reduce(em, inst, index):
             elements = [em.value(x, full) for x in inputs]
             em.pop_scope()
             accumulators = [b.load(s) for s in slots]
+            if wide is not None:
+                b.store(wide.combine(em.ctx, accumulators[0], wide.widen(em.ctx, elements[0])),
+                        slots[0])
+                return
             # Reductions may be reassociated (as XLA does) so LLVM can vectorize them.
             em.ctx.reassociate = True
             try:
@@ -388,6 +396,8 @@ def _reduce(em, inst, index):
     dims = sorted(dims)
     nest(0)
     out = [b.load(s) for s in slots]
+    if wide is not None:
+        return wide.narrow(em.ctx, out[0])
     return out[0] if n == 1 else out
 
 
@@ -400,6 +410,8 @@ def _dot(em, inst, index):
     rfree = [d for d in range(rhs.shape.rank) if d not in rb and d not in rc]
     b = em.b
     out_dtype = inst.shape.dtype
+    # f16/bf16 products are summed in f32 and rounded once, as XLA does.
+    accumulate = DType.F32 if out_dtype in (DType.F16, DType.BF16) else out_dtype
     lhs_index = [None] * lhs.shape.rank
     rhs_index = [None] * rhs.shape.rank
     it = iter(index)
@@ -410,15 +422,15 @@ def _dot(em, inst, index):
         lhs_index[d] = next(it)
     for d in rfree:
         rhs_index[d] = next(it)
-    zero = llvm_ir.Constant(register_type(out_dtype), 0.0 if out_dtype.is_float else 0)
+    zero = llvm_ir.Constant(register_type(accumulate), 0.0 if out_dtype.is_float else 0)
     slot = alloca_at_entry(b, zero.type, "dot.acc")
     b.store(zero, slot)
 
     def nest(level: int):
         if level == len(lc):
             em.push_scope()
-            x = convert(em.ctx, em.value(lhs, lhs_index), lhs.shape.dtype, out_dtype)
-            y = convert(em.ctx, em.value(rhs, rhs_index), rhs.shape.dtype, out_dtype)
+            x = convert(em.ctx, em.value(lhs, lhs_index), lhs.shape.dtype, accumulate)
+            y = convert(em.ctx, em.value(rhs, rhs_index), rhs.shape.dtype, accumulate)
             em.pop_scope()
             acc = b.load(slot)
             if out_dtype.is_float:
@@ -433,6 +445,8 @@ def _dot(em, inst, index):
             rhs_index[rc[level]] = k
             nest(level + 1)
     nest(0)
+    if accumulate is not out_dtype:
+        return round_to_dtype(em.ctx, b.load(slot), out_dtype)
     return b.load(slot)
 
 

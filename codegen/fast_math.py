@@ -115,8 +115,9 @@ def tanh_f32(ctx, x):
     small = b.fadd(b.fmul(b.fmul(p, z), x), x)
     e = exp(ctx, b.fadd(ax, ax))
     large = b.fsub(_c(t, 1.0), b.fdiv(_c(t, 2.0), b.fadd(e, _c(t, 1.0))))
-    large = ctx.call_intrinsic("copysign", large, x)
-    return b.select(b.fcmp_ordered("<", ax, _c(t, 0.625)), small, large)
+    result = b.select(b.fcmp_ordered("<", ax, _c(t, 0.625)), small, large)
+    # tanh is odd: the sign is x's, -0 included (the polynomial's x + p*x^3 gives +0 there).
+    return ctx.call_intrinsic("copysign", result, x)
 
 
 def logistic(ctx, x):

@@ -15,7 +15,7 @@ from flowjit.codegen.elemental import (ConstantPool, ElementalEmitter, emit_scal
 from flowjit.codegen.ptx_target import (WARP, barrier, delinearize_narrow, load_shared,
                                         shared_array, shared_element, shuffle, special_register,
                                         strided_loop)
-from flowjit.codegen.scalar_ops import ScalarContext, from_memory, to_memory
+from flowjit.codegen.scalar_ops import ScalarContext, from_memory, to_memory, wide_accumulator
 from flowjit.codegen.llvm_types import I8, I32, I64, i64, memory_type
 from flowjit.ir.dtypes import DType
 from flowjit.ir.graph import post_order
@@ -168,7 +168,10 @@ def _block_reduce(em: ElementalEmitter, reduction: Instruction, row_index: list,
     reduced_dims = tuple(shape.dims[d] for d in reduced)
     size = math.prod(reduced_dims)
     comp = reduction.calls["to_apply"]
+    wide = wide_accumulator(comp, reduction.shape.dtype) if n == 1 else None
     init_values = [em.value(i, []) for i in inits]
+    if wide is not None:   # f16/bf16 sums and products accumulate in f32
+        init_values = [wide.widen(ctx, init_values[0])]
 
     def elements(flat) -> list:
         full = [None] * shape.rank
@@ -179,9 +182,11 @@ def _block_reduce(em: ElementalEmitter, reduction: Instruction, row_index: list,
         em.push_scope()
         values = [em.value(x, full) for x in inputs]
         em.pop_scope()
-        return values
+        return [wide.widen(ctx, values[0])] if wide is not None else values
 
     def combine(left: list, right: list) -> list:
+        if wide is not None:
+            return [wide.combine(ctx, left[0], right[0])]
         ctx.reassociate = True
         try:
             result = emit_scalar_computation(em, comp, left + right)
@@ -224,6 +229,8 @@ def _block_reduce(em: ElementalEmitter, reduction: Instruction, row_index: list,
         barrier(ctx)  # the partials are read before the next row overwrites them
     total = combine(list(init_values), acc)
     result = [b.select(has, t, i) for t, i in zip(total, init_values)]
+    if wide is not None:
+        return wide.narrow(ctx, result[0])
     return result[0] if n == 1 else result
 
 

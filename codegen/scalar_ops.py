@@ -149,6 +149,18 @@ def _logistic_libm(ctx, x):
     return b.fdiv(one, b.fadd(one, ctx.call_intrinsic("exp", b.fneg(x))))
 
 
+def _half_in_f32(rule: Rule) -> Rule:
+    """`rule` computed in f32 for f16 operands and rounded once: a formula of several steps
+    in f16 loses ulps at each and overflows early (exp(11.1) is past f16's max)."""
+    def widened(ctx, inst, args):
+        if str(args[0].type) != "half":
+            return rule(ctx, inst, args)
+        b = ctx.builder
+        return b.fptrunc(rule(ctx, inst, [b.fpext(a, F32) for a in args]), args[0].type)
+    return widened
+
+
+@_half_in_f32
 def _logistic(ctx, inst, args):
     (x,) = args
     if ctx.inline_math and str(x.type) in ("float", "double"):
@@ -156,6 +168,7 @@ def _logistic(ctx, inst, args):
     return _logistic_libm(ctx, x)
 
 
+@_half_in_f32
 def _rsqrt(ctx, inst, args):
     b, (x,) = ctx.builder, args
     return b.fdiv(llvm_ir.Constant(x.type, 1.0), ctx.call_intrinsic("sqrt", x))
@@ -426,6 +439,48 @@ def from_memory(ctx: ScalarContext, value, dtype: DType):
 
 def _copy(ctx, inst, args):
     return args[0]
+
+
+def round_to_dtype(ctx: ScalarContext, value, dtype: DType):
+    """`value`, an f32 register holding a wider result, rounded once to `dtype`'s values."""
+    if dtype is DType.BF16:
+        return from_memory(ctx, to_memory(ctx, value, dtype), dtype)
+    return convert(ctx, value, DType.F32, dtype)
+
+
+@dataclass(frozen=True)
+class WideAccumulator:
+    """A sum or product of f16/bf16 values kept in f32 and rounded once at the end, as XLA
+    does: accumulated in f16, a sum of 5000 ones stops at 2048."""
+
+    dtype: DType        # the values' and the result's type
+    instruction: str    # "fadd" or "fmul"
+
+    def widen(self, ctx: ScalarContext, value):
+        return convert(ctx, value, self.dtype, DType.F32)
+
+    def combine(self, ctx: ScalarContext, accumulator, value):
+        # Reassociable, as the reducer's own add would be, so LLVM can vectorize it.
+        return getattr(ctx.builder, self.instruction)(accumulator, value, flags=["reassoc"])
+
+    def narrow(self, ctx: ScalarContext, value):
+        return round_to_dtype(ctx, value, self.dtype)
+
+
+_WIDENED_REDUCERS = {Opcode.ADD: "fadd", Opcode.MULTIPLY: "fmul"}
+
+
+def wide_accumulator(reducer, dtype: DType):
+    """A WideAccumulator when a reduction of `dtype` values by the scalar computation
+    `reducer` is a plain f16/bf16 sum or product (ROOT add(p0, p1)), else None."""
+    if dtype not in (DType.F16, DType.BF16):
+        return None
+    params, root = reducer.parameters, reducer.root
+    if (len(params) != 2 or len(reducer.instructions) != 3 or root.opcode not in
+            _WIDENED_REDUCERS or set(map(id, root.operands)) != set(map(id, params))
+            or root.shape.dtype is not dtype):
+        return None
+    return WideAccumulator(dtype, _WIDENED_REDUCERS[root.opcode])
 
 
 SCALAR_RULES: dict[Opcode, Rule] = {

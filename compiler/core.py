@@ -32,6 +32,24 @@ class Array(np.ndarray):
         return IndexUpdateHelper(self)
 
 
+def _array_operator(name: str, reflected: bool = False):
+    """An Array operator that computes as jit does (flowjit.numpy.<name>), not as numpy."""
+    def method(self, other):
+        import flowjit.numpy as fnp
+        return getattr(fnp, name)(other, self) if reflected else getattr(fnp, name)(self, other)
+    return method
+
+
+# Integer `//` and `%` by zero: numpy gives 0 (and warns), jit gives jax.numpy's values; the
+# eager operators take flowjit's path so both agree. In-place forms return a new array.
+_ARRAY_OPERATORS = {"floordiv": "floor_divide", "mod": "remainder", "divmod": "divmod"}
+for _dunder, _name in _ARRAY_OPERATORS.items():
+    setattr(Array, f"__{_dunder}__", _array_operator(_name))
+    setattr(Array, f"__r{_dunder}__", _array_operator(_name, reflected=True))
+    if _dunder != "divmod":
+        setattr(Array, f"__i{_dunder}__", _array_operator(_name))
+
+
 def as_array(value: np.ndarray) -> Array:
     return np.asarray(value).view(Array)
 
@@ -300,12 +318,14 @@ _OPERATORS = {
     "__floordiv__": "floor_divide", "__mod__": "remainder", "__pow__": "power",
     "__matmul__": "matmul", "__and__": "bitwise_and", "__or__": "bitwise_or",
     "__xor__": "bitwise_xor", "__lshift__": "left_shift", "__rshift__": "right_shift",
+    "__divmod__": "divmod",
     "__lt__": "less", "__le__": "less_equal", "__gt__": "greater", "__ge__": "greater_equal",
     "__eq__": "equal", "__ne__": "not_equal",
 }
 _REFLECTED = {
     "__radd__": "add", "__rsub__": "subtract", "__rmul__": "multiply",
     "__rtruediv__": "divide", "__rfloordiv__": "floor_divide", "__rmod__": "remainder",
+    "__rdivmod__": "divmod",
     "__rpow__": "power", "__rmatmul__": "matmul", "__rand__": "bitwise_and",
     "__ror__": "bitwise_or", "__rxor__": "bitwise_xor",
 }

@@ -319,9 +319,13 @@ def _reduce(inst, args):
     if kind is not None:
         x = inputs[0]
         ufunc = _UFUNC_REDUCERS[kind]
+        init = inits[0][()]
         if x.dtype == np.bool_ and kind in ("add", "multiply"):
             ufunc = np.logical_or if kind == "add" else np.logical_and
-        reduced = ufunc.reduce(x, axis=dims, initial=inits[0][()]) if x.size or dims else x
+        elif kind in ("add", "multiply") and _kind(x.dtype) == "f" and x.dtype.itemsize < 4:
+            # f16/bf16 sums and products accumulate in f32 and round once, as XLA does.
+            x, init = x.astype(np.float32), np.float32(init)
+        reduced = ufunc.reduce(x, axis=dims, initial=init) if x.size or dims else x
         if kind in ("maximum", "minimum") and _kind(x.dtype) == "f" and x.size:
             nan = np.isnan(x).any(axis=dims)
             reduced = np.where(nan, np.nan, reduced)

@@ -12,7 +12,7 @@ from flowjit.numpy.creation import (arange, array, asarray, empty, eye, full, fu
                                     identity, linspace, ones, ones_like, zeros, zeros_like)
 from flowjit.numpy.elementwise import (abs, absolute, add, arctan2, around, bitwise_and,
                                        bitwise_not, bitwise_or, bitwise_xor, cbrt, ceil, clip,
-                                       cos, cosh, divide, equal, exp, exp2, expm1, floor,
+                                       cos, cosh, divide, divmod, equal, exp, exp2, expm1, floor,
                                        floor_divide, fmod, greater, greater_equal, invert,
                                        isfinite, isinf, isnan, left_shift, less, less_equal,
                                        log, log1p, log2, log10, logaddexp, logical_and,

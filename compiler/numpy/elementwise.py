@@ -2,19 +2,41 @@
 from __future__ import annotations
 
 import math as _math
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
 from flowjit import lax
+from flowjit.core import bind
+from flowjit.ir import dtypes
 from flowjit.numpy._promote import (broadcast_arrays, dtype_of, prepare, promote, result_type,
-                                    wrap)
+                                    shape_of, wrap)
 
 
 def _float_type(*args: Any) -> np.dtype:
     """The float dtype numpy computes `exp(x)` in: ints and bools become float64."""
     dt = result_type(*args)
-    return dt if dt.kind == "f" else np.dtype(np.float64)
+    return dt if dtypes.from_numpy(dt).is_float else np.dtype(np.float64)  # bf16 stays bf16
+
+
+def _widened(fn, *args):
+    """fn(*args) computed in f32 for f16/bf16 arguments and rounded once at the end (a
+    composed function rounded after every step would lose several ulp)."""
+    dt = dtype_of(args[0])
+    if dt.itemsize >= 4:
+        return fn(*args)
+    wide = [lax.convert_element_type(a, np.float32) for a in args]
+    return lax.convert_element_type(fn(*wide), dt)
+
+
+def _float_composite(fn, doc: str):
+    """A numpy float function of one argument composed of primitives by `fn`."""
+    def op(x):
+        (x,) = promote(x, dtype=_float_type(x))
+        return wrap(_widened(fn, x))
+    op.__doc__ = doc
+    op.__name__ = fn.__name__.lstrip("_")
+    return op
 
 
 def _float_unary(fn, doc: str):
@@ -37,31 +59,59 @@ cos = _float_unary(lax.cos, "Cosine.")
 tan = _float_unary(lax.tan, "Tangent.")
 
 
-def log2(x):
-    (x,) = promote(x, dtype=_float_type(x))
-    return wrap(lax.mul(lax.log(x), np.asarray(1 / _math.log(2), dtype_of(x))))
+def _constant(value: float, like) -> np.ndarray:
+    return np.asarray(value, dtype_of(like))
 
 
-def log10(x):
-    (x,) = promote(x, dtype=_float_type(x))
-    return wrap(lax.mul(lax.log(x), np.asarray(1 / _math.log(10), dtype_of(x))))
+def _log2(x):
+    return lax.mul(lax.log(x), _constant(1 / _math.log(2), x))
 
 
-def exp2(x):
-    (x,) = promote(x, dtype=_float_type(x))
-    return wrap(lax.exp(lax.mul(x, np.asarray(_math.log(2), dtype_of(x)))))
+def _log10(x):
+    return lax.mul(lax.log(x), _constant(1 / _math.log(10), x))
 
 
-def sinh(x):
-    (x,) = promote(x, dtype=_float_type(x))
-    half = np.asarray(0.5, dtype_of(x))
-    return wrap(lax.mul(lax.sub(lax.exp(x), lax.exp(lax.neg(x))), half))
+def _exp2(x):
+    # pow(2, x) is accurate to an ulp; exp(x * ln 2) multiplies the rounding error of the
+    # product by up to |x| * ln 2 (40 ulp in f32, 384 in f64 near the extremes).
+    return lax.pow(lax.broadcast_in_dim(_constant(2.0, x), shape_of(x), []), x)
 
 
-def cosh(x):
-    (x,) = promote(x, dtype=_float_type(x))
-    half = np.asarray(0.5, dtype_of(x))
-    return wrap(lax.mul(lax.add(lax.exp(x), lax.exp(lax.neg(x))), half))
+def _half_square_of_exp_half(a):
+    """exp(a) / 2 for large a, as (exp(a/2) / 2) * exp(a/2): finite up to log(2 * max)."""
+    root = lax.exp(lax.mul(a, _constant(0.5, a)))
+    return lax.mul(lax.mul(root, _constant(0.5, a)), root)
+
+
+def _sinh(x):
+    # With e = expm1(|x|): e^a - e^-a = e + e / (e + 1), accurate near 0 where the textbook
+    # (e^x - e^-x) / 2 cancels; past exp's overflow, e^a / 2 from two half-size exps. The
+    # sign is put back by multiplying with sign(x), which keeps -0 and NaN.
+    a = lax.abs(x)
+    e = lax.expm1(a)
+    moderate = lax.mul(lax.add(e, lax.div(e, lax.add(e, _constant(1.0, x)))),
+                       _constant(0.5, x))
+    finite = lax.compare(e, _constant(np.inf, x), "LT")
+    magnitude = lax.select(finite, moderate, _half_square_of_exp_half(a))
+    return lax.mul(magnitude, lax.sign(x))
+
+
+def _cosh(x):
+    # (e^a + e^-a) / 2 as e^a / 2 + 0.5 / e^a; past exp's overflow, e^a / 2 from two
+    # half-size exps (cosh(88.73) is 1.7e38 in f32, not inf).
+    a = lax.abs(x)
+    h = lax.exp(a)
+    half = _constant(0.5, x)
+    moderate = lax.add(lax.mul(h, half), lax.div(half, h))
+    finite = lax.compare(h, _constant(np.inf, x), "LT")
+    return lax.select(finite, moderate, _half_square_of_exp_half(a))
+
+
+log2 = _float_composite(_log2, "Base-2 logarithm.")
+log10 = _float_composite(_log10, "Base-10 logarithm.")
+exp2 = _float_composite(_exp2, "2**x, elementwise.")
+sinh = _float_composite(_sinh, "Hyperbolic sine, accurate near 0 and up to overflow.")
+cosh = _float_composite(_cosh, "Hyperbolic cosine, finite up to log(2 * max).")
 
 
 def arctan2(y, x):
@@ -162,24 +212,52 @@ divide = true_divide
 
 
 def floor_divide(x, y):
-    """numpy's `//`: rounds toward -inf for ints and floats."""
+    """numpy's `//`: rounds toward -inf. Integers divided by 0 give jax.numpy's values
+    (XLA's x/0 = -1, then -2 where x != 0 for signed types; the maximum for unsigned)."""
     x, y = prepare(x, y)
     if dtype_of(x).kind == "f":
-        return wrap(lax.floor(lax.div(x, y)))
+        return wrap(_float_floor_divide(x, y))
     if dtype_of(x).kind == "u":
         return wrap(lax.div(x, y))
     quotient = lax.div(x, y)
     # Truncation differs from floor when the signs differ and the division is inexact.
+    # sign() (not x < 0) as jax.numpy does: it decides the results for y == 0.
     zero = np.zeros((), dtype_of(x))
-    signs_differ = lax.compare(lax.compare(x, zero, "LT"), lax.compare(y, zero, "LT"), "NE")
+    signs_differ = lax.compare(lax.sign(x), lax.sign(y), "NE")
     inexact = lax.compare(lax.rem(x, y), zero, "NE")
     adjust = lax.bitwise_and(signs_differ, inexact)
     return wrap(lax.select(adjust, lax.sub(quotient, np.ones((), dtype_of(x))), quotient))
 
 
+def _float_floor_divide(x, y):
+    """jax.numpy's float `//` (CPython's float_divmod): (x - x % y) / y, so 1 // 0.1 is 9
+    as in numpy, where floor(1 / 0.1) would be 10; inf // 3 is NaN."""
+    dt = dtype_of(x)
+    zero, one = np.zeros((), dt), np.ones((), dt)
+    mod = lax.rem(x, y)
+    exact = lax.select(lax.compare(y, zero, "EQ"), x, lax.sub(x, mod))
+    quotient = lax.div(exact, y)
+    below = lax.bitwise_and(lax.compare(mod, zero, "NE"),
+                            lax.compare(lax.sign(y), lax.sign(mod), "NE"))
+    quotient = lax.select(below, lax.sub(quotient, one), quotient)
+    return bind("round-nearest-afz", [quotient])
+
+
+def _nonzero_divisor(y):
+    """An integer divisor with zeros replaced by one: jax.numpy's `%` and fmod give 0 for
+    x % 0 (XLA's remainder alone would give x)."""
+    if dtype_of(y).kind not in "iu":
+        return y
+    one = np.ones((), dtype_of(y))
+    zero = np.zeros((), dtype_of(y))
+    return lax.select(lax.compare(y, zero, "EQ"), lax.broadcast_in_dim(one, shape_of(y), []),
+                      y)
+
+
 def remainder(x, y):
-    """numpy's `%`: the result has the sign of the divisor."""
+    """numpy's `%`: the result has the sign of the divisor; x % 0 is 0 for integers."""
     x, y = prepare(x, y)
+    y = _nonzero_divisor(y)
     r = lax.rem(x, y)
     if dtype_of(x).kind == "u":
         return wrap(r)
@@ -194,8 +272,14 @@ mod = remainder
 
 
 def fmod(x, y):
+    """C's fmod: the result has the sign of x; x fmod 0 is 0 for integers (as jax.numpy)."""
     x, y = prepare(x, y)
-    return wrap(lax.rem(x, y))
+    return wrap(lax.rem(x, _nonzero_divisor(y)))
+
+
+def divmod(x, y):  # noqa: A001 - numpy's name
+    """(x // y, x % y), as numpy.divmod."""
+    return floor_divide(x, y), remainder(x, y)
 
 
 def power(x, y):
@@ -280,14 +364,39 @@ def clip(a, a_min=None, a_max=None):
     return wrap(out)
 
 
+def _logaddexp(x, y):
+    # As jax.numpy: max + log1p(exp(-|x - y|)); where x - y is NaN (a NaN, or infinities of
+    # one sign) x + y gives the answer (inf + inf = inf, not NaN).
+    delta = lax.sub(x, y)
+    spread = lax.log1p(lax.exp(lax.neg(lax.abs(delta))))
+    return lax.select(lax.compare(delta, delta, "NE"), lax.add(x, y),
+                      lax.add(lax.max(x, y), spread))
+
+
 def logaddexp(x, y):
+    """log(exp(x) + exp(y)) without overflow."""
     x, y = prepare(x, y, dtype=_float_type(x, y))
-    big = lax.max(x, y)
-    small = lax.min(x, y)
-    return wrap(lax.add(big, lax.log1p(lax.exp(lax.sub(small, big)))))
+    return wrap(_widened(_logaddexp, x, y))
 
 
-def nan_to_num(x, nan: float = 0.0):
-    if dtype_of(x).kind != "f":
+def _largest_finite(dt: np.dtype) -> float:
+    if dtypes.from_numpy(dt) is dtypes.DType.BF16:
+        import ml_dtypes   # the only source of a bf16 dtype, so present when one is used
+        return float(ml_dtypes.finfo(dt).max)
+    return float(np.finfo(dt).max)
+
+
+def nan_to_num(x, copy: bool = True, nan: float = 0.0, posinf: Optional[float] = None,
+               neginf: Optional[float] = None):
+    """NaN -> `nan`, +inf -> `posinf`, -inf -> `neginf`; infinities default to the largest
+    finite values of x's dtype (numpy's and jax.numpy's signature and defaults)."""
+    del copy  # arrays are immutable: there is never a copy to avoid
+    dt = dtype_of(x)
+    if not dtypes.from_numpy(dt).is_float:
         return x
-    return where(isnan(x), np.asarray(nan, dtype_of(x)), x)
+    big = _largest_finite(dt)
+    posinf = big if posinf is None else posinf
+    neginf = -big if neginf is None else neginf
+    out = where(isnan(x), np.asarray(nan, dt), x)
+    out = where(lax.compare(x, np.asarray(np.inf, dt), "EQ"), np.asarray(posinf, dt), out)
+    return where(lax.compare(x, np.asarray(-np.inf, dt), "EQ"), np.asarray(neginf, dt), out)

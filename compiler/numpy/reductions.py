@@ -110,24 +110,35 @@ def _count(shape, axes) -> int:
     return int(np.prod([shape[i] for i in axes], dtype=np.int64))
 
 
-def mean(a, axis: Axis = None, dtype=None, keepdims: bool = False):
+def _is_float(dt: np.dtype) -> bool:
+    return dtypes.from_numpy(dt).is_float   # bf16 too (numpy calls its kind 'V')
+
+
+def _mean_types(a, dtype) -> tuple[np.dtype, np.dtype]:
+    """(result dtype, dtype computed in): f16/bf16 are computed in f32, as JAX does."""
     dt = np.dtype(dtype) if dtype is not None else (
-        dtype_of(a) if dtype_of(a).kind == "f" else np.dtype(np.float64))
+        dtype_of(a) if _is_float(dtype_of(a)) else np.dtype(np.float64))
+    wide = np.dtype(np.float32) if dt.itemsize < 4 and _is_float(dt) else dt
+    return dt, wide
+
+
+def mean(a, axis: Axis = None, dtype=None, keepdims: bool = False):
+    dt, wide = _mean_types(a, dtype)
     shape = shape_of(a)
-    total = sum(a, axis, dt, keepdims)
+    total = sum(a, axis, wide, keepdims)
     n = _count(shape, normalize_axes(axis, len(shape)))
-    return wrap(lax.div(total, np.asarray(n, dt)))
+    return wrap(lax.convert_element_type(lax.div(total, np.asarray(n, wide)), dt))
 
 
 def var(a, axis: Axis = None, dtype=None, ddof: int = 0, keepdims: bool = False):
-    dt = np.dtype(dtype) if dtype is not None else (
-        dtype_of(a) if dtype_of(a).kind == "f" else np.dtype(np.float64))
-    (a,) = promote(a, dtype=dt)
+    dt, wide = _mean_types(a, dtype)
+    (a,) = promote(a, dtype=wide)
     shape = shape_of(a)
     axes = normalize_axes(axis, len(shape))
-    centered = lax.sub(a, _broadcast_back(mean(a, axes, dt, True), shape))
+    centered = lax.sub(a, _broadcast_back(mean(a, axes, wide, True), shape))
     n = _count(shape, axes) - ddof
-    return wrap(lax.div(sum(lax.mul(centered, centered), axes, dt, keepdims), np.asarray(n, dt)))
+    squares = sum(lax.mul(centered, centered), axes, wide, keepdims)
+    return wrap(lax.convert_element_type(lax.div(squares, np.asarray(n, wide)), dt))
 
 
 def std(a, axis: Axis = None, dtype=None, ddof: int = 0, keepdims: bool = False):
