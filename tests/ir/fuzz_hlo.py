@@ -352,12 +352,14 @@ def _cheap_to_run(module) -> bool:
 def exercise(text: str, rng: np.random.Generator) -> Outcome:
     """Take `text` as far as it goes; a FlowjitError ends it, anything else propagates."""
     from flowjit.ir.parser import parse_module
+    from flowjit.ir.verifier import verify_compilable
     from flowjit.passes import optimize
     from flowjit.runtime.executable import compile_module
     from tests.ir.hlo_strategies import random_array
     stage = "parse"
     try:
         module = parse_module(text)
+        verify_compilable(module)   # as `flowjit run` does before compiling
         stage = "optimize"
         optimized, _ = optimize(module, opt_level=int(_pick(rng, [0, 2])))
         stage = "compile"
