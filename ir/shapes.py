@@ -74,9 +74,11 @@ def array_shape_problem(shape: ArrayShape) -> Optional[str]:
     """Why no program can hold an array of `shape` (too many dims, too many bytes), or None."""
     if shape.rank > MAX_RANK:
         return f"shape {shape} has rank {shape.rank}; the most flowjit supports is {MAX_RANK}"
-    if shape.nbytes > MAX_ARRAY_BYTES:
-        return (f"shape {shape} takes {shape.nbytes} bytes, more than any machine can "
-                f"address (2**47)")
+    # An empty array's other dims still multiply into strides and index arithmetic.
+    span = math.prod(max(d, 1) for d in shape.dims) * shape.dtype.itemsize
+    if span > MAX_ARRAY_BYTES:
+        return (f"shape {shape} spans {span} bytes, more than any machine can address "
+                f"(2**47)")
     return None
 
 

@@ -274,6 +274,15 @@ def _rename_use(pieces, i, rng):
         pieces[_pick(rng, names)] = pieces[_pick(rng, names)]
 
 
+def _renumber_parameter(pieces, i, rng):
+    """A parameter takes another's number (or one past the end): duplicate or missing."""
+    numbers = [k + 2 for k in range(len(pieces) - 2) if pieces[k] == "parameter"
+               and pieces[k + 1] == "(" and pieces[k + 2].isdigit()]
+    if numbers:
+        taken = [pieces[k] for k in numbers]
+        pieces[_pick(rng, numbers)] = _pick(rng, taken + [str(len(taken))])
+
+
 def _punctuation(pieces, i, rng):
     pieces[i] = _pick(rng, PUNCTUATION)
 
@@ -308,7 +317,7 @@ def _nest(pieces, i, rng):
 # get past the parser into the verifier, the passes, the code generator and the runtime.
 MUTATIONS = [(_delete, 2), (_duplicate, 1), (_swap, 2), (_interesting_number, 4),
              (_small_number, 4), (_other_opcode, 4), (_other_dtype, 2), (_dtype_everywhere, 3),
-             (_dimension_everywhere, 3), (_rename_use, 5), (_punctuation, 1), (_lines, 2),
+             (_dimension_everywhere, 3), (_rename_use, 5), (_renumber_parameter, 2), (_punctuation, 1), (_lines, 2),
              (_truncate, 1), (_nest, 1)]
 
 
