@@ -54,8 +54,10 @@ ENTRY main {
   x = f32[5,3] parameter(0)
   i = s32[4,1] parameter(1)
   u = f32[4,3] parameter(2)
-  g = f32[4,3] gather(x, i), offset_dims={1}, collapsed_slice_dims={0}, start_index_map={0}, index_vector_dim=1, slice_sizes={1,3}
-  s = f32[5,3] scatter(x, i, g), update_window_dims={1}, inserted_window_dims={0}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=add
+  g = f32[4,3] gather(x, i), offset_dims={1}, collapsed_slice_dims={0}, start_index_map={0},
+      index_vector_dim=1, slice_sizes={1,3}
+  s = f32[5,3] scatter(x, i, g), update_window_dims={1}, inserted_window_dims={0},
+      scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=add
   ROOT t = (f32[4,3], f32[5,3]) tuple(g, s)
 }
 """,
@@ -317,8 +319,8 @@ def _nest(pieces, i, rng):
 # get past the parser into the verifier, the passes, the code generator and the runtime.
 MUTATIONS = [(_delete, 2), (_duplicate, 1), (_swap, 2), (_interesting_number, 4),
              (_small_number, 4), (_other_opcode, 4), (_other_dtype, 2), (_dtype_everywhere, 3),
-             (_dimension_everywhere, 3), (_rename_use, 5), (_renumber_parameter, 2), (_punctuation, 1), (_lines, 2),
-             (_truncate, 1), (_nest, 1)]
+             (_dimension_everywhere, 3), (_rename_use, 5), (_renumber_parameter, 2),
+             (_punctuation, 1), (_lines, 2), (_truncate, 1), (_nest, 1)]
 
 
 def _mutate_once(pieces: list[str], rng: np.random.Generator) -> list[str]:

@@ -575,7 +575,8 @@ ENTRY e {
   x = f32[5] parameter(0)
   i = s32[1,1] parameter(1)
   u = f32[4000000] parameter(2)
-  ROOT r = f32[5] scatter(x, i, u), update_window_dims={0}, inserted_window_dims={}, scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=add
+  ROOT r = f32[5] scatter(x, i, u), update_window_dims={0}, inserted_window_dims={},
+      scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=add
 }
 """
     with pytest.raises(HloParseError, match=r"^11:19: .*scatter: updates must have rank 2"):
