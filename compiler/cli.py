@@ -1,34 +1,98 @@
 """The `flowjit` command line: dump a function's IR, run or optimize an HLO file.
 
     flowjit dump examples/mlp.py:predict --arg f32[128,784] --arg f32[784,10]
+    flowjit dump examples/mlp.py:mlp --arg "[(f32[784,128], f32[128])]" --arg f32[64,784]
     flowjit run module.hlo --inputs in.npz --out out.npz --check
     flowjit opt module.hlo --passes cse,fusion
+
+A mistake in how it is called (a bad option, a missing file, malformed HLO) prints one line,
+`flowjit: error: ...`, and exits with status 2.
 """
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
 import importlib.util
+import inspect
 import os
 import re
 import sys
 import time
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 import numpy as np
 
 from flowjit.ir import dtypes
 from flowjit.ir.errors import FlowjitError
+from flowjit.ir.shapes import ArrayShape, array_shape_problem
 
 _SPEC = re.compile(r"^([a-z0-9]+)\[([0-9, ]*)\]$")
+_EMPTY_DIMS = re.compile(r"\b([a-z][a-z0-9]*)\[\s*\]")
+ARG_SYNTAX = ("write an array as TYPE[DIMS] (f32[128,784], s32[]), and a pytree of them "
+              "with Python's brackets: \"{'w': f32[3,4], 'b': f32[4]}\", "
+              "\"[(f32[2,3], f32[3])]\"")
 
 
-def parse_arg_spec(text: str) -> np.ndarray:
-    """`f32[128,784]` → a random array of that type and shape (fixed seed)."""
-    m = _SPEC.match(text.strip())
-    if not m:
-        raise argparse.ArgumentTypeError(f"bad --arg {text!r}: write it like f32[128,784]")
-    dtype = dtypes.parse(m.group(1)).to_numpy()
-    dims = tuple(int(d) for d in m.group(2).replace(" ", "").split(",") if d)
+class UsageError(Exception):
+    """A mistake in how the command line was used: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line naming it (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def parse_arg_spec(text: str):
+    """`f32[128,784]` → a random array of that type and shape (fixed seed); a pytree of
+    such specs (`{'w': f32[3,4]}`, `[(f32[2], s32[])]`) → the same pytree of arrays.
+    Python numbers stand for themselves. UsageError says what is wrong."""
+    try:
+        tree = ast.parse(_EMPTY_DIMS.sub(r"\1[()]", text.strip()), mode="eval").body
+    except SyntaxError:
+        raise UsageError(f"bad --arg {text!r}: {ARG_SYNTAX}") from None
+    return _arg_value(tree, text)
+
+
+def _arg_value(node: ast.AST, text: str):
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+        return _random_array(node.value.id, node.slice, text)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        items = [_arg_value(e, text) for e in node.elts]
+        return tuple(items) if isinstance(node, ast.Tuple) else items
+    if isinstance(node, ast.Dict) and all(isinstance(k, ast.Constant) for k in node.keys):
+        return {k.value: _arg_value(v, text) for k, v in zip(node.keys, node.values)}
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        value = _arg_value(node.operand, text)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return -value
+    if isinstance(node, ast.Constant) and isinstance(node.value, (bool, int, float)):
+        return node.value
+    raise UsageError(f"bad --arg {text!r}: {ARG_SYNTAX}")
+
+
+def _random_array(type_name: str, index: ast.AST, text: str) -> np.ndarray:
+    try:
+        dtype = dtypes.parse(type_name)
+    except ValueError as e:
+        raise UsageError(f"bad --arg {text!r}: {e}") from None
+    items = index.elts if isinstance(index, ast.Tuple) else [index]
+    if not all(isinstance(i, ast.Constant) and type(i.value) is int and i.value >= 0
+               for i in items):
+        raise UsageError(f"bad --arg {text!r}: dimensions are integers >= 0, as in "
+                         f"{type_name}[128,784]")
+    shape = ArrayShape(dtype, tuple(i.value for i in items))
+    problem = array_shape_problem(shape) or (
+        f"{shape} has {shape.size} elements; --arg arrays are filled with random numbers, "
+        f"keep them under 2**31" if shape.size >= 1 << 31 else None)
+    if problem:
+        raise UsageError(f"bad --arg {text!r}: {problem}")
+    return _random_values(dtype.to_numpy(), shape.dims)
+
+
+def _random_values(dtype, dims: tuple) -> np.ndarray:
     rng = np.random.default_rng(0)
     if np.dtype(dtype).kind == "f":
         return rng.standard_normal(dims).astype(dtype)
@@ -41,31 +105,69 @@ def load_function(target: str):
     """`path/to/file.py:name` → the function object (jitted or not)."""
     path, _, name = target.rpartition(":")
     if not path or not name:
-        raise SystemExit(f"flowjit: expected FILE.py:FUNCTION, got {target!r}")
+        raise UsageError(f"expected FILE.py:FUNCTION, got {target!r}")
     spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0],
                                                   path)
-    if spec is None or not os.path.exists(path):
-        raise SystemExit(f"flowjit: no such file {path!r}")
+    if spec is None or not os.path.isfile(path):
+        raise UsageError(f"no such file {path!r}")
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     spec.loader.exec_module(module)
     fn = getattr(module, name, None)
-    if fn is None:
-        raise SystemExit(f"flowjit: {path} has no function {name!r}")
+    if fn is None or not callable(fn):
+        raise UsageError(f"{path} has no function {name!r}")
     return getattr(fn, "fun", fn)
 
 
+def _check_arity(fn, arguments: list, target: str) -> None:
+    """The --arg list fits the function's positional parameters (else a UsageError naming
+    them), so a missing --arg is not a TypeError from deep inside tracing."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*arguments)
+    except TypeError:
+        params = [p.name for p in signature.parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        raise UsageError(f"{target} takes {len(params)} positional arguments "
+                         f"({', '.join(params)}); got {len(arguments)} --arg") from None
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {path!r}: {getattr(e, 'strerror', None) or e}"
+                         ) from None
+
+
 def _read_hlo(path: str):
+    """The verified module in an HLO text file (HloParseError / VerifierError if it is not
+    one flowjit can take)."""
     from flowjit.ir.parser import parse_module
-    with open(path) as f:
-        return parse_module(f.read())
+    return parse_module(_read_text(path))
+
+
+def _dump_arguments(args) -> list:
+    if args.args_file and args.arg:
+        raise UsageError("give the arguments with --arg or with --args-file, not both")
+    if not args.args_file:
+        return [parse_arg_spec(a) for a in args.arg]
+    value = parse_arg_spec(_read_text(args.args_file))
+    if not isinstance(value, (list, tuple)):
+        raise UsageError(f"{args.args_file} must hold a list or tuple of the arguments")
+    return list(value)
 
 
 def cmd_dump(args) -> int:
     import flowjit
     from flowjit.passes import PassManager, pipeline_for
     fn = load_function(args.target)
-    arrays = [parse_arg_spec(a) for a in args.arg]
+    arrays = _dump_arguments(args)
+    _check_arity(fn, arrays, args.target)
     jitted = flowjit.jit(fn, opt_level=args.opt_level)
     start = time.perf_counter()
     lowered = jitted.lower(*arrays)
@@ -86,7 +188,7 @@ def cmd_dump(args) -> int:
         texts = [r for r in manager.records if r.name == args.after]
         if not texts:
             names = ", ".join(r.name for r in manager.records)
-            raise SystemExit(f"flowjit: no pass named {args.after!r} ran (ran: {names})")
+            raise UsageError(f"no pass named {args.after!r} ran (ran: {names})")
         print(texts[-1].after_text, end="")
     if args.diff:
         for record in manager.records:
@@ -127,33 +229,54 @@ def _flatten_result(value) -> list:
     return [np.asarray(value)]
 
 
+def _load_inputs(path: Optional[str], params) -> list[np.ndarray]:
+    """The arrays a0, a1, ... of an .npz, one per entry parameter, checked against them."""
+    if not params:
+        return []
+    if not path:
+        raise UsageError(f"the module takes {len(params)} parameters; pass --inputs "
+                         "FILE.npz with arrays a0, a1, ...")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise UsageError(f"cannot read {path!r} as an .npz of arrays: {e}") from None
+    if not hasattr(data, "files"):
+        raise UsageError(f"{path!r} holds one array, not an .npz with arrays a0, a1, ...")
+    inputs = []
+    for i, p in enumerate(params):
+        key = f"a{i}"
+        if key not in data.files:
+            raise UsageError(f"{path} has no array {key!r} for parameter {i} ({p.shape})")
+        try:
+            array = data[key]
+        except (OSError, ValueError, EOFError) as e:
+            raise UsageError(f"cannot read array {key!r} of {path!r}: {e}") from None
+        if tuple(array.shape) != p.shape.dims:
+            raise UsageError(f"{key} has shape {array.shape}, parameter {i} %{p.name} "
+                             f"needs {p.shape}")
+        if array.dtype.kind not in "biuf":
+            raise UsageError(f"{key} has dtype {array.dtype}; parameter {i} %{p.name} "
+                             f"needs {p.shape}")
+        inputs.append(array.astype(p.shape.dtype.to_numpy(), copy=False))
+    return inputs
+
+
 def cmd_run(args) -> int:
+    from flowjit.ir.verifier import verify_compilable
     from flowjit.passes import optimize
     from flowjit.runtime.executable import compile_module
     module = _read_hlo(args.module)
-    params = module.entry.parameters
-    inputs = []
-    if params:
-        if not args.inputs:
-            raise SystemExit(f"flowjit: the module takes {len(params)} parameters; pass "
-                             "--inputs FILE.npz with arrays a0, a1, ...")
-        data = np.load(args.inputs)
-        for i, p in enumerate(params):
-            key = f"a{i}"
-            if key not in data:
-                raise SystemExit(f"flowjit: {args.inputs} has no array {key!r} for parameter "
-                                 f"{i} ({p.shape})")
-            array = data[key]
-            if tuple(array.shape) != p.shape.dims:
-                raise SystemExit(f"flowjit: {key} has shape {array.shape}, parameter {i} "
-                                 f"%{p.name} needs {p.shape}")
-            inputs.append(array.astype(p.shape.dtype.to_numpy(), copy=False))
-    reference_module = _read_hlo(args.module) if args.check else None
+    verify_compilable(module)
+    inputs = _load_inputs(args.inputs, module.entry.parameters)
+    reference_module = module.copy() if args.check else None
     optimized, _ = optimize(module, opt_level=args.opt_level)
     executable = compile_module(optimized)
     outputs = executable(*inputs)
     if args.out:
-        np.savez(args.out, **{f"r{i}": o for i, o in enumerate(outputs)})
+        try:
+            np.savez(args.out, **{f"r{i}": o for i, o in enumerate(outputs)})
+        except OSError as e:
+            raise UsageError(f"cannot write {args.out!r}: {e.strerror or e}") from None
     for i, o in enumerate(outputs):
         print(f"r{i}: {o.dtype}{list(o.shape)}")
     if args.check:
@@ -185,9 +308,9 @@ def cmd_opt(args) -> int:
             print(f"{name:{width}s}  {doc}")
         return 0
     if not args.module:
-        raise SystemExit("flowjit opt: give an HLO file (or --list-passes)")
+        raise UsageError("opt: give an HLO file (or --list-passes)")
+    pipeline = _pass_names(args.passes)
     module = _read_hlo(args.module)
-    pipeline = [p for p in (args.passes or "").split(",") if p]
     manager = PassManager(pipeline, verify=True)
     result = manager.run(module)
     if args.diff:
@@ -199,18 +322,38 @@ def cmd_opt(args) -> int:
     return 0
 
 
+def _pass_names(text: Optional[str]) -> list[str]:
+    """The pass names of `--passes a,b`, each checked against the registered passes."""
+    from flowjit.passes import registered_passes
+    known = list(registered_passes())
+    names = [p.strip() for p in (text or "").split(",") if p.strip()]
+    if not names:
+        raise UsageError("opt: give --passes NAME,NAME,... (flowjit opt --list-passes "
+                         "lists them)")
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UsageError(f"unknown pass {name!r}{hint} (known: {', '.join(known)})")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="flowjit", description="flowjit: an XLA-like compiler for numpy-style Python. "
         "Show the IR of a function after each pass, run HLO files, try passes.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     dump = sub.add_parser("dump", help="print the IR of a Python function",
                           description="Trace FILE.py:FUNCTION on random arrays of the given "
                           "types and print its HLO (before optimization unless --after).")
     dump.add_argument("target", help="FILE.py:FUNCTION (plain or @jit-decorated)")
-    dump.add_argument("--arg", action="append", default=[], metavar="TYPE[DIMS]",
-                      help="one per positional argument, e.g. --arg f32[128,784]")
+    dump.add_argument("--arg", action="append", default=[], metavar="SPEC",
+                      help="one per positional argument: an array TYPE[DIMS] (random "
+                      "values), e.g. --arg f32[128,784], or a pytree of them written with "
+                      "Python's brackets, e.g. --arg \"{'w': f32[3,4], 'b': f32[4]}\"")
+    dump.add_argument("--args-file", metavar="FILE", help="instead of --arg: a file holding "
+                      "a list of the arguments, each written as for --arg")
     dump.add_argument("--after", metavar="PASS", help="print the module after this pass "
                       "('all' prints it after every pass)")
     dump.add_argument("--diff", action="store_true", help="unified diff for each pass that "
@@ -250,12 +393,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; 0 on success, 2 on a usage error or input flowjit rejects."""
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except FlowjitError as e:
-        print(f"flowjit: error: {e}", file=sys.stderr)
-        return 1
+    except (UsageError, FlowjitError) as e:
+        print(f"flowjit: error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 if __name__ == "__main__":

@@ -102,3 +102,22 @@ def parse(text: str) -> DType:
         return DType(text)
     except ValueError:
         raise ValueError(f"unknown element type '{text}'") from None
+
+
+def int_in_range(value: int, dtype: DType) -> bool:
+    """Whether the integer `value` is representable in the integer type `dtype`."""
+    info = np.iinfo(_TO_NUMPY[dtype])
+    return int(info.min) <= value <= int(info.max)
+
+
+def float_overflows(value: float, text: str, dtype: DType) -> bool:
+    """Whether the literal `text` (read as `value`) is finite but too large for the float
+    type `dtype`, so it would silently become infinity; spelled infinities are fine."""
+    if text.lstrip("+-").lower() in ("inf", "infinity"):
+        return False
+    if value != value:   # NaN
+        return False
+    if value in (float("inf"), float("-inf")):
+        return True       # 1e400: beyond even f64
+    with np.errstate(over="ignore"):
+        return bool(np.isinf(np.asarray(value).astype(dtype.to_numpy())))

@@ -20,7 +20,9 @@ from flowjit.ir.attributes import AttrKind, BufferSlice
 from flowjit.ir.graph import use_graph
 from flowjit.ir.module import Computation, Instruction, Module, UseCycleError
 from flowjit.ir.ops import OPS, infer_shape, spec
-from flowjit.ir.shapes import ArrayShape, Shape, TupleShape
+from flowjit.ir.shapes import (MAX_TUPLE_DEPTH, ArrayShape, Shape, TupleShape,
+                               array_shape_problem)
+from flowjit.ir.verifier import verify
 
 _TOKEN = re.compile(r"""
     (?P<space>\s+|/\*.*?\*/|//[^\n]*)
@@ -62,7 +64,8 @@ class _Lexer:
     def error(self, message: str, token: Optional[Token] = None) -> HloParseError:
         token = token or self.peek()
         line, col = self.where(token.pos)
-        found = repr(token.text) if token.kind != "eof" else "end of input"
+        text = token.text if len(token.text) <= 40 else token.text[:37] + "..."
+        found = repr(text) if token.kind != "eof" else "end of input"
         return HloParseError(f"{message} (found {found})", line, col)
 
     def peek(self, ahead: int = 0) -> Token:
@@ -180,6 +183,8 @@ class _Parser:
     def __init__(self, text: str):
         self.lex = _Lexer(text)
         self.computation_names: set[str] = set()
+        self.tuple_depth = 0
+        self.pending_checks: list[_PendingInstruction] = []
 
     # --- shapes -------------------------------------------------------------------------
     def at_shape(self) -> bool:
@@ -191,15 +196,8 @@ class _Parser:
 
     def shape(self) -> Shape:
         lex = self.lex
-        if lex.accept("("):
-            elements = []
-            if not lex.accept(")"):
-                while True:
-                    elements.append(self.shape())
-                    if lex.accept(")"):
-                        break
-                    lex.expect(",")
-            return TupleShape(tuple(elements))
+        if lex.peek().text == "(" and lex.peek().kind == "punct":
+            return self.tuple_shape()
         token = lex.word("an element type")
         if token.text == "token":
             raise lex.error("token types are not supported", token)
@@ -211,17 +209,45 @@ class _Parser:
         dims = []
         if not lex.accept("]"):
             while True:
-                dim = lex.word("a dimension")
-                text = dim.text.lstrip("<=")
-                if not text.isdigit():
-                    raise lex.error("expected a dimension size", dim)
-                dims.append(int(text))
+                dims.append(self.dimension())
                 if lex.accept("]"):
                     break
                 lex.expect(",")
         if lex.peek().text == "{" and lex.peek().kind == "punct":
             lex.skip_balanced()  # layout: has no effect on semantics
-        return ArrayShape(dtype, tuple(dims))
+        shape = ArrayShape(dtype, tuple(dims))
+        problem = array_shape_problem(shape)
+        if problem:
+            raise lex.error(problem, token)
+        return shape
+
+    def tuple_shape(self) -> TupleShape:
+        """`(s1, (s2, s3), ...)`; the nesting depth is bounded so that no later recursive
+        walk over the shape can run out of stack."""
+        lex = self.lex
+        start = lex.expect("(")
+        elements = []
+        if not lex.accept(")"):
+            self.tuple_depth += 1
+            if self.tuple_depth > MAX_TUPLE_DEPTH:
+                raise lex.error(f"tuple shape nested deeper than {MAX_TUPLE_DEPTH}", start)
+            while True:
+                elements.append(self.shape())
+                if lex.accept(")"):
+                    break
+                lex.expect(",")
+            self.tuple_depth -= 1
+        return TupleShape(tuple(elements))
+
+    def dimension(self) -> int:
+        lex = self.lex
+        dim = lex.word("a dimension")
+        text = dim.text.lstrip("<=")
+        if not text.isdigit():
+            raise lex.error("expected a dimension size", dim)
+        if len(text) > 19:   # int() refuses very long digit strings; none of these fits
+            raise lex.error("dimension size is too large", dim)
+        return int(text)
 
     # --- literals -----------------------------------------------------------------------
     def literal(self, shape: Shape) -> np.ndarray:
@@ -250,11 +276,17 @@ class _Parser:
                 if text not in ("true", "false", "1", "0"):
                     raise ValueError
                 return text in ("true", "1")
-            if dtype.is_int:
-                return int(text)
-            return float(text)
+            # int() refuses very long digit strings; none of those fits in 64 bits anyway
+            value = (int(text) if len(text) <= 40 else None) if dtype.is_int else float(text)
         except ValueError:
             raise self.lex.error(f"bad {dtype} literal", token) from None
+        if dtype.is_int:
+            in_range = value is not None and dtypes.int_in_range(value, dtype)
+        else:
+            in_range = not dtypes.float_overflows(value, text, dtype)
+        if not in_range:
+            raise self.lex.error(f"{text} is out of range for {dtype}", token)
+        return value
 
     # --- attributes ---------------------------------------------------------------------
     def attribute(self, pending: _PendingInstruction) -> None:
@@ -394,8 +426,8 @@ class _Parser:
         lex.expect("(")
         if opcode == "parameter":
             number = lex.word("a parameter number")
-            if not number.text.isdigit():
-                raise lex.error("expected a parameter number", number)
+            if not number.text.isdigit() or len(number.text) > 9:
+                raise lex.error("expected a parameter number (0 to 999999999)", number)
             inst.attrs["number"] = int(number.text)
             lex.expect(")")
         elif opcode == "constant":
@@ -511,7 +543,7 @@ class _Parser:
         except UseCycleError as e:
             raise self.cycle_error(comp, by_name, e.instruction) from None
         # Shapes are checked once callees are resolved (a call's shape is its callee's).
-        self.pending_checks = getattr(self, "pending_checks", []) + pending
+        self.pending_checks.extend(pending)
 
     def cycle_error(self, comp: Computation, by_name: dict, inst: Instruction
                     ) -> HloParseError:
@@ -522,7 +554,7 @@ class _Parser:
                               by_name[inst.name].name_token or by_name[inst.name].token)
 
     def check_shapes(self) -> None:
-        for p in getattr(self, "pending_checks", []):
+        for p in self.pending_checks:
             inst = p.inst
             if inst.opcode in ("parameter", "constant"):
                 continue
@@ -536,9 +568,19 @@ class _Parser:
                                      f"operands give {inferred}", p.token)
 
 
-def parse_module(text: str) -> Module:
-    """Parse HLO text into a Module; HloParseError (line:column) if it is malformed."""
+def parse_unverified(text: str) -> Module:
+    """Parse HLO text into a Module, checking syntax and each instruction's shape but not
+    the module as a whole (for tools that read partial modules); HloParseError
+    (line:column) if it is malformed."""
     parser = _Parser(text)
     module = parser.module()
     parser.check_shapes()
+    return module
+
+
+def parse_module(text: str) -> Module:
+    """Parse HLO text into a verified Module: HloParseError (line:column) if the text is
+    malformed, VerifierError if the module it spells is not one flowjit can compile."""
+    module = parse_unverified(text)
+    verify(module)
     return module

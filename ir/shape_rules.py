@@ -145,6 +145,7 @@ def transpose_rule(shapes, attrs, calls, result):
 
 
 def slice_rule(shapes, attrs, calls, result):
+    arrays_only("slice", shapes)
     (operand,) = shapes
     spec = attrs["slice"]
     if len(spec) != operand.rank:
@@ -158,32 +159,53 @@ def slice_rule(shapes, attrs, calls, result):
     return ArrayShape(operand.dtype, tuple(dims))
 
 
+def check_start_indices(opcode: str, starts, rank: int, shapes) -> None:
+    """One integer scalar start index per operand dimension, all of one type (as XLA)."""
+    if len(starts) != rank:
+        raise fail(opcode, f"needs {rank} start indices (one per operand dimension), got "
+                   f"{len(starts)}", shapes)
+    if any(not s.dtype.is_int or s.rank != 0 for s in starts):
+        raise fail(opcode, "start indices must be integer scalars", shapes)
+    if len({s.dtype for s in starts}) > 1:
+        raise fail(opcode, "start indices must all have the same element type", shapes)
+
+
 def dynamic_slice_rule(shapes, attrs, calls, result):
+    arrays_only("dynamic-slice", shapes)
+    if not shapes:
+        raise fail("dynamic-slice", "needs an operand", shapes)
     operand, *starts = shapes
     sizes = attrs["dynamic_slice_sizes"]
-    if len(starts) != operand.rank or len(sizes) != operand.rank:
-        raise fail("dynamic-slice", "needs one start index and one size per dimension", shapes)
-    if any(not s.dtype.is_int or s.rank != 0 for s in starts):
-        raise fail("dynamic-slice", "start indices must be integer scalars", shapes)
+    check_start_indices("dynamic-slice", starts, operand.rank, shapes)
+    if len(sizes) != operand.rank:
+        raise fail("dynamic-slice", f"dynamic_slice_sizes={list(sizes)} needs one size per "
+                   f"operand dimension", shapes)
     if any(not 0 <= z <= d for z, d in zip(sizes, operand.dims)):
-        raise fail("dynamic-slice", f"sizes {list(sizes)} exceed the operand", shapes)
+        raise fail("dynamic-slice", f"sizes {list(sizes)} do not fit in the operand", shapes)
     return ArrayShape(operand.dtype, tuple(sizes))
 
 
 def dynamic_update_slice_rule(shapes, attrs, calls, result):
+    arrays_only("dynamic-update-slice", shapes)
+    if len(shapes) < 2:
+        raise fail("dynamic-update-slice", "needs an operand and an update", shapes)
     operand, update, *starts = shapes
-    if len(starts) != operand.rank or update.rank != operand.rank or update.dtype != operand.dtype:
+    if update.rank != operand.rank or update.dtype != operand.dtype:
         raise fail("dynamic-update-slice", "update must match the operand's rank and type",
                     shapes)
     if any(u > d for u, d in zip(update.dims, operand.dims)):
         raise fail("dynamic-update-slice", "update is larger than the operand", shapes)
-    if any(not s.dtype.is_int or s.rank != 0 for s in starts):
-        raise fail("dynamic-update-slice", "start indices must be integer scalars", shapes)
+    check_start_indices("dynamic-update-slice", starts, operand.rank, shapes)
     return operand
 
 
 def concatenate_rule(shapes, attrs, calls, result):
     arrays_only("concatenate", shapes)
+    if not shapes:
+        raise fail("concatenate", "needs at least one operand", shapes)
+    if len(attrs["dimensions"]) != 1:
+        raise fail("concatenate", f"dimensions={list(attrs['dimensions'])} must name one "
+                   "dimension", shapes)
     (axis,) = attrs["dimensions"]
     first = shapes[0]
     if not 0 <= axis < first.rank:
@@ -199,6 +221,7 @@ def concatenate_rule(shapes, attrs, calls, result):
 
 
 def pad_rule(shapes, attrs, calls, result):
+    arrays_only("pad", shapes)
     operand, value = shapes
     config = attrs["padding"]
     if value.rank != 0 or value.dtype != operand.dtype or len(config) != operand.rank:
@@ -213,9 +236,9 @@ def pad_rule(shapes, attrs, calls, result):
 
 
 def reverse_rule(shapes, attrs, calls, result):
+    arrays_only("reverse", shapes)
     (operand,) = shapes
-    if any(not 0 <= d < operand.rank for d in attrs["dimensions"]):
-        raise fail("reverse", f"dimensions {list(attrs['dimensions'])} out of range", shapes)
+    check_dimension_numbers("reverse", "dimensions", attrs["dimensions"], operand.rank, shapes)
     return operand
 
 
@@ -230,6 +253,8 @@ def reduce_rule(shapes, attrs, calls, result):
             raise fail("reduce", "inputs must have equal dims", shapes)
     if any(i.rank != 0 for i in inits):
         raise fail("reduce", "init values must be scalars", shapes)
+    if any(i.dtype != s.dtype for i, s in zip(inits, inputs)):
+        raise fail("reduce", "each init value must have its input's element type", shapes)
     if len(set(dims)) != len(dims) or any(not 0 <= d < inputs[0].rank for d in dims):
         raise fail("reduce", f"dimensions={list(dims)} out of range", shapes)
     kept = tuple(d for i, d in enumerate(inputs[0].dims) if i not in dims)
@@ -243,8 +268,12 @@ def dot_rule(shapes, attrs, calls, result):
     rb = attrs.get("rhs_batch_dims", ())
     lc = attrs.get("lhs_contracting_dims", ())
     rc = attrs.get("rhs_contracting_dims", ())
+    arrays_only("dot", shapes)
     if len(lb) != len(rb) or len(lc) != len(rc):
         raise fail("dot", "batch and contracting dims must pair up", shapes)
+    for side, batch, contracting, rank in (("lhs", lb, lc, lhs.rank), ("rhs", rb, rc, rhs.rank)):
+        check_dimension_numbers("dot", f"{side} batch and contracting dims",
+                                tuple(batch) + tuple(contracting), rank, shapes)
     for a, b in list(zip(lb, rb)) + list(zip(lc, rc)):
         if not (0 <= a < lhs.rank and 0 <= b < rhs.rank) or lhs.dims[a] != rhs.dims[b]:
             raise fail("dot", f"lhs dim {a} and rhs dim {b} do not match", shapes)
@@ -257,7 +286,57 @@ def dot_rule(shapes, attrs, calls, result):
     return ArrayShape(dtype, dims)
 
 
+def check_dimension_numbers(opcode: str, name: str, numbers, rank: int, shapes,
+                            ordered: bool = False) -> None:
+    """`numbers` name distinct dimensions in [0, rank), ascending when `ordered`."""
+    numbers = list(numbers)
+    if any(not 0 <= n < rank for n in numbers):
+        raise fail(opcode, f"{name}={numbers} must be in [0, {rank})", shapes)
+    if len(set(numbers)) != len(numbers):
+        raise fail(opcode, f"{name}={numbers} repeats a dimension", shapes)
+    if ordered and numbers != sorted(numbers):
+        raise fail(opcode, f"{name}={numbers} must be sorted", shapes)
+
+
+def check_disjoint(opcode: str, names: tuple[str, str], a, b, shapes) -> None:
+    if set(a) & set(b):
+        raise fail(opcode, f"{names[0]}={list(a)} and {names[1]}={list(b)} share a dimension",
+                   shapes)
+
+
+def check_index_vector(opcode: str, indices: ArrayShape, ivd: int, index_map, map_name: str,
+                       batching, batching_name: str, shapes) -> list[int]:
+    """The checks gather and scatter share on their indices (StableHLO gather C2-C3,
+    C13-C15; scatter C12-C14, C17, C20); returns the dims of the indices' batch
+    (every dim but index_vector_dim), in order."""
+    if not indices.dtype.is_int:
+        raise fail(opcode, "indices must be integers", shapes)
+    if not 0 <= ivd <= indices.rank:
+        raise fail(opcode, f"index_vector_dim={ivd} must be in [0, {indices.rank}]", shapes)
+    vector = indices.dims[ivd] if ivd < indices.rank else 1
+    if len(index_map) != vector:
+        raise fail(opcode, f"{map_name} has {len(index_map)} entries but the index vector "
+                   f"(dim {ivd} of the indices) has {vector}", shapes)
+    check_dimension_numbers(opcode, batching_name, batching, indices.rank, shapes)
+    if ivd in batching:
+        raise fail(opcode, f"{batching_name}={list(batching)} contains index_vector_dim",
+                   shapes)
+    return [d for i, d in enumerate(indices.dims) if i != ivd]
+
+
+def check_batching_sizes(opcode: str, operand: ArrayShape, indices: ArrayShape, names,
+                         operand_batching, index_batching, shapes) -> None:
+    if len(operand_batching) != len(index_batching):
+        raise fail(opcode, f"{names[0]} and {names[1]} must have the same length", shapes)
+    for o, i in zip(operand_batching, index_batching):
+        if operand.dims[o] != indices.dims[i]:
+            raise fail(opcode, f"batching dims {o} of the operand and {i} of the indices "
+                       "differ in size", shapes)
+
+
 def gather_rule(shapes, attrs, calls, result):
+    """Checks every constraint of StableHLO's gather (as XLA's ShapeInference does)."""
+    arrays_only("gather", shapes)
     operand, indices = shapes
     offset_dims = attrs["offset_dims"]
     collapsed = attrs.get("collapsed_slice_dims", ())
@@ -265,20 +344,34 @@ def gather_rule(shapes, attrs, calls, result):
     ivd = attrs["index_vector_dim"]
     slice_sizes = attrs["slice_sizes"]
     operand_batching = attrs.get("operand_batching_dims", ())
-    if not indices.dtype.is_int:
-        raise fail("gather", "indices must be integers", shapes)
+    index_batching = attrs.get("start_indices_batching_dims", ())
+    batch_dims = check_index_vector("gather", indices, ivd, start_map, "start_index_map",
+                                    index_batching, "start_indices_batching_dims", shapes)
+    rank = len(offset_dims) + len(batch_dims)
+    check_dimension_numbers("gather", "offset_dims", offset_dims, rank, shapes, ordered=True)
+    check_dimension_numbers("gather", "collapsed_slice_dims", collapsed, operand.rank, shapes,
+                            ordered=True)
+    check_dimension_numbers("gather", "operand_batching_dims", operand_batching, operand.rank,
+                            shapes, ordered=True)
+    check_dimension_numbers("gather", "start_index_map", start_map, operand.rank, shapes)
+    check_disjoint("gather", ("collapsed_slice_dims", "operand_batching_dims"), collapsed,
+                   operand_batching, shapes)
+    check_disjoint("gather", ("start_index_map", "operand_batching_dims"), start_map,
+                   operand_batching, shapes)
+    check_batching_sizes("gather", operand, indices, ("operand_batching_dims",
+                         "start_indices_batching_dims"), operand_batching, index_batching,
+                         shapes)
     if len(slice_sizes) != operand.rank or any(
             not 0 <= s <= d for s, d in zip(slice_sizes, operand.dims)):
         raise fail("gather", f"slice_sizes {list(slice_sizes)} do not fit the operand", shapes)
-    index_dims = list(indices.dims)
-    if ivd == indices.rank:
-        index_dims.append(1)
-    if index_dims[ivd] != len(start_map):
-        raise fail("gather", "index vector length must equal len(start_index_map)", shapes)
-    batch_dims = [d for i, d in enumerate(index_dims) if i != ivd]
+    if any(slice_sizes[d] > 1 for d in tuple(collapsed) + tuple(operand_batching)):
+        raise fail("gather", "collapsed and batching dims must have slice size 0 or 1", shapes)
     offsets = [s for i, s in enumerate(slice_sizes) if i not in collapsed
                and i not in operand_batching]
-    rank = len(batch_dims) + len(offsets)
+    if len(offsets) != len(offset_dims):
+        raise fail("gather", f"offset_dims={list(offset_dims)} must have one entry per "
+                   f"operand dim that is neither collapsed nor batching ({len(offsets)})",
+                   shapes)
     dims, b, o = [], iter(batch_dims), iter(offsets)
     for i in range(rank):
         dims.append(next(o) if i in offset_dims else next(b))
@@ -286,9 +379,54 @@ def gather_rule(shapes, attrs, calls, result):
 
 
 def scatter_rule(shapes, attrs, calls, result):
+    """Checks every constraint of StableHLO's scatter (as XLA's ShapeInference does); the
+    update computation is checked by the verifier."""
+    arrays_only("scatter", shapes)
     operand, indices, updates = shapes
-    if not indices.dtype.is_int or updates.dtype != operand.dtype:
-        raise fail("scatter", "indices must be integers and updates match the operand", shapes)
+    window_dims = attrs["update_window_dims"]
+    inserted = attrs.get("inserted_window_dims", ())
+    to_operand = attrs["scatter_dims_to_operand_dims"]
+    ivd = attrs["index_vector_dim"]
+    operand_batching = attrs.get("input_batching_dims", ())
+    index_batching = attrs.get("scatter_indices_batching_dims", ())
+    if updates.dtype != operand.dtype:
+        raise fail("scatter", "updates must have the operand's element type", shapes)
+    scatter_sizes = check_index_vector("scatter", indices, ivd, to_operand,
+                                       "scatter_dims_to_operand_dims", index_batching,
+                                       "scatter_indices_batching_dims", shapes)
+    check_dimension_numbers("scatter", "update_window_dims", window_dims, updates.rank,
+                            shapes, ordered=True)
+    check_dimension_numbers("scatter", "inserted_window_dims", inserted, operand.rank, shapes,
+                            ordered=True)
+    check_dimension_numbers("scatter", "input_batching_dims", operand_batching, operand.rank,
+                            shapes, ordered=True)
+    check_dimension_numbers("scatter", "scatter_dims_to_operand_dims", to_operand,
+                            operand.rank, shapes)
+    check_disjoint("scatter", ("inserted_window_dims", "input_batching_dims"), inserted,
+                   operand_batching, shapes)
+    check_disjoint("scatter", ("scatter_dims_to_operand_dims", "input_batching_dims"),
+                   to_operand, operand_batching, shapes)
+    check_batching_sizes("scatter", operand, indices, ("input_batching_dims",
+                         "scatter_indices_batching_dims"), operand_batching, index_batching,
+                         shapes)
+    window_bounds = [d for i, d in enumerate(operand.dims) if i not in inserted
+                     and i not in operand_batching]
+    if len(window_dims) != len(window_bounds):
+        raise fail("scatter", f"update_window_dims={list(window_dims)} must have one entry "
+                   f"per operand dim that is neither inserted nor batching "
+                   f"({len(window_bounds)})", shapes)
+    if updates.rank != len(window_dims) + len(scatter_sizes):
+        raise fail("scatter", f"updates must have rank {len(window_dims) + len(scatter_sizes)}"
+                   f" ({len(window_dims)} window dims and the indices' "
+                   f"{len(scatter_sizes)} batch dims)", shapes)
+    update_scatter = [d for i, d in enumerate(updates.dims) if i not in window_dims]
+    if update_scatter != scatter_sizes:
+        raise fail("scatter", f"the updates' scatter dims {update_scatter} must equal the "
+                   f"indices' batch dims {scatter_sizes}", shapes)
+    for k, bound in zip(window_dims, window_bounds):
+        if updates.dims[k] > bound:
+            raise fail("scatter", f"update window dim {k} ({updates.dims[k]}) is larger than "
+                       f"the operand's ({bound})", shapes)
     return operand
 
 
@@ -320,6 +458,8 @@ def while_rule(shapes, attrs, calls, result):
     body, cond = calls["body"], calls["condition"]
     if body.root.shape != state or [p.shape for p in body.parameters] != [state]:
         raise fail("while", "body must map the state shape to itself", shapes)
+    if [p.shape for p in cond.parameters] != [state]:
+        raise fail("while", "condition must take the state as its one parameter", shapes)
     if cond.root.shape != ArrayShape(DType.PRED, ()):
         raise fail("while", "condition must return pred[]", shapes)
     return state
@@ -329,8 +469,13 @@ def conditional_rule(shapes, attrs, calls, result):
     selector, *args = shapes
     branches = calls.get("branch_computations") or [calls["true_computation"],
                                                      calls["false_computation"]]
-    if len(branches) != len(args):
+    if len(branches) != len(args) or not branches:
         raise fail("conditional", "needs one operand per branch", shapes)
+    indexed = "branch_computations" in calls
+    wanted = "an s32[] branch index" if indexed else "a pred[] selector"
+    if selector.is_tuple or selector.rank != 0 or selector.dtype != (
+            DType.S32 if indexed else DType.PRED):
+        raise fail("conditional", f"the first operand must be {wanted}", shapes)
     out = branches[0].root.shape
     for branch, arg in zip(branches, args):
         if [p.shape for p in branch.parameters] != [arg] or branch.root.shape != out:
@@ -346,7 +491,8 @@ def custom_call_rule(shapes, attrs, calls, result):
         return shapes[0]
     callees = calls.get("called_computations") or []
     if target == "flowjit.custom_vjp" and callees:
-        return callees[0].root.shape
+        return callee_result("called_computations")(shapes, attrs,
+                                                    {"called_computations": callees[0]}, result)
     if result is None:
         raise fail("custom-call", f"unknown target {target!r} needs a declared shape", shapes)
     return result

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import textwrap
 
+import numpy as np
 import pytest
 
 from flowjit.ir.errors import HloParseError
@@ -260,3 +261,105 @@ def test_a_well_formed_variant_of_each_case_parses():
         }
         """)
     parse_module(text)
+
+
+# --- values that do not fit: parse errors with line and column (issue 12, item 4) ---------
+
+def one_instruction(line: str) -> str:
+    """A module whose line 4 is `line` (indented by two spaces)."""
+    return f"HloModule m\n\nENTRY %e {{\n  {line}\n}}\n"
+
+
+def located_error(text: str) -> HloParseError:
+    with pytest.raises(HloParseError) as info:
+        parse_module(text)
+    return info.value
+
+
+INTEGER_TYPES = ["s8", "s16", "s32", "s64", "u8", "u16", "u32", "u64"]
+
+
+@pytest.mark.parametrize("dtype", INTEGER_TYPES)
+def test_integer_literal_out_of_range_is_a_parse_error(dtype):
+    info = np.iinfo(dtype.replace("s", "int").replace("u", "uint"))
+    for value in (int(info.min) - 1, int(info.max) + 1, 4294967296, -(2 ** 64)):
+        if info.min <= value <= info.max:
+            continue
+        # "  ROOT %c = s8[] constant(128)": the literal starts at column 27 (25 + len('s8')).
+        error = located_error(one_instruction(f"ROOT %c = {dtype}[] constant({value})"))
+        assert (error.line, error.column) == (4, 25 + len(dtype)), str(error)
+        assert f"{value} is out of range for {dtype}" in str(error)
+
+
+@pytest.mark.parametrize("dtype", INTEGER_TYPES)
+def test_integer_literal_extremes_parse_exactly(dtype):
+    info = np.iinfo(dtype.replace("s", "int").replace("u", "uint"))
+    module = parse_module(one_instruction(
+        f"ROOT %c = {dtype}[2] constant({{{int(info.min)}, {int(info.max)}}})"))
+    assert module.entry.root.literal.tolist() == [int(info.min), int(info.max)]
+
+
+@pytest.mark.parametrize("dtype, text", [
+    ("f16", "65520"), ("f16", "-1e5"), ("bf16", "3.4e38"), ("f32", "3.5e38"),
+    ("f32", "-1e39"), ("f64", "1e400"), ("f16", "1e400"),
+])
+def test_float_literal_that_would_overflow_to_infinity_is_a_parse_error(dtype, text):
+    error = located_error(one_instruction(f"ROOT %c = {dtype}[] constant({text})"))
+    assert (error.line, error.column) == (4, 25 + len(dtype)), str(error)
+    assert f"{text} is out of range for {dtype}" in str(error)
+
+
+@pytest.mark.parametrize("dtype, text, value", [
+    ("f16", "65504", 65504.0), ("f16", "65519", 65504.0),   # rounds down to the largest f16
+    ("bf16", "3.3895314e38", 3.3895313892515355e38), ("f32", "-inf", -np.inf),
+    ("f16", "1e-10", 0.0),                                  # underflow to 0 is no error
+])
+def test_float_literals_in_range_parse(dtype, text, value):
+    module = parse_module(one_instruction(f"ROOT %c = {dtype}[] constant({text})"))
+    assert float(module.entry.root.literal) == value
+
+
+def test_deeply_nested_tuple_shape_is_a_parse_error():
+    # 2000 levels used to raise RecursionError. The shape starts at column 13; the 65th
+    # '(' is at column 13 + 64.
+    shape = "(" * 2000 + "f32[]" + ")" * 2000
+    error = located_error(one_instruction(f"ROOT %p = {shape} parameter(0)"))
+    assert (error.line, error.column) == (4, 13 + 64), str(error)
+    assert "tuple shape nested deeper than 64" in str(error)
+
+
+def test_deeply_nested_literal_and_metadata_are_no_recursion():
+    deep = "{" * 5000 + "7" + "}" * 5000
+    module = parse_module(one_instruction(f"ROOT %c = s32[1] constant({deep})"))
+    assert module.entry.root.literal.tolist() == [7]
+    module = parse_module(one_instruction(
+        f"ROOT %c = s32[] constant(1), metadata={{op_name=\"x\" nested={deep}}}"))
+    assert module.entry.root.metadata["op_name"] == "x"
+
+
+@pytest.mark.parametrize("shape, column, message", [
+    # "  ROOT %p = f32[...": the element type is at column 13, the first dimension at 17.
+    ("f32[99999999999999]", 13, "more than any machine can address"),
+    ("u8[0,4611686018427387904]", 13, "more than any machine can address"),
+    ("f32[" + ",".join(["1"] * 33) + "]", 13, "rank 33"),
+    ("f32[" + "9" * 5000 + "]", 17, "dimension size is too large"),
+    ("f32[-1]", 17, "expected a dimension size"),
+], ids=["huge-dim", "huge-dim-of-empty-array", "rank-33", "5000-digits", "negative"])
+def test_impossible_shapes_are_parse_errors(shape, column, message):
+    error = located_error(one_instruction(f"ROOT %p = {shape} parameter(0)"))
+    assert (error.line, error.column) == (4, column), str(error)
+    assert message in str(error)
+    assert len(str(error)) < 300   # a 5000-digit token is not echoed whole
+
+
+@pytest.mark.parametrize("number", ["99999999999999999999999", "9" * 5000],
+                         ids=["23-digits", "5000-digits"])
+def test_huge_parameter_number_is_a_parse_error(number):
+    error = located_error(one_instruction(f"ROOT %p = f32[] parameter({number})"))
+    assert (error.line, error.column) == (4, 29), str(error)
+
+
+def test_huge_integer_literal_text_is_a_parse_error():
+    # int() refuses strings of over 4300 digits with a bare ValueError.
+    error = located_error(one_instruction(f"ROOT %c = s64[] constant({'9' * 5000})"))
+    assert (error.line, error.column) == (4, 28), str(error)

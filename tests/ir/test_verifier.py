@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 from tests.ir.hlo_strategies import ALL, modules_with_args
 from flowjit.ir.builder import Builder, NameTable, scalar_computation
 from flowjit.ir.dtypes import DType
-from flowjit.ir.errors import VerifierError
+from flowjit.ir.errors import HloParseError, VerifierError
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.shapes import ArrayShape, TupleShape
-from flowjit.ir.verifier import verify
+from flowjit.ir.parser import parse_module, parse_unverified
+from flowjit.ir.verifier import MAX_CALL_DEPTH, verify, verify_compilable
 
 F32 = DType.F32
 S32 = DType.S32
@@ -408,3 +409,192 @@ def test_an_attribute_the_op_does_not_declare_is_rejected():
     x = param("x", 0, arr(F32, 2))
     bad = Instruction("bad", "negate", arr(F32, 2), [x], attrs={"dimensions": (0,)})
     expect_error(entry_module(x, bad), "%bad in %main", "negate has no attribute 'dimensions'")
+
+
+# --- everything the compiler would trip over (issue 12, item 1) ---------------------------
+
+TWO_PARAMETERS_NUMBERED_0 = """HloModule m
+ENTRY e {
+  a = f32[3] parameter(0)
+  b = f32[3] parameter(0)
+  ROOT c = f32[3] add(a, b)
+}
+"""
+
+
+def test_parse_module_verifies():
+    # Before, parse_module returned this module and `flowjit run` segfaulted on it.
+    with pytest.raises(VerifierError, match=r"parameter numbers \[0, 0\] are not 0..1"):
+        parse_module(TWO_PARAMETERS_NUMBERED_0)
+    assert len(parse_unverified(TWO_PARAMETERS_NUMBERED_0).entry.parameters) == 2
+
+
+@pytest.mark.parametrize("numbers", [(1, 2), (0, 2), (1, 1)])
+def test_parameter_numbers_missing_or_repeated(numbers):
+    x, y = param("x", numbers[0], arr(F32, 2)), param("y", numbers[1], arr(F32, 2))
+    expect_error(entry_module(x, y, Instruction("s", "add", arr(F32, 2), [x, y])),
+                 "%main: parameter numbers", "each once")
+
+
+@pytest.mark.parametrize("number", [None, -1, True, 1.0, "0"])
+def test_parameter_number_that_is_not_a_count(number):
+    x = Instruction("x", "parameter", arr(F32, 2), attrs={} if number is None
+                    else {"number": number})
+    message = expect_error(entry_module(x), "%x in %main", "number")
+    assert "parameter number" in message or "not a int" in message
+
+
+def test_parameter_with_operands():
+    x = param("x", 0, arr(F32, 2))
+    y = Instruction("y", "parameter", arr(F32, 2), [x], attrs={"number": 1})
+    expect_error(entry_module(x, y), "%y in %main", "takes no operands")
+
+
+@pytest.mark.parametrize("key, value, kind", [
+    ("dimensions", (0.5,), "int list"), ("dimensions", [0], "int list"),
+    ("dimensions", 0, "int list"), ("dimensions", (True,), "int list"),
+])
+def test_attribute_of_the_wrong_kind(key, value, kind):
+    x = param("x", 0, arr(F32, 2))
+    bad = Instruction("bad", "reverse", arr(F32, 2), [x], {key: value})
+    expect_error(entry_module(x, bad), "%bad in %main", f"holds {value!r}, not a {kind}")
+
+
+def test_computation_attribute_must_be_a_computation():
+    x = param("x", 0, arr(F32, 2))
+    bad = Instruction("bad", "call", arr(F32, 2), [x], calls={"to_apply": "f"})
+    expect_error(entry_module(x, bad), "%bad in %main", "'to_apply' must name a computation")
+
+
+def test_a_computation_that_calls_itself():
+    # Passes and code generation follow calls recursively: this would never end.
+    p = param("p", 0, arr(F32, 2))
+    loop = Computation("loop", [p])
+    again = Instruction("again", "call", arr(F32, 2), [p], calls={"to_apply": loop})
+    loop.instructions.append(again)
+    loop.root = again
+    x = param("x", 0, arr(F32, 2))
+    call = Instruction("c", "call", arr(F32, 2), [x], calls={"to_apply": loop})
+    expect_error(entry_module(x, call, callees=[loop]), "%loop: calls %loop",
+                 "recursion is not supported")
+
+
+def call_chain(depth: int) -> Module:
+    """The entry calls f1, which calls f2, ... f<depth>, each the identity on f32[2]."""
+    comps = []
+    callee = None
+    for k in range(depth, 0, -1):
+        p = param(f"p{k}", 0, arr(F32, 2))
+        insts = [p]
+        if callee is not None:
+            insts.append(Instruction(f"c{k}", "call", arr(F32, 2), [p],
+                                     calls={"to_apply": callee}))
+        callee = Computation(f"f{k}", insts)
+        comps.append(callee)
+    x = param("x", 0, arr(F32, 2))
+    return entry_module(x, Instruction("c", "call", arr(F32, 2), [x],
+                                       calls={"to_apply": callee}), callees=comps)
+
+
+def test_calls_nested_too_deep():
+    verify(call_chain(MAX_CALL_DEPTH - 1))
+    expect_error(call_chain(2000), f"calls nest deeper than {MAX_CALL_DEPTH}")
+
+
+def test_while_condition_that_takes_another_shape():
+    state = arr(S32)
+    body_p = param("bp", 0, state)
+    body = Computation("body", [body_p])
+    cond_p = param("cp", 0, arr(F32))
+    cond = Computation("cond", [cond_p, Instruction("lt", "compare", arr(DType.PRED),
+                                                    [cond_p, cond_p], {"direction": "LT"})])
+    s = param("s", 0, state)
+    loop = Instruction("w", "while", state, [s], calls={"condition": cond, "body": body})
+    expect_error(entry_module(s, loop, callees=[body, cond]), "%w in %main",
+                 "condition must take the state")
+
+
+@pytest.mark.parametrize("selector, branches", [
+    (arr(S32), "true/false"), (arr(DType.PRED, 2), "true/false"), (arr(DType.PRED), "list"),
+])
+def test_conditional_selector_of_the_wrong_type(selector, branches):
+    def identity(name):
+        p = param(f"{name}p", 0, arr(F32, 2))
+        return Computation(name, [p])
+    a, b = identity("a"), identity("b")
+    s, x = param("s", 0, selector), param("x", 1, arr(F32, 2))
+    calls = ({"true_computation": a, "false_computation": b} if branches == "true/false"
+             else {"branch_computations": [a, b]})
+    cond = Instruction("c", "conditional", arr(F32, 2), [s, x, x], calls=calls)
+    expect_error(entry_module(s, x, cond, callees=[a, b]), "%c in %main",
+                 "the first operand must be")
+
+
+def test_reduce_whose_init_value_has_another_type_than_its_input():
+    x = param("x", 0, arr(F32, 2, 3))
+    zero = const("zero", 0, S32)
+    s32_add = Computation("add", [param("a", 0, arr(S32)), param("b", 1, arr(S32))])
+    s32_add.instructions.append(Instruction("s", "add", arr(S32), s32_add.instructions[:2]))
+    s32_add.root = s32_add.instructions[-1]
+    total = Instruction("t", "reduce", arr(S32, 2), [x, zero], {"dimensions": (1,)},
+                        {"to_apply": s32_add})
+    expect_error(entry_module(x, zero, total, callees=[s32_add]), "%t in %main",
+                 "init value must have its input's element type")
+
+
+def test_custom_vjp_call_whose_arguments_do_not_fit_the_primal():
+    p = param("p", 0, arr(F32, 3))
+    primal = Computation("primal", [p])
+    x = param("x", 0, arr(F32, 2))
+    call = Instruction("c", "custom-call", arr(F32, 3), [x],
+                       {"custom_call_target": "flowjit.custom_vjp"},
+                       {"called_computations": [primal]})
+    expect_error(entry_module(x, call, callees=[primal]), "%c in %main",
+                 "arguments do not match %primal")
+
+
+def test_shapes_no_machine_can_hold():
+    for shape, piece in [(arr(F32, 1 << 50), "more than any machine"),
+                         (arr(F32, *([1] * 33)), "rank 33")]:
+        expect_error(entry_module(param("x", 0, shape)), "%x in %main", piece)
+    deep = arr(F32)
+    for _ in range(70):
+        deep = TupleShape((deep,))
+    expect_error(entry_module(param("x", 0, deep)), "%x in %main", "nested deeper than 64")
+
+
+def test_scatter_of_the_issue_is_rejected_by_the_parser():
+    # indices s32[1,1] and updates f32[4000000]: the code read far past the index buffer.
+    text = """HloModule m
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT s = f32[] add(a, b)
+}
+ENTRY e {
+  x = f32[5] parameter(0)
+  i = s32[1,1] parameter(1)
+  u = f32[4000000] parameter(2)
+  ROOT r = f32[5] scatter(x, i, u), update_window_dims={0}, inserted_window_dims={},
+      scatter_dims_to_operand_dims={0}, index_vector_dim=1, to_apply=add
+}
+"""
+    with pytest.raises(HloParseError, match=r"^11:19: .*scatter: updates must have rank 2"):
+        parse_module(text)
+
+
+def test_verify_compilable_rejects_what_the_compiler_lacks():
+    t = param("t", 0, TupleShape((arr(F32, 2), arr(F32, 2))))
+    first = Instruction("g", "get-tuple-element", arr(F32, 2), [t], {"index": 0})
+    module = entry_module(t, first)
+    verify(module)   # a valid module, which the reference semantics can run
+    with pytest.raises(VerifierError, match="entry parameter of tuple shape"):
+        verify_compilable(module)
+    x, i = param("x", 0, arr(F32, 3, 5)), param("i", 1, arr(S32, 3, 2, 1))
+    attrs = {"offset_dims": (), "collapsed_slice_dims": (1,), "start_index_map": (1,),
+             "operand_batching_dims": (0,), "start_indices_batching_dims": (0,),
+             "index_vector_dim": 2, "slice_sizes": (1, 1)}
+    module = entry_module(x, i, Instruction("g", "gather", arr(F32, 3, 2), [x, i], attrs))
+    verify(module)
+    with pytest.raises(VerifierError, match="gather with operand_batching_dims"):
+        verify_compilable(module)
