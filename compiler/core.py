@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from flowjit.config import canonicalize_dtype
 from flowjit.errors import TracerArrayConversionError, TracerBoolConversionError
 from flowjit.source_info import at_user_line, user_metadata
 from flowjit.ir import dtypes
@@ -34,6 +35,14 @@ class Array(np.ndarray):
 
 def as_array(value: np.ndarray) -> Array:
     return np.asarray(value).view(Array)
+
+
+def concrete(x: Any) -> np.ndarray:
+    """A concrete operand as flowjit holds it: a numpy array of canonical dtype (64-bit
+    kinds become 32-bit unless x64 is enabled, as in JAX)."""
+    array = np.asarray(x)
+    target = canonicalize_dtype(array.dtype)
+    return array if array.dtype == target else array.astype(target)
 
 
 class Trace:
@@ -178,7 +187,7 @@ def shape_of(x) -> ArrayShape:
     if isinstance(x, Tracer):
         return x.inst.shape
     array = np.asarray(x)
-    return ArrayShape(dtypes.from_numpy(array.dtype), array.shape)
+    return ArrayShape(dtypes.from_numpy(canonicalize_dtype(array.dtype)), array.shape)
 
 
 def _innermost(operands: Sequence[Any]) -> Optional[Trace]:
@@ -210,8 +219,7 @@ def lift(x: Any, trace: Trace) -> Instruction:
         raise TracerArrayConversionError(at_user_line(
             "a traced value from an outer function leaked into an inner trace; pass it as "
             "an argument instead of closing over it"))
-    array = np.asarray(x)
-    return trace.builder.constant(array)
+    return trace.builder.constant(concrete(x))
 
 
 def _encloses(outer: Trace, inner: Trace) -> bool:
@@ -256,7 +264,7 @@ def _called(calls: dict) -> list[Computation]:
 
 
 def _eager(opcode, operands, attrs, calls, shape):
-    arrays = [np.asarray(o) for o in operands]
+    arrays = [concrete(o) for o in operands]
     shapes = [ArrayShape(dtypes.from_numpy(a.dtype), a.shape) for a in arrays]
     try:
         result = infer_shape(opcode, shapes, attrs, calls, shape)

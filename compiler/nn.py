@@ -7,11 +7,11 @@ import numpy as np
 
 import flowjit.numpy as fnp
 from flowjit import lax
-from flowjit.numpy._promote import dtype_of, promote, wrap
+from flowjit.numpy._promote import dtype_of, inexact_dtype, promote, wrap
 
 
 def _float(x):
-    (x,) = promote(x, dtype=dtype_of(x) if dtype_of(x).kind == "f" else np.float64)
+    (x,) = promote(x, dtype=inexact_dtype(x))
     return x
 
 

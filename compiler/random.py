@@ -18,7 +18,8 @@ import numpy as np
 
 from flowjit import lax
 from flowjit.core import Tracer, as_array, shape_of
-from flowjit.numpy._promote import is_python_scalar
+from flowjit.config import canonicalize_dtype
+from flowjit.numpy._promote import is_float_dtype, is_python_scalar
 from flowjit.source_info import at_user_line
 from flowjit.ir import dtypes
 from flowjit.ir.shapes import ArrayShape
@@ -78,7 +79,7 @@ def _counters(shape: tuple[int, ...]):
     if size == 0:
         low = lax.broadcast_in_dim(_u32(0), shape, [])
     else:
-        low = lax.reshape(lax.iota(np.uint32, (size,)), shape)
+        low = lax.reshape(lax.iota(np.uint32, size), shape)
     high = lax.broadcast_in_dim(_u32(0), shape, [])
     return high, low
 
@@ -150,8 +151,8 @@ def bits(key, shape: Sequence[int] = (), dtype=np.uint32):
 
 
 def _float_dtype(dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
+    dtype = canonicalize_dtype(dtype)
+    if not is_float_dtype(dtype):
         raise TypeError(at_user_line(f"expected a floating dtype, got {dtype}"))
     return dtype
 

@@ -7,14 +7,12 @@ from typing import Any
 import numpy as np
 
 from flowjit import lax
-from flowjit.numpy._promote import (broadcast_arrays, dtype_of, prepare, promote, result_type,
-                                    wrap)
+from flowjit.numpy._promote import (broadcast_arrays, dtype_of, inexact_dtype,
+                                    is_float_dtype, prepare, promote, wrap)
 
-
-def _float_type(*args: Any) -> np.dtype:
-    """The float dtype numpy computes `exp(x)` in: ints and bools become float64."""
-    dt = result_type(*args)
-    return dt if dt.kind == "f" else np.dtype(np.float64)
+# The float dtype `exp(x)` computes in: float16 and bfloat16 stay, ints and bools become the
+# default float (float32; float64 with x64 enabled), as in JAX.
+_float_type = inexact_dtype
 
 
 def _float_unary(fn, doc: str):
@@ -164,7 +162,7 @@ divide = true_divide
 def floor_divide(x, y):
     """numpy's `//`: rounds toward -inf for ints and floats."""
     x, y = prepare(x, y)
-    if dtype_of(x).kind == "f":
+    if is_float_dtype(dtype_of(x)):
         return wrap(lax.floor(lax.div(x, y)))
     if dtype_of(x).kind == "u":
         return wrap(lax.div(x, y))
@@ -237,19 +235,19 @@ def logical_not(x):
 
 
 def isnan(x):
-    if dtype_of(x).kind != "f":
+    if not is_float_dtype(dtype_of(x)):
         return zeros_like_bool(x)
     return wrap(lax.compare(x, x, "NE"))
 
 
 def isfinite(x):
-    if dtype_of(x).kind != "f":
+    if not is_float_dtype(dtype_of(x)):
         return wrap(lax.compare(x, x, "EQ"))
     return wrap(lax.is_finite(x))
 
 
 def isinf(x):
-    if dtype_of(x).kind != "f":
+    if not is_float_dtype(dtype_of(x)):
         return zeros_like_bool(x)
     return wrap(lax.compare(lax.abs(x), np.asarray(np.inf, dtype_of(x)), "EQ"))
 
@@ -288,6 +286,6 @@ def logaddexp(x, y):
 
 
 def nan_to_num(x, nan: float = 0.0):
-    if dtype_of(x).kind != "f":
+    if not is_float_dtype(dtype_of(x)):
         return x
     return where(isnan(x), np.asarray(nan, dtype_of(x)), x)
