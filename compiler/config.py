@@ -9,6 +9,7 @@ float32 / int32, Python scalars are weakly typed, and 64-bit inputs are converte
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from typing import Any
@@ -44,6 +45,17 @@ def update(name: str, value: Any) -> None:
     option = _option(name)
     with _lock:
         _values[option] = bool(value)
+
+
+@contextlib.contextmanager
+def override(name: str, value: Any):
+    """Set option `name` to `value` for a `with` block (process-wide), then restore it."""
+    previous = read(name)
+    update(name, value)
+    try:
+        yield
+    finally:
+        update(name, previous)
 
 
 def read(name: str) -> Any:

@@ -41,3 +41,20 @@ def pytest_collection_modifyitems(config, items):
 def opt_level(request):
     """Run a test with the unoptimized and the fully optimized pipeline."""
     return request.param
+
+
+
+@pytest.fixture
+def x64():
+    """Run a test with 64-bit types enabled (flowjit.config's enable_x64, as JAX's)."""
+    import flowjit.config as config
+    with config.override("enable_x64", True):
+        yield
+
+
+@pytest.fixture
+def no_x64():
+    """Run a test with JAX's default 32-bit types, whatever FLOWJIT_ENABLE_X64 says."""
+    import flowjit.config as config
+    with config.override("enable_x64", False):
+        yield

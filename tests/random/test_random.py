@@ -32,7 +32,7 @@ def test_keys_split_and_fold_in_are_independent():
     assert not np.array_equal(random.bits(a, (8,)), random.bits(b, (8,)))
 
 
-def test_a_traced_seed_makes_the_same_key():
+def test_a_traced_seed_makes_the_same_key(x64):
     for seed in (0, 7, 2 ** 31 - 1):
         np.testing.assert_array_equal(flowjit.jit(random.key)(np.int32(seed)), random.key(seed))
     np.testing.assert_array_equal(flowjit.jit(random.key)(np.int64(3 * 2 ** 32 + 5)),
@@ -88,7 +88,7 @@ def test_distributions_of_a_million_draws():
     assert np.all(np.abs(np.bincount(r - 3) / r.size - 0.25) < 6e-3)
 
 
-def test_float64_draws():
+def test_float64_draws(x64):
     u = np.asarray(random.uniform(random.key(2), (10 ** 5,), np.float64))
     assert u.dtype == np.float64 and 0 <= u.min() and u.max() < 1
     # Below-f32 resolution bits are random too.
@@ -97,7 +97,7 @@ def test_float64_draws():
     assert abs(n.mean()) < 0.02 and abs(n.var() - 1) < 0.02
 
 
-def test_erf_inv_inverts_erf():
+def test_erf_inv_inverts_erf(x64):
     from math import erf
     x = np.linspace(-0.999999, 0.999999, 2001)
     for dtype, tol in ((np.float32, 2e-6), (np.float64, 1e-13)):
@@ -179,7 +179,7 @@ class TestSameStreamsAsJax:
         np.testing.assert_allclose(random.normal(k, (2000,)), jr.normal(jk, (2000,)),
                                    rtol=2e-6, atol=5e-7)
 
-    def test_float64_streams(self):
+    def test_float64_streams(self, x64):
         jr = self.jax.random
         with self.jax.enable_x64(True):
             k, jk = random.key(13), jr.PRNGKey(13)

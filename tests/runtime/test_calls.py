@@ -47,7 +47,7 @@ def test_a_new_shape_through_the_fast_path_retraces():
     f = flowjit.jit(lambda a: a.sum())
     assert f(np.ones(3, np.float32)) == 3.0
     assert f(np.ones(5, np.float32)) == 5.0
-    assert f(np.ones(5, np.float64)) == 5.0
+    assert f(np.ones(5, np.int32)) == 5
     assert f.trace_count == 3
     assert f(np.ones(3, np.float32)) == 3.0
     assert f.trace_count == 3
