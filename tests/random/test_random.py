@@ -139,7 +139,7 @@ class TestSameStreamsAsJax:
     def _x64_off(self):
         # JAX's defaults (PRNGKey's seed width, uniform's float32) assume x64 off; other
         # tests may have turned it on for the whole process.
-        with self.jax.enable_x64(False):
+        with self.jax.enable_x64(False), flowjit.config.override("enable_x64", False):
             yield
 
     def test_keys(self):
@@ -178,6 +178,36 @@ class TestSameStreamsAsJax:
                                           jr.randint(jk, (500,), lo, hi))
         np.testing.assert_allclose(random.normal(k, (2000,)), jr.normal(jk, (2000,)),
                                    rtol=2e-6, atol=5e-7)
+
+    @pytest.mark.parametrize("seed", [0, 1, 42, 2 ** 31 - 1])
+    def test_permutation_is_jaxs(self, seed):
+        # Sizes with one and with two rounds of sorting by random keys (two from n = 1626).
+        jr = self.jax.random
+        k, jk = random.key(seed), jr.PRNGKey(seed)
+        for n in (0, 1, 2, 5, 12, 100, 1625, 2000):
+            theirs = jr.permutation(jk, n)
+            ours = random.permutation(k, n)
+            assert ours.dtype == theirs.dtype
+            np.testing.assert_array_equal(ours, theirs, err_msg=f"n={n}")
+        np.testing.assert_array_equal(flowjit.jit(lambda k: random.permutation(k, 37))(k),
+                                      jr.permutation(jk, 37))
+        x = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+        for axis in (0, 1, -1):
+            np.testing.assert_array_equal(random.permutation(k, x, axis),
+                                          jr.permutation(jk, x, axis))
+
+    def test_choice_is_jaxs(self):
+        jr = self.jax.random
+        p = np.array([0.1, 0.2, 0.3, 0.1, 0.2, 0.1], np.float32)
+        cases = [dict(a=10, shape=(5,)), dict(a=10, shape=(4,), replace=False),
+                 dict(a=np.arange(20.0, dtype=np.float32).reshape(5, 4), shape=(3,), axis=1),
+                 dict(a=np.arange(6) * 10, shape=(2, 25), p=p), dict(a=6, shape=(0,))]
+        for seed in range(4):
+            k, jk = random.key(seed), jr.PRNGKey(seed)
+            for case in cases:
+                ours, theirs = random.choice(k, **case), jr.choice(jk, **case)
+                assert ours.shape == theirs.shape and ours.dtype == theirs.dtype, case
+                np.testing.assert_array_equal(ours, theirs, err_msg=str(case))
 
     def test_float64_streams(self, x64):
         jr = self.jax.random
