@@ -24,13 +24,51 @@ from flowjit.ir.reference import evaluate_instruction
 from flowjit.ir.shapes import ArrayShape, Shape
 
 
+IMMUTABLE_MESSAGE = (
+    "flowjit arrays are immutable and do not support in-place item assignment, as in JAX. "
+    "Instead of x[idx] = y, use x = x.at[idx].set(y) or another .at[] method (add, "
+    "multiply, min, max)")
+
+
+def _immutable(what: str):
+    def method(self, *args, **kwargs):
+        raise TypeError(at_user_line(f"{what}: {IMMUTABLE_MESSAGE}"))
+    method.__name__ = what
+    return method
+
+
+def _out_of_place(name: str):
+    """`a op= b` on an Array makes a new array (as JAX does), never writing into `a`, which
+    may share memory with the caller's numpy array."""
+    operator = getattr(np.ndarray, name)
+
+    def method(self, other):
+        return operator(self, other)
+    method.__name__ = name.replace("__", "__i", 1)
+    return method
+
+
 class Array(np.ndarray):
-    """A concrete array from eager execution: a numpy array that also has `.at[...]`."""
+    """A concrete array from eager execution: a numpy array that also has `.at[...]` and,
+    as JAX's arrays, cannot be changed in place."""
 
     @property
     def at(self):
         from flowjit.indexing import IndexUpdateHelper
         return IndexUpdateHelper(self)
+
+    __setitem__ = _immutable("item assignment")
+    fill = _immutable("fill")
+    put = _immutable("put")
+    itemset = _immutable("itemset")
+    resize = _immutable("resize")
+    # sort() and partition() stay numpy's (in place): np.sort(a) calls them on its copy.
+
+
+for _name in ("__add__", "__sub__", "__mul__", "__truediv__", "__floordiv__", "__mod__",
+              "__pow__", "__matmul__", "__and__", "__or__", "__xor__", "__lshift__",
+              "__rshift__"):
+    setattr(Array, _name.replace("__", "__i", 1), _out_of_place(_name))
 
 
 def as_array(value: np.ndarray) -> Array:
@@ -350,6 +388,10 @@ def _getitem(self, index):
     return getitem(self, index)
 
 
+def _setitem(self, index, value):
+    raise TypeError(at_user_line(f"item assignment on a traced array: {IMMUTABLE_MESSAGE}"))
+
+
 def _at(self):
     from flowjit.indexing import IndexUpdateHelper
     return IndexUpdateHelper(self)
@@ -358,6 +400,7 @@ def _at(self):
 Tracer.reshape = _reshape_method
 Tracer.transpose = _transpose_method
 Tracer.__getitem__ = _getitem
+Tracer.__setitem__ = _setitem
 Tracer.at = property(_at)
 Tracer.T = property(lambda self: _transpose_method(self))
 
