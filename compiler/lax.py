@@ -356,8 +356,8 @@ class GatherScatterMode(enum.Enum):
     """What gather and scatter do with out-of-bounds indices (jax.lax's modes).
 
     CLIP clamps the indices into range; FILL_OR_DROP gathers `fill_value` and drops scatter
-    updates (the default); PROMISE_IN_BOUNDS does what XLA does (gather clamps, scatter
-    drops)."""
+    updates (scatter's default); PROMISE_IN_BOUNDS does what XLA does: gather clamps (its
+    default, as in JAX), scatter drops."""
 
     CLIP = 1
     FILL_OR_DROP = 2
@@ -422,7 +422,7 @@ def gather(operand, start_indices, dimension_numbers: GatherDimensionNumbers,
         attrs["operand_batching_dims"] = tuple(dn.operand_batching_dims)
         attrs["start_indices_batching_dims"] = tuple(dn.start_indices_batching_dims)
     out = bind("gather", [operand, start_indices], attrs)
-    if GatherScatterMode.from_any(mode) != GatherScatterMode.FILL_OR_DROP:
+    if mode is None or GatherScatterMode.from_any(mode) != GatherScatterMode.FILL_OR_DROP:
         return out   # XLA's gather clamps the windows into bounds
     operand_shape = shape_of(operand)
     limits = _window_limits(operand_shape.dims, slice_sizes, dn.start_index_map,
