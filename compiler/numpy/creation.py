@@ -14,8 +14,7 @@ from flowjit import lax
 from flowjit.config import canonicalize_dtype, default_float
 from flowjit.core import Tracer, as_array, current_trace
 from flowjit.ir import dtypes
-from flowjit.numpy._promote import (asarray_or_tracer, dtype_of, is_python_scalar, result_type,
-                                    shape_of, wrap)
+from flowjit.numpy._promote import asarray_or_tracer, dtype_of, result_type, shape_of, wrap
 
 
 def _shape(shape) -> tuple[int, ...]:
@@ -183,4 +182,4 @@ def array(object: Any, dtype=None, *, copy: bool = True, order: str = "K",  # no
 
 
 __all__ = ["arange", "array", "asarray", "empty", "eye", "full", "full_like", "identity",
-           "linspace", "ones", "ones_like", "zeros", "zeros_like", "is_python_scalar"]
+           "linspace", "ones", "ones_like", "zeros", "zeros_like"]
