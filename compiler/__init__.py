@@ -38,6 +38,7 @@ _EXPORTS = {
     "tree_map": ("flowjit.tree", "tree_map"),
     "devices": ("flowjit.runtime.cuda", "available_devices"),
     "device_put": ("flowjit.runtime.cuda", "device_put"),
+    "config": ("flowjit.config", None),
     "lax": ("flowjit.lax", None),
     "nn": ("flowjit.nn", None),
     "numpy": ("flowjit.numpy", None),

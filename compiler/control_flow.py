@@ -460,10 +460,12 @@ def scan(f: Callable, init: Any, xs: Any, length: Optional[int] = None, reverse:
     def body(state):
         i, carry, ys = state
         at = lax.sub(np.int32(n - 1), i) if reverse else i
-        x = [lax.reshape(lax.dynamic_slice(leaf, [at] + [zero] * (s.rank), (1,) + s.dims), s.dims)
+        x = [lax.reshape(lax.dynamic_slice(leaf, [at] + [zero] * (s.rank), (1,) + s.dims,
+                                              allow_negative_indices=False), s.dims)
              for leaf, (s, _) in zip(x_leaves, x_types)]
         outs = _replay(step.sub, list(carry) + x)
-        ys = [lax.dynamic_update_slice(acc, lax.reshape(y, (1,) + s.dims), [at] + [zero] * s.rank)
+        ys = [lax.dynamic_update_slice(acc, lax.reshape(y, (1,) + s.dims), [at] + [zero] * s.rank,
+                                      allow_negative_indices=False)
               for acc, y, s in zip(ys, outs[nc:], y_shapes)]
         return lax.add(i, np.int32(1)), outs[:nc], ys
     init_ys = [lax.broadcast_in_dim(np.zeros((), s.dtype.to_numpy()), (n,) + s.dims, [])

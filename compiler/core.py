@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from flowjit.config import canonicalize_dtype
 from flowjit.errors import TracerArrayConversionError, TracerBoolConversionError
 from flowjit.source_info import at_user_line, user_metadata
 from flowjit.ir import dtypes
@@ -23,13 +24,51 @@ from flowjit.ir.reference import evaluate_instruction
 from flowjit.ir.shapes import ArrayShape, Shape
 
 
+IMMUTABLE_MESSAGE = (
+    "flowjit arrays are immutable and do not support in-place item assignment, as in JAX. "
+    "Instead of x[idx] = y, use x = x.at[idx].set(y) or another .at[] method (add, "
+    "multiply, min, max)")
+
+
+def _immutable(what: str):
+    def method(self, *args, **kwargs):
+        raise TypeError(at_user_line(f"{what}: {IMMUTABLE_MESSAGE}"))
+    method.__name__ = what
+    return method
+
+
+def _out_of_place(name: str):
+    """`a op= b` on an Array makes a new array (as JAX does), never writing into `a`, which
+    may share memory with the caller's numpy array."""
+    operator = getattr(np.ndarray, name)
+
+    def method(self, other):
+        return operator(self, other)
+    method.__name__ = name.replace("__", "__i", 1)
+    return method
+
+
 class Array(np.ndarray):
-    """A concrete array from eager execution: a numpy array that also has `.at[...]`."""
+    """A concrete array from eager execution: a numpy array that also has `.at[...]` and,
+    as JAX's arrays, cannot be changed in place."""
 
     @property
     def at(self):
         from flowjit.indexing import IndexUpdateHelper
         return IndexUpdateHelper(self)
+
+    __setitem__ = _immutable("item assignment")
+    fill = _immutable("fill")
+    put = _immutable("put")
+    itemset = _immutable("itemset")
+    resize = _immutable("resize")
+    # sort() and partition() stay numpy's (in place): np.sort(a) calls them on its copy.
+
+
+for _name in ("__add__", "__sub__", "__mul__", "__truediv__", "__floordiv__", "__mod__",
+              "__pow__", "__matmul__", "__and__", "__or__", "__xor__", "__lshift__",
+              "__rshift__"):
+    setattr(Array, _name.replace("__", "__i", 1), _out_of_place(_name))
 
 
 def _array_operator(name: str, reflected: bool = False):
@@ -52,6 +91,14 @@ for _dunder, _name in _ARRAY_OPERATORS.items():
 
 def as_array(value: np.ndarray) -> Array:
     return np.asarray(value).view(Array)
+
+
+def concrete(x: Any) -> np.ndarray:
+    """A concrete operand as flowjit holds it: a numpy array of canonical dtype (64-bit
+    kinds become 32-bit unless x64 is enabled, as in JAX)."""
+    array = np.asarray(x)
+    target = canonicalize_dtype(array.dtype)
+    return array if array.dtype == target else array.astype(target)
 
 
 class Trace:
@@ -196,7 +243,7 @@ def shape_of(x) -> ArrayShape:
     if isinstance(x, Tracer):
         return x.inst.shape
     array = np.asarray(x)
-    return ArrayShape(dtypes.from_numpy(array.dtype), array.shape)
+    return ArrayShape(dtypes.from_numpy(canonicalize_dtype(array.dtype)), array.shape)
 
 
 def _innermost(operands: Sequence[Any]) -> Optional[Trace]:
@@ -228,8 +275,7 @@ def lift(x: Any, trace: Trace) -> Instruction:
         raise TracerArrayConversionError(at_user_line(
             "a traced value from an outer function leaked into an inner trace; pass it as "
             "an argument instead of closing over it"))
-    array = np.asarray(x)
-    return trace.builder.constant(array)
+    return trace.builder.constant(concrete(x))
 
 
 def _encloses(outer: Trace, inner: Trace) -> bool:
@@ -274,7 +320,7 @@ def _called(calls: dict) -> list[Computation]:
 
 
 def _eager(opcode, operands, attrs, calls, shape):
-    arrays = [np.asarray(o) for o in operands]
+    arrays = [concrete(o) for o in operands]
     shapes = [ArrayShape(dtypes.from_numpy(a.dtype), a.shape) for a in arrays]
     try:
         result = infer_shape(opcode, shapes, attrs, calls, shape)
@@ -362,6 +408,10 @@ def _getitem(self, index):
     return getitem(self, index)
 
 
+def _setitem(self, index, value):
+    raise TypeError(at_user_line(f"item assignment on a traced array: {IMMUTABLE_MESSAGE}"))
+
+
 def _at(self):
     from flowjit.indexing import IndexUpdateHelper
     return IndexUpdateHelper(self)
@@ -370,6 +420,7 @@ def _at(self):
 Tracer.reshape = _reshape_method
 Tracer.transpose = _transpose_method
 Tracer.__getitem__ = _getitem
+Tracer.__setitem__ = _setitem
 Tracer.at = property(_at)
 Tracer.T = property(lambda self: _transpose_method(self))
 

@@ -134,7 +134,7 @@ def getitem(x: Any, idx: Any) -> Any:
         index_starts = [dynamic.get(a, np.zeros((), np.int64)) for a in range(len(sizes))]
         for a in dynamic:
             sizes[a] = 1
-        y = lax.dynamic_slice(y, index_starts, sizes)
+        y = lax.dynamic_slice(y, index_starts, sizes, allow_negative_indices=False)
     if dropped:
         y = lax.reshape(y, [d for a, d in enumerate(shape_of(y)) if a not in dropped])
     if advanced:
@@ -158,50 +158,181 @@ def _gather(y, advanced: dict[int, Any]):
     consecutive = axes == list(range(axes[0], axes[0] + len(axes)))
     position = axes[0] if consecutive else 0
     offset_dims = [k if k < position else k + len(batch) for k in range(len(rest))]
-    return lax.gather(y, indices, offset_dims=offset_dims, collapsed_slice_dims=axes,
-                      start_index_map=axes, index_vector_dim=len(batch),
-                      slice_sizes=[1 if a in advanced else shape[a] for a in range(len(shape))])
+    numbers = lax.GatherDimensionNumbers(offset_dims=tuple(offset_dims),
+                                         collapsed_slice_dims=tuple(axes),
+                                         start_index_map=tuple(axes))
+    # The indices are in range (checked eagerly, clamped by XLA's gather when traced).
+    return lax.gather(y, indices, numbers,
+                      [1 if a in advanced else shape[a] for a in range(len(shape))],
+                      mode="promise_in_bounds")
+
+
+def _index_entries(x: Any, index: Any) -> list:
+    """The entries of `index` for x, one per axis (None and '...' expanded)."""
+    return _expand(index, len(shape_of(x)))
+
+
+def _clip_entry(i: Any, n: int) -> Any:
+    """An int or integer-array index wrapped like Python's, then clamped into [0, n)."""
+    if _is_int_scalar(i):
+        return min(max(int(i) + n if i < 0 else int(i), 0), n - 1)
+    index = _normalize_unchecked(i, n)
+    if isinstance(index, Tracer):
+        return lax.clamp(0, index, n - 1)
+    return np.clip(index, 0, n - 1)
+
+
+def _shift_entry(i: Any, n: int) -> Any:
+    """The index into the axis padded by one slot each side: in-range entries (negative ones
+    wrapped like Python's) move up by one, out-of-range ones land on a pad slot."""
+    if _is_int_scalar(i):
+        i = int(i)
+        return (i % n) + 1 if -n <= i < n else 0
+    index = _normalize_unchecked(i, n)
+    if isinstance(index, Tracer):
+        return lax.add(lax.clamp(-1, index, n), 1)
+    return np.clip(index, -1, n) + 1
+
+
+def _normalize_unchecked(i: Any, n: int) -> Any:
+    """An integer index array with negative entries wrapped (index + n), not bounds-checked."""
+    if isinstance(i, Tracer):
+        if i.dtype.kind not in "iu":
+            raise IndexError(at_user_line(f"arrays used as indices must be of integer type, "
+                                          f"got {i.dtype}"))
+        zero = lax.full(i.shape, 0, i.dtype)
+        return lax.select(lax.lt(i, zero), lax.add(i, lax.full(i.shape, n, i.dtype)), i)
+    index = np.asarray(i)
+    if index.dtype.kind not in "iu":
+        raise IndexError(at_user_line(f"arrays used as indices must be of integer type, got "
+                                      f"{index.dtype}"))
+    index = index.astype(np.int64)
+    return np.where(index < 0, index + n, index)
+
+
+def _is_point_index(i: Any) -> bool:
+    return _is_int_scalar(i) or _is_index_array(i)
+
+
+def _padded_take(x: Any, index: Any, fill: Any) -> Any:
+    """x[index] where out-of-range integer indices read `fill`: every axis indexed by an
+    integer is padded with `fill` on both sides, and the index shifted onto the padding."""
+    entries = _index_entries(x, index)
+    shape = tuple(shape_of(x))
+    axes = [a for a, i in enumerate([e for e in entries if e is not None]) if _is_point_index(i)]
+    config = [(1, 1, 0) if a in axes else (0, 0, 0) for a in range(len(shape))]
+    padded = lax.pad(x, np.asarray(fill, dtype_of(x)), config) if axes else x
+    new_entries, axis = [], 0
+    for i in entries:
+        if i is None:
+            new_entries.append(i)
+            continue
+        new_entries.append(_shift_entry(i, shape[axis]) if _is_point_index(i) else i)
+        axis += 1
+    return getitem(padded, tuple(new_entries))
+
+
+def _clipped_index(x: Any, index: Any) -> tuple:
+    """`index` with its integer entries clamped into range (JAX's mode='clip')."""
+    entries = _index_entries(x, index)
+    shape, out, axis = tuple(shape_of(x)), [], 0
+    for i in entries:
+        if i is None:
+            out.append(i)
+            continue
+        out.append(_clip_entry(i, shape[axis]) if _is_point_index(i) else i)
+        axis += 1
+    return tuple(out)
+
+
+def _fill_value(dtype: np.dtype, fill_value: Any) -> np.ndarray:
+    if fill_value is not None:
+        return np.asarray(fill_value, dtype)
+    return lax._fill_default(np.dtype(dtype))
 
 
 class _IndexedRef:
+    """`x.at[index]`: JAX's functional reads and updates of the elements x[index] names.
+
+    Out-of-range integer indices: updates drop them (mode None, 'drop', 'fill' or
+    'promise_in_bounds') or clamp them into range (mode='clip'); `get` clamps them (mode
+    None, 'clip', 'promise_in_bounds') or reads `fill_value` (mode 'fill' or 'drop'; NaN,
+    the integer minimum or True by default). Negative indices count from the end, as in
+    Python."""
+
     def __init__(self, array: Any, index: Any):
         self.array = array
         self.index = index
 
-    def get(self):
-        return getitem(self.array, self.index)
+    def get(self, *, indices_are_sorted: bool = False, unique_indices: bool = False,
+            mode=None, fill_value=None):
+        """x[index], out-of-range indices handled by `mode` (default: clamped)."""
+        if _gather_mode(mode) == lax.GatherScatterMode.FILL_OR_DROP:
+            return _padded_take(self.array, self.index,
+                                _fill_value(dtype_of(self.array), fill_value))
+        return getitem(self.array, _clipped_index(self.array, self.index))
 
-    def _scatter(self, values: Any, combiner):
+    def _scatter(self, values: Any, combiner, mode):
         x = self.array
         shape = tuple(shape_of(x))
         size = int(np.prod(shape, dtype=np.int64))
-        iota = lax.reshape(lax.iota(np.int64, (size,), 0), shape)
-        positions = getitem(iota, self.index)
+        iota = lax.reshape(lax.iota(np.int64, size), shape)
+        if lax.GatherScatterMode.from_any(mode) == lax.GatherScatterMode.CLIP:
+            positions = getitem(iota, _clipped_index(x, self.index))
+        else:
+            # Out-of-range indices read position `size`, which the scatter drops.
+            positions = _padded_take(iota, self.index, size)
         pshape = tuple(shape_of(positions))
         (values,) = promote(values, dtype=dtype_of(x))
         from flowjit.numpy._promote import broadcast_to
         values = broadcast_to(values, pshape)
         count = int(np.prod(pshape, dtype=np.int64))
-        flat = lax.scatter(lax.reshape(x, (size,)), lax.reshape(positions, (count, 1)),
-                           lax.reshape(values, (count,)), combiner, update_window_dims=(),
-                           inserted_window_dims=(0,), scatter_dims_to_operand_dims=(0,),
-                           index_vector_dim=1)
+        numbers = lax.ScatterDimensionNumbers(update_window_dims=(), inserted_window_dims=(0,),
+                                              scatter_dims_to_operand_dims=(0,))
+        flat = lax._scatter(lax.reshape(x, (size,)), lax.reshape(positions, (count, 1)),
+                            lax.reshape(values, (count,)), numbers, combiner,
+                            "promise_in_bounds")
         return wrap(lax.reshape(flat, shape))
 
-    def set(self, values):
-        return self._scatter(values, None)
+    def set(self, values, *, indices_are_sorted: bool = False, unique_indices: bool = False,
+            mode=None):
+        """x with x[index] = values (out-of-range indices dropped, or clamped: mode='clip')."""
+        return self._scatter(values, None, mode)
 
-    def add(self, values):
-        return self._scatter(values, "add")
+    def add(self, values, *, indices_are_sorted: bool = False, unique_indices: bool = False,
+            mode=None):
+        """x with x[index] += values (repeated indices accumulate)."""
+        return self._scatter(values, "add", mode)
 
-    def multiply(self, values):
-        return self._scatter(values, "multiply")
+    def subtract(self, values, *, indices_are_sorted: bool = False,
+                 unique_indices: bool = False, mode=None):
+        """x with x[index] -= values."""
+        from flowjit.numpy import negative
+        return self._scatter(negative(values), "add", mode)
 
-    def min(self, values):
-        return self._scatter(values, "minimum")
+    def multiply(self, values, *, indices_are_sorted: bool = False,
+                 unique_indices: bool = False, mode=None):
+        """x with x[index] *= values."""
+        return self._scatter(values, "multiply", mode)
 
-    def max(self, values):
-        return self._scatter(values, "maximum")
+    mul = multiply
+
+    def min(self, values, *, indices_are_sorted: bool = False, unique_indices: bool = False,
+            mode=None):
+        """x with x[index] = minimum(x[index], values)."""
+        return self._scatter(values, "minimum", mode)
+
+    def max(self, values, *, indices_are_sorted: bool = False, unique_indices: bool = False,
+            mode=None):
+        """x with x[index] = maximum(x[index], values)."""
+        return self._scatter(values, "maximum", mode)
+
+
+def _gather_mode(mode) -> lax.GatherScatterMode:
+    """`get`'s mode: None clamps (as jnp indexing does); 'fill' and 'drop' fill."""
+    if mode is None:
+        return lax.GatherScatterMode.PROMISE_IN_BOUNDS
+    return lax.GatherScatterMode.from_any(mode)
 
 
 class IndexUpdateHelper:

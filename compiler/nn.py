@@ -7,17 +7,24 @@ import numpy as np
 
 import flowjit.numpy as fnp
 from flowjit import lax
-from flowjit.numpy._promote import dtype_of, promote, wrap
+from flowjit.numpy._promote import dtype_of, inexact_dtype, promote, wrap
 
 
 def _float(x):
-    (x,) = promote(x, dtype=dtype_of(x) if dtype_of(x).kind == "f" else np.float64)
+    (x,) = promote(x, dtype=inexact_dtype(x))
     return x
 
 
 def relu(x):
-    """max(x, 0); its gradient at exactly 0 is 0.5 (maximum's tie rule; JAX's relu gives 0)."""
-    return fnp.maximum(x, 0)
+    """max(x, 0), with JAX's gradient: 1 where x > 0, else 0 (0 at the kink, too)."""
+    from flowjit.ad import stop_gradient
+    return fnp.where(x > 0, x, stop_gradient(fnp.maximum(x, 0)))
+
+
+def relu6(x):
+    """min(max(x, 0), 6), with JAX's gradient: 1 strictly inside (0, 6), else 0."""
+    from flowjit.ad import stop_gradient
+    return fnp.where((x > 0) & (x < 6), x, stop_gradient(fnp.minimum(fnp.maximum(x, 0), 6)))
 
 
 def leaky_relu(x, negative_slope: float = 0.01):
@@ -29,7 +36,9 @@ def leaky_relu(x, negative_slope: float = 0.01):
 def elu(x, alpha: float = 1.0):
     """x where x > 0, alpha * (exp(x) - 1) elsewhere."""
     x = _float(x)
-    return fnp.where(x > 0, x, alpha * fnp.expm1(fnp.minimum(x, 0)))
+    # As JAX: expm1 of 0 where x > 0 keeps that branch finite, and elu'(0) = alpha.
+    safe = fnp.where(x > 0, 0.0, x)
+    return fnp.where(x > 0, x, alpha * fnp.expm1(safe))
 
 
 def sigmoid(x):
@@ -38,8 +47,8 @@ def sigmoid(x):
 
 def softplus(x):
     """log(1 + exp(x)), computed without overflow."""
-    x = _float(x)
-    return fnp.maximum(x, 0) + fnp.log1p(fnp.exp(-fnp.abs(x)))
+    # logaddexp(x, 0), as JAX: its gradient is sigmoid(x), 0.5 at 0 (max/min split ties).
+    return fnp.logaddexp(_float(x), 0)
 
 
 def gelu(x, approximate: bool = True):

@@ -7,7 +7,7 @@ other code and gives the same bits eagerly, compiled at any opt_level and on any
 The streams are jax.random's (threefry, `jax_threefry_partitionable=True`, JAX's default):
 `key`, `split`, `fold_in`, `bits`, `uniform`, `bernoulli` and `randint` return JAX's values bit
 for bit; `normal` uses XLA's erf_inv polynomial, so it agrees with JAX to rounding.
-`permutation` is a Fisher-Yates shuffle in a fori_loop (JAX sorts instead, so it differs).
+`permutation` and `choice` sort by random keys as JAX does, so they match JAX's too.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import numpy as np
 
 from flowjit import lax
 from flowjit.core import Tracer, as_array, shape_of
-from flowjit.numpy._promote import is_python_scalar
+from flowjit.config import canonicalize_dtype
+from flowjit.numpy._promote import is_float_dtype, is_python_scalar
 from flowjit.source_info import at_user_line
 from flowjit.ir import dtypes
 from flowjit.ir.shapes import ArrayShape
@@ -78,7 +79,7 @@ def _counters(shape: tuple[int, ...]):
     if size == 0:
         low = lax.broadcast_in_dim(_u32(0), shape, [])
     else:
-        low = lax.reshape(lax.iota(np.uint32, (size,)), shape)
+        low = lax.reshape(lax.iota(np.uint32, size), shape)
     high = lax.broadcast_in_dim(_u32(0), shape, [])
     return high, low
 
@@ -150,8 +151,8 @@ def bits(key, shape: Sequence[int] = (), dtype=np.uint32):
 
 
 def _float_dtype(dtype) -> np.dtype:
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
+    dtype = canonicalize_dtype(dtype)
+    if not is_float_dtype(dtype):
         raise TypeError(at_user_line(f"expected a floating dtype, got {dtype}"))
     return dtype
 
@@ -265,28 +266,99 @@ def _clip(value, info):
     return np.clip(np.asarray(value), info.min, info.max)
 
 
-def permutation(key, x: Any):
-    """A random permutation of x along its first axis (an int n means arange(n)).
+def _stable_sort_ranks(sort_keys, n: int):
+    """Where each element lands in a stable ascending sort by `sort_keys` (u32[n]): the
+    number of smaller keys plus the number of equal keys before it (O(n^2) compares, which
+    fuse into one reduction: flowjit has no sort op)."""
+    import flowjit.numpy as fnp
+    row = lax.broadcast_in_dim(sort_keys, (n, n), [1])      # [i, j] = key[j]
+    column = lax.broadcast_in_dim(sort_keys, (n, n), [0])   # [i, j] = key[i]
+    j = lax.broadcasted_iota(np.int32, (n, n), 1)
+    i = lax.broadcasted_iota(np.int32, (n, n), 0)
+    before = lax.bitwise_or(lax.lt(row, column),
+                            lax.bitwise_and(lax.eq(row, column), lax.lt(j, i)))
+    return fnp.sum(before, axis=1, dtype=np.int32)
 
-    A Fisher-Yates shuffle in a fori_loop: step i swaps element i with one drawn uniformly
-    from 0..i (its remainder's bias is below n / 2**32)."""
-    from flowjit.control_flow import fori_loop
-    from flowjit.indexing import getitem
+
+def _sort_by(sort_keys, values, n: int):
+    """`values` (1-D, length n) reordered by a stable sort of `sort_keys`: JAX's
+    lax.sort_key_val."""
+    ranks = lax.reshape(_stable_sort_ranks(sort_keys, n), (n, 1))
+    numbers = lax.ScatterDimensionNumbers(update_window_dims=(), inserted_window_dims=(0,),
+                                          scatter_dims_to_operand_dims=(0,))
+    return lax.scatter(values, ranks, values, numbers, mode="promise_in_bounds")
+
+
+def _shuffled_range(key, n: int):
+    """arange(n) (int32) shuffled as jax.random does: rounds of sorting by fresh random
+    32-bit keys, enough rounds that equal keys are unlikely (tjablin's rule, exponent 3)."""
+    order = lax.iota(np.int32, n)
+    rounds = int(np.ceil(3 * np.log(max(1, n)) / np.log(np.iinfo(np.uint32).max)))
+    for _ in range(rounds):
+        keys = split(key)
+        key = lax.reshape(lax.slice(keys, [0, 0], [1, 2]), (2,))
+        subkey = lax.reshape(lax.slice(keys, [1, 0], [2, 2]), (2,))
+        order = _sort_by(bits(subkey, (n,)), order, n)
+    return order
+
+
+
+def permutation(key, x: Any, axis: int = 0, independent: bool = False):
+    """A random permutation of x along `axis` (an int n means arange(n)), the same one
+    jax.random.permutation gives for the same key."""
+    from flowjit.numpy import take
     if is_python_scalar(x) or (not isinstance(x, Tracer) and np.ndim(x) == 0):
-        n, values = int(x), None
+        if not np.issubdtype(np.asarray(x).dtype, np.integer):
+            raise TypeError(at_user_line("x must be an integer or at least 1-dimensional"))
+        return _wrap(_shuffled_range(key, int(x)))
+    shape = shape_of(x)
+    if shape.rank == 0:
+        raise TypeError(at_user_line("x must be an integer or at least 1-dimensional"))
+    axis = axis % shape.rank
+    if independent and shape.rank > 1:
+        raise NotImplementedError("permutation(..., independent=True) of an array with more "
+                                  "than one dimension")
+    return _wrap(take(x, _shuffled_range(key, shape.dims[axis]), axis=axis))
+
+
+def choice(key, a: Any, shape: Sequence[int] = (), replace: bool = True, p: Any = None,
+           axis: int = 0, mode: Optional[str] = None):
+    """A random sample of `a` (an int n means arange(n)) of `shape`, as jax.random.choice
+    draws it for the same key (without `p`: uniform draws; with `p`, replace=True only)."""
+    import flowjit.numpy as fnp
+    if not isinstance(shape, Sequence):
+        raise TypeError(at_user_line(f"shape argument of choice must be a sequence, got "
+                                     f"{shape}"))
+    scalar = is_python_scalar(a) or (not isinstance(a, Tracer) and np.ndim(a) == 0)
+    arr = None if scalar else fnp.asarray(a)
+    n_inputs = int(a) if scalar else shape_of(arr).dims[axis % shape_of(arr).rank]
+    axis = 0 if scalar else axis % shape_of(arr).rank
+    n_draws = math.prod(shape)
+    if n_draws == 0:
+        return fnp.zeros(shape, np.int32 if scalar else fnp.dtype(arr.dtype))
+    if n_inputs <= 0:
+        raise ValueError(at_user_line("a must be greater than 0 unless no samples are taken"))
+    if not replace and n_draws > n_inputs:
+        raise ValueError(at_user_line(
+            f"Cannot take a larger sample (size {n_draws}) than population (size {n_inputs}) "
+            "when 'replace=False'"))
+    if p is None and replace:
+        index = randint(key, shape, 0, n_inputs)
+        result = index if scalar else fnp.take(arr, index, axis=axis)
+    elif p is None:
+        population = n_inputs if scalar else arr
+        picked = permutation(key, population, axis)
+        result = picked[(slice(None),) * axis + (slice(n_draws),)]
+    elif replace:
+        p = fnp.asarray(p)
+        cumulative = fnp.cumsum(p)
+        r = cumulative[-1] * (1 - uniform(key, shape, dtype=fnp.dtype(p.dtype)))
+        # searchsorted(cumulative, r, side="left"): how many sums lie below each draw.
+        below = fnp.less(cumulative, fnp.expand_dims(r, -1))
+        index = fnp.sum(below, axis=-1, dtype=np.int32)
+        result = index if scalar else fnp.take(arr, index, axis=axis)
     else:
-        if shape_of(x).rank == 0:
-            raise TypeError(at_user_line("permutation needs an int or an array with an axis"))
-        n, values = shape_of(x).dims[0], x
-    words = bits(key, (n,))
-    def swap(k, order):
-        i = lax.sub(np.int32(n - 1), k)
-        word = lax.reshape(lax.dynamic_slice(words, [i], [1]), ())
-        j = lax.convert_element_type(
-            lax.rem(word, lax.convert_element_type(lax.add(i, np.int32(1)), np.uint32)), np.int32)
-        at_i = lax.dynamic_slice(order, [i], [1])
-        at_j = lax.dynamic_slice(order, [j], [1])
-        return lax.dynamic_update_slice(lax.dynamic_update_slice(order, at_j, [i]), at_i, [j])
-    order = fori_loop(0, max(n - 1, 0), swap, lax.iota(np.int32, (n,)) if n else
-                      np.zeros((0,), np.int32))
-    return _wrap(order if values is None else getitem(values, order))
+        raise NotImplementedError("choice(..., p=..., replace=False) (JAX's Gumbel top-k)")
+    out_shape = tuple(shape) if scalar else (shape_of(arr).dims[:axis] + tuple(shape)
+                                             + shape_of(arr).dims[axis + 1:])
+    return _wrap(fnp.reshape(result, out_shape))

@@ -8,7 +8,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from flowjit import tree
-from flowjit.core import Tracer, new_trace
+from flowjit.config import canonicalize_dtype
+from flowjit.core import Tracer, concrete, new_trace
 from flowjit.numpy._promote import is_python_scalar
 from flowjit.source_info import at_user_line
 from flowjit.ir import dtypes
@@ -29,18 +30,19 @@ class ArgSpec:
 
 
 def spec_of(leaf: Any, where: str) -> ArgSpec:
-    """The ArgSpec of one argument leaf; TypeError naming the argument if it is no array."""
+    """The ArgSpec of one argument leaf (its dtype canonical: 64-bit kinds are traced as
+    32-bit unless x64 is enabled); TypeError naming the argument if it is no array."""
     if isinstance(leaf, Tracer):
         return ArgSpec(tuple(leaf.shape), leaf.dtype, leaf.weak_type)
     if is_python_scalar(leaf):
-        return ArgSpec((), np.asarray(leaf).dtype, True)
+        return ArgSpec((), canonicalize_dtype(np.asarray(leaf).dtype), True)
     if isinstance(leaf, (np.ndarray, np.generic)) or hasattr(leaf, "__array__"):
         array = np.asarray(leaf)
         try:
             dtypes.from_numpy(array.dtype)
         except TypeError as e:
             raise TypeError(at_user_line(f"{where}: {e}")) from None
-        return ArgSpec(array.shape, array.dtype, False)
+        return ArgSpec(array.shape, canonicalize_dtype(array.dtype), False)
     raise TypeError(at_user_line(
         f"{where} is a {type(leaf).__name__}, not an array; pass arrays or Python numbers, or "
         f"mark it static with jit(..., static_argnums=...)"))
@@ -88,7 +90,7 @@ def trace_function(fun: Callable, name: str, dynamic_args: Sequence[Any],
                                              "trace"))
             else:
                 try:
-                    results.append(trace.builder.constant(np.asarray(leaf)))
+                    results.append(trace.builder.constant(concrete(leaf)))
                 except TypeError:
                     raise TypeError(at_user_line(
                         f"the function returned a {type(leaf).__name__}, which is not an "

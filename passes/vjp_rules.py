@@ -49,6 +49,12 @@ def _maximum_like(direction: str):
     return rule
 
 
+def _abs_derivative(e, x, out):
+    """1 where x >= 0 (0 and -0 included), else -1: JAX's convention (abs'(0) = 1)."""
+    one = e.constant(1, x)
+    return e.select(e.compare(x, e.zeros(x), "GE"), one, e.neg(one))
+
+
 def _divide(e, inst, g):
     x, y = inst.operands
     gx = e.div(g, y)
@@ -90,11 +96,12 @@ def _clamp(e, inst, g):
     lo_b = e.broadcast(lo, x.shape, ()) if lo.shape.rank == 0 and x.shape.rank else lo
     hi_b = e.broadcast(hi, x.shape, ()) if hi.shape.rank == 0 and x.shape.rank else hi
     zero = e.zeros(g)
-    below = e.compare(x, lo_b, "LT")
-    above = e.compare(x, hi_b, "GT")
-    g_x = e.select(below, zero, e.select(above, zero, g))
-    g_lo = e.select(below, g, zero)
-    g_hi = e.select(above, g, zero)
+    # JAX's convention: x gets the gradient strictly inside (lo, hi) only, lo where it is
+    # above x (and below hi), hi where it is below x; at a boundary nobody gets it.
+    inside = e.op("and", e.compare(x, lo_b, "GT"), e.compare(x, hi_b, "LT"))
+    g_x = e.select(inside, g, zero)
+    g_lo = e.select(e.op("and", e.compare(lo_b, x, "GT"), e.compare(lo_b, hi_b, "LT")), g, zero)
+    g_hi = e.select(e.compare(hi_b, x, "LT"), g, zero)
     if lo.shape.rank == 0 and x.shape.rank:
         g_lo = e.sum(g_lo, range(x.shape.rank))
     if hi.shape.rank == 0 and x.shape.rank:
@@ -335,7 +342,7 @@ VJP_RULES = {
     Opcode.TAN: _unary(lambda e, x, out: e.add(e.constant(1, out), e.mul(out, out))),
     Opcode.ERF: _unary(lambda e, x, out: e.mul(e.constant(_TWO_OVER_ROOT_PI, x),
                                           e.op("exponential", e.neg(e.mul(x, x))))),
-    Opcode.ABS: _unary(lambda e, x, out: e.op("sign", x)),
+    Opcode.ABS: _unary(_abs_derivative),
     Opcode.MAXIMUM: _maximum_like("GT"),
     Opcode.MINIMUM: _maximum_like("LT"),
     Opcode.POWER: _power,

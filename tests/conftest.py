@@ -1,4 +1,5 @@
 """Shared test setup: the verifier runs after every pass; `--device` picks the backend."""
+import contextlib
 import os
 
 import pytest
@@ -41,3 +42,33 @@ def pytest_collection_modifyitems(config, items):
 def opt_level(request):
     """Run a test with the unoptimized and the fully optimized pipeline."""
     return request.param
+
+
+
+
+@contextlib.contextmanager
+def _x64(enabled: bool):
+    """flowjit's enable_x64 (and JAX's, when JAX is installed, so that tests comparing with
+    JAX compare under the same rule: some tests turn JAX's on for the whole process)."""
+    import flowjit.config as config
+    try:
+        import jax
+        jax_x64 = jax.enable_x64(enabled)
+    except ImportError:
+        jax_x64 = contextlib.nullcontext()
+    with config.override("enable_x64", enabled), jax_x64:
+        yield
+
+
+@pytest.fixture
+def x64():
+    """Run a test with 64-bit types enabled (flowjit.config's enable_x64, as JAX's)."""
+    with _x64(True):
+        yield
+
+
+@pytest.fixture
+def no_x64():
+    """Run a test with JAX's default 32-bit types, whatever FLOWJIT_ENABLE_X64 says."""
+    with _x64(False):
+        yield

@@ -6,7 +6,8 @@ from typing import Any
 import numpy as np
 
 from flowjit import lax
-from flowjit.core import Tracer, as_array
+from flowjit.config import canonicalize_dtype
+from flowjit.core import Tracer, as_array, concrete
 from flowjit.source_info import at_user_line
 from flowjit.ir.errors import ShapeError
 
@@ -17,10 +18,24 @@ def is_python_scalar(x: Any) -> bool:
     return isinstance(x, _PY_SCALARS) and not isinstance(x, np.generic)
 
 
+def is_float_dtype(dtype: Any) -> bool:
+    """True for float16, bfloat16, float32 and float64 (bfloat16's numpy kind is 'V')."""
+    dtype = np.dtype(dtype)
+    return dtype.kind == "f" or dtype.name == "bfloat16"
+
+
+def inexact_dtype(*args: Any) -> np.dtype:
+    """The float dtype exp(x), mean(x), ... compute in: float dtypes (bfloat16 and float16
+    included) stay; integers and bools become the default float (float32 unless x64)."""
+    dtype = result_type(*args)
+    return dtype if is_float_dtype(dtype) else canonicalize_dtype(np.float64)
+
+
 def dtype_of(x: Any) -> np.dtype:
+    """x's dtype as flowjit holds it (canonical: 32-bit unless x64 is enabled)."""
     if isinstance(x, Tracer):
         return x.dtype
-    return np.asarray(x).dtype
+    return canonicalize_dtype(np.asarray(x).dtype)
 
 
 def _weak(x: Any) -> bool:
@@ -36,11 +51,12 @@ def _placeholder(x: Any):
 
 
 def result_type(*args: Any) -> np.dtype:
-    """numpy's result dtype; Python scalars do not widen arrays (f32 + 1.0 is f32)."""
+    """numpy's result dtype, canonicalized (32-bit unless x64 is enabled); Python scalars
+    are weakly typed, so they do not widen arrays (f32 + 1.0 is f32)."""
     if all(_weak(a) for a in args):
-        return np.result_type(*[dtype_of(a) if isinstance(a, Tracer) else type(a)
-                                for a in args])
-    return np.result_type(*[_placeholder(a) for a in args])
+        return canonicalize_dtype(np.result_type(*[dtype_of(a) if isinstance(a, Tracer)
+                                                   else type(a) for a in args]))
+    return canonicalize_dtype(np.result_type(*[_placeholder(a) for a in args]))
 
 
 def asarray_or_tracer(x: Any, dtype=None) -> Any:
@@ -50,15 +66,12 @@ def asarray_or_tracer(x: Any, dtype=None) -> Any:
     if isinstance(x, (list, tuple)) and any(isinstance(e, Tracer) for e in x):
         from flowjit.numpy.shape_ops import stack
         return asarray_or_tracer(stack(x), dtype)
-    array = np.asarray(x, dtype=dtype)
-    if array.dtype == np.float64 and is_python_scalar(x) and dtype is None:
-        return array
-    return array
+    return concrete(np.asarray(x, dtype=dtype))
 
 
 def promote(*args: Any, dtype=None) -> list:
     """Operands converted to their common dtype (or `dtype`)."""
-    target = np.dtype(dtype) if dtype is not None else result_type(*args)
+    target = canonicalize_dtype(dtype if dtype is not None else result_type(*args))
     out = []
     for a in args:
         if isinstance(a, Tracer):
@@ -113,4 +126,4 @@ def prepare(*args: Any, dtype=None) -> list:
 
 def wrap(x: Any) -> Any:
     """Concrete results are returned as flowjit Arrays; traced ones as they are."""
-    return x if isinstance(x, Tracer) else as_array(np.asarray(x))
+    return x if isinstance(x, Tracer) else as_array(concrete(x))

@@ -2,21 +2,20 @@
 from __future__ import annotations
 
 import math as _math
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
 from flowjit import lax
 from flowjit.core import bind
 from flowjit.ir import dtypes
-from flowjit.numpy._promote import (broadcast_arrays, dtype_of, prepare, promote, result_type,
-                                    shape_of, wrap)
+from flowjit.numpy._promote import (broadcast_arrays, dtype_of, inexact_dtype,
+                                    is_float_dtype, prepare, promote, shape_of,
+                                    wrap)
 
-
-def _float_type(*args: Any) -> np.dtype:
-    """The float dtype numpy computes `exp(x)` in: ints and bools become float64."""
-    dt = result_type(*args)
-    return dt if dtypes.from_numpy(dt).is_float else np.dtype(np.float64)  # bf16 stays bf16
+# The float dtype `exp(x)` computes in: float16 and bfloat16 stay, ints and bools become the
+# default float (float32; float64 with x64 enabled), as in JAX.
+_float_type = inexact_dtype
 
 
 def _widened(fn, *args):
@@ -215,7 +214,7 @@ def floor_divide(x, y):
     """numpy's `//`: rounds toward -inf. Integers divided by 0 give jax.numpy's values
     (XLA's x/0 = -1, then -2 where x != 0 for signed types; the maximum for unsigned)."""
     x, y = prepare(x, y)
-    if dtype_of(x).kind == "f":
+    if is_float_dtype(dtype_of(x)):
         return wrap(_float_floor_divide(x, y))
     if dtype_of(x).kind == "u":
         return wrap(lax.div(x, y))
@@ -321,19 +320,19 @@ def logical_not(x):
 
 
 def isnan(x):
-    if dtype_of(x).kind != "f":
+    if not is_float_dtype(dtype_of(x)):
         return zeros_like_bool(x)
     return wrap(lax.compare(x, x, "NE"))
 
 
 def isfinite(x):
-    if dtype_of(x).kind != "f":
+    if not is_float_dtype(dtype_of(x)):
         return wrap(lax.compare(x, x, "EQ"))
     return wrap(lax.is_finite(x))
 
 
 def isinf(x):
-    if dtype_of(x).kind != "f":
+    if not is_float_dtype(dtype_of(x)):
         return zeros_like_bool(x)
     return wrap(lax.compare(lax.abs(x), np.asarray(np.inf, dtype_of(x)), "EQ"))
 

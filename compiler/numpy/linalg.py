@@ -34,7 +34,7 @@ def matmul(a, b):
     nb = len(batch)
     a3 = lax.broadcast_in_dim(a2, batch + s2a[-2:], list(range(nb - len(s2a) + 2, nb + 2)))
     b3 = lax.broadcast_in_dim(b2, batch + s2b[-2:], list(range(nb - len(s2b) + 2, nb + 2)))
-    out = lax.dot_general(a3, b3, ((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb))))
+    out = lax.dot_general(a3, b3, (((nb + 1,), (nb,)), (tuple(range(nb)), tuple(range(nb)))))
     out_shape = list(batch) + ([s2a[-2]] if len(sa) > 1 else []) + (
         [s2b[-1]] if len(sb) > 1 else [])
     return wrap(lax.reshape(out, out_shape))
@@ -51,7 +51,7 @@ def dot(a, b):
     a, b = promote(a, b)
     if sa[-1] != sb[-2]:
         raise ShapeError(at_user_line(f"dot: shapes {sa} and {sb} not aligned"))
-    return wrap(lax.dot_general(a, b, ((len(sa) - 1,), (len(sb) - 2,))))
+    return wrap(lax.dot_general(a, b, (((len(sa) - 1,), (len(sb) - 2,)), ((), ()))))
 
 
 def vdot(a, b):
@@ -67,7 +67,7 @@ def outer(a, b):
     from flowjit.numpy.shape_ops import ravel
     a, b = promote(ravel(a), ravel(b))
     return wrap(lax.dot_general(lax.reshape(a, (shape_of(a)[0], 1)),
-                                lax.reshape(b, (1, shape_of(b)[0])), ((1,), (0,))))
+                                lax.reshape(b, (1, shape_of(b)[0])), (((1,), (0,)), ((), ()))))
 
 
 def tensordot(a, b, axes=2):
@@ -82,7 +82,7 @@ def tensordot(a, b, axes=2):
     for i, j in zip(ax_a, ax_b):
         if sa[i] != sb[j]:
             raise ShapeError(at_user_line(f"tensordot: shape-mismatch for sum ({sa} and {sb})"))
-    return wrap(lax.dot_general(a, b, (ax_a, ax_b)))
+    return wrap(lax.dot_general(a, b, ((ax_a, ax_b), ((), ()))))
 
 
 def einsum(subscripts: str, *operands: Any):
@@ -135,8 +135,8 @@ def _einsum_pair(a, ta: str, b, tb: str, keep: set):
                                           f"{sb[tb.index(c)]}"))
     batch = [c for c in ta if c in tb and c in keep]
     contract = [c for c in ta if c in tb and c not in keep]
-    out = lax.dot_general(a, b, ([ta.index(c) for c in contract], [tb.index(c) for c in contract]),
-                          ([ta.index(c) for c in batch], [tb.index(c) for c in batch]))
+    out = lax.dot_general(a, b, (([ta.index(c) for c in contract], [tb.index(c) for c in contract]),
+                                 ([ta.index(c) for c in batch], [tb.index(c) for c in batch])))
     term = "".join(batch) + "".join(c for c in ta if c not in tb) + "".join(
         c for c in tb if c not in ta)
     return out, term

@@ -8,8 +8,10 @@ import builtins
 import numpy as np
 
 from flowjit import lax
+from flowjit.config import canonicalize_dtype
 from flowjit.core import bind
-from flowjit.numpy._promote import dtype_of, promote, shape_of, wrap
+from flowjit.numpy._promote import (dtype_of, inexact_dtype, is_float_dtype, promote,
+                                    shape_of, wrap)
 from flowjit.source_info import at_user_line
 from flowjit.ir import dtypes
 from flowjit.ir.errors import ShapeError
@@ -70,7 +72,7 @@ def prod(a, axis: Axis = None, dtype=None, keepdims: bool = False):
 
 
 def _identity_for(op: str, dt: np.dtype):
-    if dt.kind == "f":
+    if is_float_dtype(dt):
         return -np.inf if op == "maximum" else np.inf
     if dt.kind == "b":
         return op == "minimum"
@@ -110,15 +112,11 @@ def _count(shape, axes) -> int:
     return int(np.prod([shape[i] for i in axes], dtype=np.int64))
 
 
-def _is_float(dt: np.dtype) -> bool:
-    return dtypes.from_numpy(dt).is_float   # bf16 too (numpy calls its kind 'V')
-
-
 def _mean_types(a, dtype) -> tuple[np.dtype, np.dtype]:
-    """(result dtype, dtype computed in): f16/bf16 are computed in f32, as JAX does."""
-    dt = np.dtype(dtype) if dtype is not None else (
-        dtype_of(a) if _is_float(dtype_of(a)) else np.dtype(np.float64))
-    wide = np.dtype(np.float32) if dt.itemsize < 4 and _is_float(dt) else dt
+    """(result dtype, dtype computed in): ints become the default float (float32; float64
+    with x64), f16/bf16 are computed in f32, as JAX does."""
+    dt = canonicalize_dtype(dtype) if dtype is not None else inexact_dtype(a)
+    wide = np.dtype(np.float32) if dt.itemsize < 4 and is_float_dtype(dt) else dt
     return dt, wide
 
 
@@ -159,8 +157,8 @@ def _arg_extreme(a, axis: Optional[int], keepdims: bool, direction: str):
     if shape[axis] == 0:
         raise ShapeError(at_user_line("attempt to get argmax/argmin of an empty sequence"))
     dt = dtype_of(a)
-    index_dtype = np.dtype(np.int64)
-    indices = lax.iota(index_dtype, shape, axis)
+    index_dtype = canonicalize_dtype(np.int64)   # int32 unless x64 is enabled, as JAX
+    indices = lax.broadcasted_iota(index_dtype, shape, axis)
     comp = _arg_reducer(dtypes.from_numpy(dt), direction, [a, indices])
     init_value = np.asarray(_identity_for("maximum" if direction == "GT" else "minimum", dt),
                             dt)
@@ -178,7 +176,8 @@ def _arg_reducer(dtype: dtypes.DType, direction: str, operands):
     trace = _innermost(operands)
     names = trace.names if trace is not None else NameTable()
     b = Builder(f"arg{'max' if direction == 'GT' else 'min'}_reducer", names)
-    vs, is_ = ArrayShape(dtype, ()), ArrayShape(dtypes.DType.S64, ())
+    index_type = dtypes.from_numpy(canonicalize_dtype(np.int64))
+    vs, is_ = ArrayShape(dtype, ()), ArrayShape(index_type, ())
     v0, i0 = b.parameter(0, vs, "value_acc"), b.parameter(1, is_, "index_acc")
     v1, i1 = b.parameter(2, vs, "value"), b.parameter(3, is_, "index")
     better = b.add("compare", [v0, v1], {"direction": direction})
@@ -223,8 +222,8 @@ def cumsum(a, axis: Optional[int] = None, dtype=None):
     # out[..., i, ...] = sum_j a[..., j, ...] * (j <= i): an O(n^2) reduce, fine for modest n
     # and fully fusable; a scan-based version belongs with control flow.
     expanded = list(shape[:axis + 1]) + [n] + list(shape[axis + 1:])
-    rows = lax.iota(np.int64, expanded, axis)
-    cols = lax.iota(np.int64, expanded, axis + 1)
+    rows = lax.broadcasted_iota(np.int64, expanded, axis)
+    cols = lax.broadcasted_iota(np.int64, expanded, axis + 1)
     mask = lax.compare(cols, rows, "LE")
     values = lax.broadcast_in_dim(a, expanded, [d if d < axis else d + 1
                                                 for d in range(len(shape))])

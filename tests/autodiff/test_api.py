@@ -5,6 +5,9 @@ import pytest
 import flowjit
 import flowjit.numpy as fnp
 
+# float64 / int64 against 64-bit oracles at 64-bit tolerances: 64-bit types on, as JAX needs.
+pytestmark = pytest.mark.usefixtures("x64")
+
 
 def log1pexp(x):
     return fnp.log(1.0 + fnp.exp(x))

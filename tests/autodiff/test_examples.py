@@ -22,7 +22,7 @@ def test_mlp_classifier_reaches_95_percent():
     assert accuracy > 0.95
 
 
-def test_lstm_gradients_match_finite_differences():
+def test_lstm_gradients_match_finite_differences(x64):
     params, x, h, c = lstm.make()
     (gw, gb), gh = lstm.grad_step(params, x, h, c)
     f = lambda w, b, h: float(lstm.loss((w, b), x, h, c))  # noqa: E731
@@ -39,7 +39,7 @@ def test_lstm_gradients_match_finite_differences():
                                        atol=1e-7)
 
 
-def test_lstm_sequence_gradients_match_finite_differences():
+def test_lstm_sequence_gradients_match_finite_differences(x64):
     (w, b), x, h, c = lstm.make(batch=2, n_in=2, n_hidden=3)
     xs = np.random.default_rng(1).standard_normal((5,) + x.shape)
     gw, gb = lstm.sequence_grad((w, b), xs, h, c)

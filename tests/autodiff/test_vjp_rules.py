@@ -8,6 +8,9 @@ import flowjit
 import flowjit.numpy as fnp
 from tests.autodiff.gradient_cases import CASES, F32, flowjit_lib, jax_lib
 
+# numpy's dtypes, float64 and int64 included: 64-bit types on, as JAX needs for them.
+pytestmark = pytest.mark.usefixtures("x64")
+
 FLOWJIT = flowjit_lib()
 BY_NAME = {c.name: c for c in CASES}
 

@@ -5,6 +5,9 @@ import pytest
 import flowjit
 import flowjit.numpy as fnp
 
+# float64 / int64 against 64-bit oracles at 64-bit tolerances: 64-bit types on, as JAX needs.
+pytestmark = pytest.mark.usefixtures("x64")
+
 
 @pytest.mark.parametrize("size", [7, 70], ids=["loop-kernel", "blas-sized"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -6,6 +6,9 @@ import flowjit
 import flowjit.numpy as fnp
 import flowjit.nn as nn
 
+# float64 / int64 against 64-bit oracles at 64-bit tolerances: 64-bit types on, as JAX needs.
+pytestmark = pytest.mark.usefixtures("x64")
+
 SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-40, -1e-40, 1e-30]
 
 

@@ -6,6 +6,9 @@ import pytest
 import flowjit
 import flowjit.lax as lax
 
+# float64 / int64 against 64-bit oracles at 64-bit tolerances: 64-bit types on, as JAX needs.
+pytestmark = pytest.mark.usefixtures("x64")
+
 INT_TYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
 
 

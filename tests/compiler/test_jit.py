@@ -33,7 +33,7 @@ def test_cache_retraces_only_on_new_signature():
     f(np.zeros(3, np.float32))
     assert f.trace_count == 1
     f(np.ones(4, np.float32))
-    f(np.ones(3, np.float64))
+    f(np.ones(3, np.int32))
     assert f.trace_count == 3
     f(np.ones(4, np.float32))
     assert f.trace_count == 3
@@ -124,7 +124,7 @@ def test_dynamic_scalar_index(opt_level):
     np.testing.assert_array_equal(f(x, np.int32(-1)), x[-1])
 
 
-def test_reductions_and_shapes_match_numpy(opt_level):
+def test_reductions_and_shapes_match_numpy(opt_level, x64):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 4, 5))
 
@@ -153,7 +153,7 @@ def test_reductions_and_shapes_match_numpy(opt_level):
         np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-12, err_msg=str(i))
 
 
-def test_products_match_numpy(opt_level):
+def test_products_match_numpy(opt_level, x64):
     rng = np.random.default_rng(2)
     a = rng.standard_normal((2, 3, 4))
     b = rng.standard_normal((2, 4, 5))
@@ -194,7 +194,8 @@ def test_metadata_records_user_source_line():
 def test_eager_returns_concrete_arrays():
     out = fnp.exp(np.arange(3.0))
     assert isinstance(out, np.ndarray)
-    np.testing.assert_allclose(out, np.exp(np.arange(3.0)), rtol=1e-15)
+    assert out.dtype == np.float32   # float64 inputs become float32 unless x64 is on, as JAX
+    np.testing.assert_allclose(out, np.exp(np.arange(3.0)), rtol=1e-6)
     y = fnp.asarray(np.arange(4.0)).at[1].set(9.0)
     np.testing.assert_array_equal(y, [0.0, 9.0, 2.0, 3.0])
 

@@ -11,6 +11,9 @@ import pytest
 import flowjit
 import flowjit.numpy as fnp
 
+# numpy's dtypes, float64 and int64 included: 64-bit types on, as JAX needs for them.
+pytestmark = pytest.mark.usefixtures("x64")
+
 FLOATS = [np.float16, np.float32, np.float64]
 SIGNED = [np.int8, np.int32, np.int64]
 UNSIGNED = [np.uint8, np.uint32]

@@ -91,7 +91,7 @@ def test_cond_inside_while(opt_level):
     assert float(flowjit.jit(f, opt_level=opt_level)(1.0)) == v
 
 
-def test_scan_matches_a_python_loop(opt_level):
+def test_scan_matches_a_python_loop(opt_level, x64):
     rng = np.random.default_rng(0)
     h0 = rng.standard_normal(3)
     xs = rng.standard_normal((6, 3))

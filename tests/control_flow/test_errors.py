@@ -28,7 +28,7 @@ def test_python_while_on_a_traced_value_suggests_while_loop():
         flowjit.jit(f)(1.0)
 
 
-def test_body_changing_the_carry_type_names_both_types_and_the_line():
+def test_body_changing_the_carry_type_names_both_types_and_the_line(x64):
     def f(x):
         return fori_loop(0, 3, lambda i, v: v * np.float64(2), x)  # f32 * f64 -> f64
     with pytest.raises(TypeError, match=r"takes \(s32\[\], f32\[2\]\) but returns "
@@ -54,7 +54,7 @@ def test_cond_fun_must_return_a_scalar_bool():
         flowjit.jit(lambda x: while_loop(lambda v: v < 5, lambda v: v + 1, x))(np.ones(3))
 
 
-def test_branch_types_must_match():
+def test_branch_types_must_match(x64):
     with pytest.raises(TypeError, match=r"true_fun returns \(f32\[\]\).*false_fun returns "
                                         r"\(f64\[\]\)") as info:
         flowjit.jit(lambda p, x: cond(p, lambda: x, lambda: x.astype(np.float64)))(

@@ -148,7 +148,7 @@ def test_weak_python_scalar_from_body_takes_the_carry_type():
     check(f, 1000, np.int32(2))
 
 
-def test_python_int_carry_that_becomes_a_float_is_promoted_not_truncated():
+def test_python_int_carry_that_becomes_a_float_is_promoted_not_truncated(x64):
     def f(x):
         return fori_loop(0, 3, lambda i, c: c + 0.5, 0) + x
     check(f, 1.5, np.float64(0))

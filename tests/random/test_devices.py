@@ -18,7 +18,7 @@ def draws(key):
 
 
 def shuffle(key):
-    return random.permutation(key, 9)  # a fori_loop of dynamic slices and updates
+    return random.permutation(key, 9)  # sorts by random keys: compares, a reduction and a scatter
 
 
 def loops(xs, w):

@@ -32,7 +32,7 @@ def test_keys_split_and_fold_in_are_independent():
     assert not np.array_equal(random.bits(a, (8,)), random.bits(b, (8,)))
 
 
-def test_a_traced_seed_makes_the_same_key():
+def test_a_traced_seed_makes_the_same_key(x64):
     for seed in (0, 7, 2 ** 31 - 1):
         np.testing.assert_array_equal(flowjit.jit(random.key)(np.int32(seed)), random.key(seed))
     np.testing.assert_array_equal(flowjit.jit(random.key)(np.int64(3 * 2 ** 32 + 5)),
@@ -88,7 +88,7 @@ def test_distributions_of_a_million_draws():
     assert np.all(np.abs(np.bincount(r - 3) / r.size - 0.25) < 6e-3)
 
 
-def test_float64_draws():
+def test_float64_draws(x64):
     u = np.asarray(random.uniform(random.key(2), (10 ** 5,), np.float64))
     assert u.dtype == np.float64 and 0 <= u.min() and u.max() < 1
     # Below-f32 resolution bits are random too.
@@ -97,7 +97,7 @@ def test_float64_draws():
     assert abs(n.mean()) < 0.02 and abs(n.var() - 1) < 0.02
 
 
-def test_erf_inv_inverts_erf():
+def test_erf_inv_inverts_erf(x64):
     from math import erf
     x = np.linspace(-0.999999, 0.999999, 2001)
     for dtype, tol in ((np.float32, 2e-6), (np.float64, 1e-13)):
@@ -139,7 +139,7 @@ class TestSameStreamsAsJax:
     def _x64_off(self):
         # JAX's defaults (PRNGKey's seed width, uniform's float32) assume x64 off; other
         # tests may have turned it on for the whole process.
-        with self.jax.enable_x64(False):
+        with self.jax.enable_x64(False), flowjit.config.override("enable_x64", False):
             yield
 
     def test_keys(self):
@@ -179,7 +179,37 @@ class TestSameStreamsAsJax:
         np.testing.assert_allclose(random.normal(k, (2000,)), jr.normal(jk, (2000,)),
                                    rtol=2e-6, atol=5e-7)
 
-    def test_float64_streams(self):
+    @pytest.mark.parametrize("seed", [0, 1, 42, 2 ** 31 - 1])
+    def test_permutation_is_jaxs(self, seed):
+        # Sizes with one and with two rounds of sorting by random keys (two from n = 1626).
+        jr = self.jax.random
+        k, jk = random.key(seed), jr.PRNGKey(seed)
+        for n in (0, 1, 2, 5, 12, 100, 1625, 2000):
+            theirs = jr.permutation(jk, n)
+            ours = random.permutation(k, n)
+            assert ours.dtype == theirs.dtype
+            np.testing.assert_array_equal(ours, theirs, err_msg=f"n={n}")
+        np.testing.assert_array_equal(flowjit.jit(lambda k: random.permutation(k, 37))(k),
+                                      jr.permutation(jk, 37))
+        x = np.arange(12.0, dtype=np.float32).reshape(4, 3)
+        for axis in (0, 1, -1):
+            np.testing.assert_array_equal(random.permutation(k, x, axis),
+                                          jr.permutation(jk, x, axis))
+
+    def test_choice_is_jaxs(self):
+        jr = self.jax.random
+        p = np.array([0.1, 0.2, 0.3, 0.1, 0.2, 0.1], np.float32)
+        cases = [dict(a=10, shape=(5,)), dict(a=10, shape=(4,), replace=False),
+                 dict(a=np.arange(20.0, dtype=np.float32).reshape(5, 4), shape=(3,), axis=1),
+                 dict(a=np.arange(6) * 10, shape=(2, 25), p=p), dict(a=6, shape=(0,))]
+        for seed in range(4):
+            k, jk = random.key(seed), jr.PRNGKey(seed)
+            for case in cases:
+                ours, theirs = random.choice(k, **case), jr.choice(jk, **case)
+                assert ours.shape == theirs.shape and ours.dtype == theirs.dtype, case
+                np.testing.assert_array_equal(ours, theirs, err_msg=str(case))
+
+    def test_float64_streams(self, x64):
         jr = self.jax.random
         with self.jax.enable_x64(True):
             k, jk = random.key(13), jr.PRNGKey(13)

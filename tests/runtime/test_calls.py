@@ -37,8 +37,9 @@ def test_repeated_and_passed_through_outputs_are_separate_arrays():
     np.testing.assert_array_equal(s2, a + b)
     np.testing.assert_array_equal(same_a, a)
     np.testing.assert_array_equal(b3, b * 3)
-    s1[0] = 100.0
-    same_a[1] = 100.0
+    # Arrays refuse item assignment (as JAX's); write through a plain numpy view instead.
+    np.asarray(s1)[0] = 100.0
+    np.asarray(same_a)[1] = 100.0
     assert s2[0] == 1.0 and a[1] == 1.0     # no output aliases another, or an input
     assert isinstance(s1, flowjit.Array) and isinstance(same_a, flowjit.Array)
 
@@ -47,7 +48,7 @@ def test_a_new_shape_through_the_fast_path_retraces():
     f = flowjit.jit(lambda a: a.sum())
     assert f(np.ones(3, np.float32)) == 3.0
     assert f(np.ones(5, np.float32)) == 5.0
-    assert f(np.ones(5, np.float64)) == 5.0
+    assert f(np.ones(5, np.int32)) == 5
     assert f.trace_count == 3
     assert f(np.ones(3, np.float32)) == 3.0
     assert f.trace_count == 3
