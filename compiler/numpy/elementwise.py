@@ -364,12 +364,14 @@ def clip(a, a_min=None, a_max=None):
 
 
 def _logaddexp(x, y):
-    # As jax.numpy: max + log1p(exp(-|x - y|)); where x - y is NaN (a NaN, or infinities of
-    # one sign) x + y gives the answer (inf + inf = inf, not NaN).
+    # As jax.numpy: max + log1p(exp(min - max)) (= -|x - y|); where x - y is NaN (a NaN, or
+    # infinities of one sign) x + y gives the answer (inf + inf = inf, not NaN). Written
+    # with min and max rather than abs so the gradient at x == y is JAX's (1/2 to each: max
+    # and min split ties, while abs'(0) = 1 would give 0 to x).
     delta = lax.sub(x, y)
-    spread = lax.log1p(lax.exp(lax.neg(lax.abs(delta))))
-    return lax.select(lax.compare(delta, delta, "NE"), lax.add(x, y),
-                      lax.add(lax.max(x, y), spread))
+    high, low = lax.max(x, y), lax.min(x, y)
+    spread = lax.log1p(lax.exp(lax.sub(low, high)))
+    return lax.select(lax.compare(delta, delta, "NE"), lax.add(x, y), lax.add(high, spread))
 
 
 def logaddexp(x, y):

@@ -28,7 +28,7 @@ def matmul(a, b):
     if len(s2b) == 2:
         # [..., M, K] @ [K, N]: one product over the merged leading dims, as jax.numpy
         # does (no copy of the weight per batch element).
-        out = lax.dot_general(a2, b2, ((len(s2a) - 1,), (0,)))
+        out = lax.dot_general(a2, b2, (((len(s2a) - 1,), (0,)), ((), ())))
         return wrap(lax.reshape(out, sa[:-1] + ((s2b[-1],) if len(sb) > 1 else ())))
     batch = broadcast_shapes(s2a[:-2], s2b[:-2])
     nb = len(batch)

@@ -11,6 +11,9 @@ import flowjit
 import flowjit.numpy as fnp
 from flowjit import lax
 
+# 64-bit dtypes are tested as such (JAX too runs them with x64 enabled).
+pytestmark = pytest.mark.usefixtures("x64")
+
 BF16 = np.dtype(ml_dtypes.bfloat16)
 DTYPES = [np.dtype(np.float16), BF16, np.dtype(np.float32), np.dtype(np.float64)]
 ORACLE = np.longdouble   # 80-bit on x86: an oracle for f64 too (else f64 itself)

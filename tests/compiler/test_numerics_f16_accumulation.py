@@ -8,6 +8,9 @@ import flowjit
 import flowjit.numpy as fnp
 from flowjit.ir.parser import parse_module
 
+# 64-bit dtypes are tested as such (JAX too runs them with x64 enabled).
+pytestmark = pytest.mark.usefixtures("x64")
+
 BF16 = np.dtype(ml_dtypes.bfloat16)
 HALF_TYPES = [np.dtype(np.float16), BF16]
 

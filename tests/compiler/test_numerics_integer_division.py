@@ -8,6 +8,9 @@ import flowjit
 import flowjit.numpy as fnp
 from flowjit import lax
 
+# 64-bit dtypes are tested as such (JAX too runs them with x64 enabled).
+pytestmark = pytest.mark.usefixtures("x64")
+
 SIGNED = [np.int8, np.int16, np.int32, np.int64]
 UNSIGNED = [np.uint8, np.uint16, np.uint32, np.uint64]
 
