@@ -78,6 +78,11 @@ _NARROW = {np.dtype(np.float64): np.dtype(np.float32), np.dtype(np.int64): np.dt
            np.dtype(np.uint64): np.dtype(np.uint32)}
 
 
+def x64_enabled() -> bool:
+    """Whether 64-bit types are enabled now (cheap: read on every jitted call)."""
+    return _values["enable_x64"]
+
+
 def canonicalize_dtype(dtype: Any) -> np.dtype:
     """`dtype` as flowjit holds it: 64-bit kinds become 32-bit unless x64 is enabled."""
     dtype = np.dtype(dtype)

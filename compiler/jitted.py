@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from flowjit import tree
+from flowjit.config import canonicalize_dtype, x64_enabled
 from flowjit.core import Array, as_array, current_trace
 from flowjit.tracing import ArgSpec, Traced, argument_names, spec_of, trace_function
 from flowjit.ir.module import Module
@@ -201,7 +202,8 @@ class Jitted:
 
     def _key(self, statics: tuple, leaves, treedef, labels) -> tuple:
         specs = tuple(spec_of(leaf, label) for leaf, label in zip(leaves, labels))
-        return (treedef, specs, statics)
+        # A program traced with x64 on differs (its defaults, constants): part of the key.
+        return (treedef, specs, statics, x64_enabled())
 
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
         """The traced module for these arguments (traced once per signature)."""
@@ -251,7 +253,8 @@ class Jitted:
             # The warm path: no argument names or labels unless something goes wrong.
             leaves, treedef = tree.flatten(args)
             try:
-                key = (treedef, tuple(_quick_spec(leaf) for leaf in leaves), ())
+                key = (treedef, tuple(_quick_spec(leaf) for leaf in leaves), (),
+                       x64_enabled())
             except TypeError:
                 key = None
             compiled = self._cache.get(key) if key is not None else None
@@ -287,6 +290,8 @@ class Jitted:
         if previous[2] != key[2]:
             reasons.append(f"static arguments changed from {_describe_statics(previous[2])} "
                            f"to {_describe_statics(key[2])}")
+        if previous[3] != key[3]:
+            reasons.append(f"enable_x64 changed from {previous[3]} to {key[3]}")
         _emit(f"retracing {self.__name__} (trace #{self.trace_count + 1}): "
               + ("; ".join(reasons) or "new signature"))
 
@@ -456,7 +461,7 @@ _ARRAY_TYPES = (np.ndarray, Array)
 
 def _array_key(args: tuple) -> Optional[tuple]:
     """(shape, dtype) of each argument when all are arrays, else None (the general path)."""
-    key = []
+    key: list = [x64_enabled()]
     for a in args:
         if type(a) not in _ARRAY_TYPES:
             return None
@@ -467,9 +472,9 @@ def _array_key(args: tuple) -> Optional[tuple]:
 def _quick_spec(leaf: Any) -> ArgSpec:
     """spec_of without the error-message work, for the common leaf types."""
     if type(leaf) is np.ndarray or isinstance(leaf, np.ndarray):
-        return ArgSpec(leaf.shape, leaf.dtype, False)
+        return ArgSpec(leaf.shape, canonicalize_dtype(leaf.dtype), False)
     if type(leaf) in (float, int, bool):
-        return ArgSpec((), np.asarray(leaf).dtype, True)
+        return ArgSpec((), canonicalize_dtype(np.asarray(leaf).dtype), True)
     return spec_of(leaf, "argument")
 
 

@@ -342,3 +342,19 @@ def test_log_compiles_explains_a_retrace_for_a_static_keyword(monkeypatch, caplo
         np.testing.assert_allclose(f(x, n=2), x ** 2)
         np.testing.assert_allclose(f(x, n=3), x ** 3)
     assert "static arguments changed from {'n': 2} to {'n': 3}" in caplog.text
+
+
+def test_switching_x64_retraces_instead_of_reusing_the_other_program():
+    # A program traced with 32-bit defaults must not run once x64 is on (and back).
+    f = flowjit.jit(lambda x: x + flowjit.numpy.ones(3))
+    x = np.arange(3.0)                     # float64 input
+    with flowjit.config.override("enable_x64", False):
+        narrow = f(x)
+        assert np.asarray(narrow).dtype == np.float32
+    with flowjit.config.override("enable_x64", True):
+        wide = f(x)
+        assert np.asarray(wide).dtype == np.float64
+        np.testing.assert_array_equal(wide, x + 1)
+    with flowjit.config.override("enable_x64", False):
+        assert np.asarray(f(x)).dtype == np.float32
+    assert f.trace_count == 2
