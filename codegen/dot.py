@@ -2,6 +2,7 @@
 elementwise epilogue of an output fusion applied in the same kernel."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -115,6 +116,21 @@ def row_split(plan: GemmPlan, threads: int) -> int:
     if plan.batch == 1 and plan.m < 4 * threads:
         return 0
     return plan.lead
+
+
+# OpenBLAS's kernels treat the rows of a partial register tile differently (another micro-
+# kernel, another order of additions): a thread's rows start at a multiple of this, so each
+# row is computed exactly as a single call computes it, whatever the number of threads.
+BLAS_ROW_TILE = 48    # a multiple of every sgemm/dgemm tile height OpenBLAS uses (4 to 24)
+
+
+def row_alignment(plan: GemmPlan) -> int:
+    """Rows of the output's first dim a split must keep together for results identical to
+    one thread's (whole batch elements already are)."""
+    if plan.batch > 1:
+        return 1
+    per_row = plan.m // plan.lead
+    return BLAS_ROW_TILE // math.gcd(per_row, BLAS_ROW_TILE)
 
 
 def emit_gemm(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, rows=None) -> None:

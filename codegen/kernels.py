@@ -8,7 +8,8 @@ from typing import Callable, Optional
 from llvmlite import ir as llvm_ir
 
 from flowjit.codegen.control import alloca_at_entry, for_range
-from flowjit.codegen.dot import emit_gemm, epilogue_of, gemm_plan, row_split
+from flowjit.codegen.dot import (emit_gemm, epilogue_of, gemm_plan, row_alignment,
+                                 row_split)
 from flowjit.codegen.parallel import MIN_PARALLEL_WORK, parallel_for, thread_count
 from flowjit.codegen.parallel import kernel_type as parallel_kernel_type
 from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, ElementalEmitter,
@@ -38,6 +39,7 @@ class KernelInfo:
     input_slots: list[int]
     source_lines: list[str] = field(default_factory=list)
     parallel_rows: int = 0   # > 0: split over threads by rows of the first dimension
+    row_align: int = 1       # a thread's rows start at a multiple of this
 
 
 class ModuleLowering:
@@ -158,7 +160,8 @@ class ModuleLowering:
             table = self.loads.alloca(PTR, size=i64(len(pointers)), name="kernel_args")
             for k, p in enumerate(pointers):
                 self.b.store(p, self.b.gep(table, [i64(k)], source_etype=PTR))
-            self.b.call(parallel_for(self.llvm, kernel), [table, i64(info.parallel_rows)])
+            self.b.call(parallel_for(self.llvm, kernel, info.row_align),
+                        [table, i64(info.parallel_rows)])
         else:
             self.b.call(kernel, pointers)
 
@@ -240,6 +243,7 @@ class ModuleLowering:
         aliased = bool(set(out_slots) & set(in_slots))
         n_args = len(out_slots) + len(in_slots)
         info.parallel_rows = self.parallel_rows(inst)
+        info.row_align = self.row_align(inst)
         if info.parallel_rows:
             # (ptr args, i64 begin, i64 end): rows [begin, end) of the output, on any thread.
             fn = llvm_ir.Function(self.llvm, parallel_kernel_type(), name)
@@ -292,6 +296,13 @@ class ModuleLowering:
         builder.ret_void()
         return info
 
+    def row_align(self, inst: Instruction) -> int:
+        """Rows a split keeps together: a BLAS product's register tiles (codegen/dot.py)."""
+        dot = inst if inst.opcode == "dot" else (
+            self.output_fusion_dot(inst) if inst.opcode == "fusion" else None)
+        plan = gemm_plan(dot) if dot is not None else None
+        return row_alignment(plan) if plan is not None else 1
+
     def parallel_rows(self, inst: Instruction) -> int:
         """Rows to split across threads (0: run on one thread), from a simple cost model:
         output elements times the instructions computed per element."""
@@ -303,8 +314,12 @@ class ModuleLowering:
                                     and self.output_fusion_dot(inst) is not None):
             dot = inst if inst.opcode == "dot" else self.output_fusion_dot(inst)
             plan = gemm_plan(dot)
-            # One BLAS thread per call, split by rows across ours (codegen/blas.py).
-            return row_split(plan, thread_count()) if plan is not None else 0
+            # One BLAS thread per call, split by rows across ours (codegen/blas.py), unless
+            # the rows kept together for identical results leave nothing to split.
+            if plan is None:
+                return 0
+            rows = row_split(plan, thread_count())
+            return rows if rows >= 2 * row_alignment(plan) else 0
         per_element = len(inst.calls["calls"].instructions) if inst.opcode == "fusion" else 1
         for node in (inst.calls["calls"].instructions if inst.opcode == "fusion" else [inst]):
             if node.opcode in ("reduce", "dot"):

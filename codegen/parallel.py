@@ -50,8 +50,10 @@ def _worker(module: llvm_ir.Module, kernel: llvm_ir.Function) -> llvm_ir.Functio
     return fn
 
 
-def parallel_for(module: llvm_ir.Module, kernel: llvm_ir.Function) -> llvm_ir.Function:
-    """`void run(ptr args, i64 n)`: `kernel` over rows [0, n), split over the threads."""
+def parallel_for(module: llvm_ir.Module, kernel: llvm_ir.Function,
+                 align: int = 1) -> llvm_ir.Function:
+    """`void run(ptr args, i64 n)`: `kernel` over rows [0, n), split over the threads at
+    multiples of `align` rows (a chunk may be empty)."""
     threads = thread_count()
     fn = llvm_ir.Function(module, llvm_ir.FunctionType(llvm_ir.VoidType(), [PTR, I64]),
                           f"{kernel.name}.parallel")
@@ -67,7 +69,12 @@ def parallel_for(module: llvm_ir.Module, kernel: llvm_ir.Function) -> llvm_ir.Fu
     worker = _worker(module, kernel)
 
     def bound(t):
-        return b.udiv(b.mul(n, i64(t)), i64(threads))
+        even = b.udiv(b.mul(n, i64(t)), i64(threads))
+        if align == 1 or t == threads:
+            return even
+        # The nearest multiple of align: chunks stay as even as the alignment allows.
+        aligned = b.mul(b.udiv(b.add(even, i64(align // 2)), i64(align)), i64(align))
+        return b.select(b.icmp_unsigned("<", aligned, n), aligned, n)
     for t in range(1, threads):
         context = b.gep(contexts, [i64(t)])
         for k, value in enumerate([args, bound(t), bound(t + 1)]):

@@ -75,7 +75,7 @@ def test_a_call_leaves_the_blas_libraries_thread_counts_as_they_were():
 
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
 @pytest.mark.parametrize("lhs_shape, rhs_shape, lead", [
-    ((9, 70, 128), (128, 64), 9),        # [B, T, D] @ [D, E]: one [B*T, D] product
+    ((64, 20, 128), (128, 64), 64),      # [B, T, D] @ [D, E]: one [B*T, D] product
     ((10, 2, 40, 64), (10, 2, 64, 50), 10),  # batched: the batch is split
 ])
 def test_merged_and_batched_products_split_across_threads(threads, lhs_shape, rhs_shape,
@@ -96,3 +96,25 @@ def test_merged_and_batched_products_split_across_threads(threads, lhs_shape, rh
         0 if threads == "1" else lead]
     want = np.tanh(np.matmul(a.astype(np.float64), b)) * 2
     np.testing.assert_allclose(compiled(a, b), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("lhs_shape, rhs_shape", [
+    ((1000, 700), (700, 513)), ((128, 784), (784, 512)), ((64, 20, 128), (128, 64)),
+    ((8, 128, 256), (256, 256)), ((4, 4, 128, 64), (4, 4, 64, 128)), ((9, 70, 512), (512, 30)),
+])
+def test_results_are_identical_whatever_the_number_of_threads(lhs_shape, rhs_shape,
+                                                              monkeypatch):
+    # A thread's rows start on OpenBLAS's register tiles, so every element is computed by
+    # the same instructions in the same order as on one thread: bit for bit the same.
+    monkeypatch.setenv("FLOWJIT_CACHE_DIR", "off")
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal(lhs_shape).astype(np.float32)
+    b = rng.standard_normal(rhs_shape).astype(np.float32)
+    results = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("FLOWJIT_THREADS", threads)
+        results.append(np.asarray(flowjit.jit(lambda a, b: fnp.tanh(a @ b))(a, b)))
+    np.testing.assert_allclose(results[0], np.tanh(np.matmul(a.astype(np.float64), b)),
+                               rtol=1e-4, atol=1e-4)
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
