@@ -15,9 +15,10 @@ loop nest that computes every element of the producer at most about once:
   (broadcast, pad, dot operand);
 - a value another fusion reads stays materialized (it is copied, never owned), so every
   fusion's inputs are values computed before its root and fusion cannot create a cycle;
-- a fusion holds at most MAX_FUSED_INSTRUCTIONS instructions: a longer chain is split into
-  several kernels, as LLVM's instruction selection and register allocation grow faster
-  than linearly with the size of one loop body (see bench/compile_time.py).
+- a fusion grows past MAX_FUSED_INSTRUCTIONS instructions only where it cannot be cut
+  cleanly (at an elementwise value of the output's shape): a long chain becomes several
+  kernels, as LLVM's instruction selection and register allocation grow faster than
+  linearly with the size of one loop body (see bench/compile_time.py).
 The fused computations are printed as XLA prints them:
 `fusion(...), kind=kLoop|kInput|kOutput, calls=%fused_computation.N`.
 """
@@ -132,7 +133,8 @@ def plan(comp: Computation) -> tuple[list[Group], list[Decision]]:
             # no other group reads it; otherwise fusing makes a copy, and the original
             # stays available to the others.
             inside, outside = _split_users(producer, group, users)
-            if len(group.members) >= MAX_FUSED_INSTRUCTIONS:
+            if len(group.members) >= MAX_FUSED_INSTRUCTIONS and _clean_cut(producer, inside,
+                                                                          group):
                 decisions.append(Decision(producer.name, inside[0].name, False,
                                           f"the fusion already holds {len(group.members)} "
                                           "instructions (MAX_FUSED_INSTRUCTIONS)"))
@@ -156,6 +158,15 @@ def plan(comp: Computation) -> tuple[list[Group], list[Decision]]:
         read_by_groups.update(id(o) for m in group.members for o in m.operands
                               if o not in group)
     return [g for g in groups if len(g.members) > 1 or g.root.opcode == "dot"], decisions
+
+
+def _clean_cut(producer: Instruction, inside: list, group: Group) -> bool:
+    """Whether a full fusion may leave `producer` out: it is read only elementwise, at the
+    output's shape, so its own kernel is a plain loop over the same index. (Cutting where
+    concatenations or slices move indices made LLVM spend minutes on branchy kernels.)"""
+    dims = group.root.shape.dims if not group.root.shape.is_tuple else None
+    return (producer.shape.dims == dims and spec(producer.opcode).elementwise
+            and all(spec(u.opcode).elementwise and u.shape.dims == dims for u in inside))
 
 
 def _split_users(producer: Instruction, group: Group, users: dict) -> tuple[list, list]:
