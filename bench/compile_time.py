@@ -7,8 +7,9 @@
 Every compile is fresh (the disk cache is off). One compile per row: at these sizes a
 compile takes seconds and the shares matter more than the noise. The chain is x*a+b with a
 sine every eighth step (1.9 ops a step), each multiplier its own constant; "us/op" is the
-total over the ops, flat when the growth is linear. The machine's other load shows in the wall times; "cpu" is this process's
-CPU time (compile workers, when the module is split, run in other processes).
+total over the ops, flat when the growth is linear. The machine's other load shows in the
+wall times; "cpu" is this process's CPU time (compile workers, when the module is split,
+run in other processes).
 """
 from __future__ import annotations
 
