@@ -76,17 +76,24 @@ def select_by_branch(builder: llvm_ir.IRBuilder, condition, then_fn, else_fn,
     else_end = builder.block
     builder.branch(merge)
     builder.position_at_end(merge)
-    if isinstance(then_value, list):
+    return merge_values(builder, [(then_value, then_end), (else_value, else_end)], name)
+
+
+def merge_values(builder: llvm_ir.IRBuilder, incoming: list, name: str = "pick"):
+    """At a merge block: the phi of (value, block it comes from) pairs, or a list of phis
+    when the values are lists (tuple-shaped values)."""
+    first = incoming[0][0]
+    if isinstance(first, list):
         phis = []
-        for a, b in zip(then_value, else_value):
-            phi = builder.phi(a.type)
-            phi.add_incoming(a, then_end)
-            phi.add_incoming(b, else_end)
+        for k, part in enumerate(first):
+            phi = builder.phi(part.type)
+            for value, block in incoming:
+                phi.add_incoming(value[k], block)
             phis.append(phi)
         return phis
-    phi = builder.phi(then_value.type, name=name)
-    phi.add_incoming(then_value, then_end)
-    phi.add_incoming(else_value, else_end)
+    phi = builder.phi(first.type, name=name)
+    for value, block in incoming:
+        phi.add_incoming(value, block)
     return phi
 
 

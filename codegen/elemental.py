@@ -7,15 +7,20 @@ reshape, transpose, slice, pad, concatenate, reverse, iota, dynamic-slice,
 dynamic-update-slice, reduce, dot, gather), so a whole fused computation becomes one loop
 nest around one call of `value(root, index)`. Values are cached per (instruction, index)
 in a stack of scopes so a shared subexpression is computed once where it dominates.
+
+Each op's rule is a Python generator that `yield`s `(operand, index)` for each operand value
+it needs and is sent that value back, so `value` walks the graph with an explicit stack of
+suspended rules rather than Python recursion: a fused chain of any length lowers.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from types import GeneratorType
+from typing import Callable, Generator, Optional
 
 import numpy as np
 from llvmlite import ir as llvm_ir
 
-from flowjit.codegen.control import alloca_at_entry, for_range, select_by_branch
+from flowjit.codegen.control import alloca_at_entry, for_range, merge_values
 from flowjit.codegen.scalar_ops import (SCALAR_RULES, ScalarContext, convert, emit_scalar,
                                         from_memory, round_to_dtype, to_memory,
                                         wide_accumulator)
@@ -27,6 +32,10 @@ from flowjit.ir.shapes import ArrayShape
 
 # loader(inst, index) -> register value of parameter `inst` at `index`
 ParameterLoader = Callable[[Instruction, list], object]
+# Rule work: yields (operand, index) for each operand value it needs, is sent that value,
+# returns the instruction's value.
+Work = Generator[tuple, object, object]
+_MISSING = object()
 
 
 class RowCache:
@@ -73,43 +82,64 @@ class ElementalEmitter:
 
     def value(self, inst: Instruction, index: list):
         """Register value of `inst` at `index` (a list of values for tuple shapes)."""
+        result = self._cached(inst, index)
+        if result is not _MISSING:
+            return result
+        stack: list[_Frame] = []
+        try:
+            result = self._start(inst, index, stack)
+            while stack:
+                frame = stack[-1]
+                try:
+                    operand, operand_index = frame.work.send(result)
+                except StopIteration as done:
+                    stack.pop()
+                    result = self._finish(frame.inst, frame.index, done.value)
+                    continue
+                result = self._cached(operand, operand_index)
+                if result is _MISSING:
+                    result = self._start(operand, operand_index, stack)
+        except BaseException:
+            # Unwind the suspended rules innermost first (closing their loops and scopes),
+            # as returning through recursive calls would.
+            for frame in reversed(stack):
+                frame.work.close()
+            raise
+        return result
+
+    def _cached(self, inst: Instruction, index: list):
         key = (id(inst), tuple(id(v) for v in index))
         for scope in reversed(self.scopes):
             if key in scope:
                 return scope[key]
+        return _MISSING
+
+    def _start(self, inst: Instruction, index: list, stack: list):
+        """The value of `inst` at `index` if no operand is needed for it; otherwise None,
+        with the rule computing it pushed on `stack` (the driver sends it None to start)."""
         cache = self.row_caches.get(id(inst))
         if cache is not None and cache.state == "filled":
             mtype = memory_type(inst.shape.dtype)
-            result = from_memory(self.ctx, self.b.load(cache.address(self.ctx, index),
-                                                       typ=mtype), inst.shape.dtype)
-        else:
-            result = self._generate(inst, index)
-            if cache is not None and cache.state == "filling":
-                self.b.store(to_memory(self.ctx, result, inst.shape.dtype),
-                             cache.address(self.ctx, index))
-        self.scopes[-1][key] = result
-        return result
-
-    def _generate(self, inst: Instruction, index: list):
+            loaded = self.b.load(cache.address(self.ctx, index), typ=mtype)
+            return self._finish(inst, index, from_memory(self.ctx, loaded, inst.shape.dtype))
         if id(inst) in self.buffers:
-            return load_element(self.ctx, self.buffers[id(inst)], inst.shape, index)
-        if inst.opcode in SCALAR_RULES:
-            args = []
-            for operand in inst.operands:
-                operand_index = index if operand.shape.rank else []
-                args.append(self.value(operand, operand_index))
-            result = emit_scalar(self.ctx, inst, args)
-            if inst.shape.dtype is DType.BF16:
-                # bf16 is computed in f32 registers: round after every op, as if stored,
-                # so a fused chain gives what separate kernels give.
-                result = from_memory(self.ctx, to_memory(self.ctx, result, DType.BF16),
-                                     DType.BF16)
-            return result
-        generator = _GENERATORS.get(inst.opcode)
-        if generator is None:
-            raise NotImplementedError(f"no elemental lowering for '{inst.opcode}' "
-                                      f"(%{inst.name})")
-        return generator(self, inst, index)
+            return self._finish(inst, index, load_element(self.ctx, self.buffers[id(inst)],
+                                                          inst.shape, index))
+        work = _rule_for(inst)(self, inst, index)
+        if isinstance(work, GeneratorType):
+            stack.append(_Frame(inst, index, work))
+            return None
+        return self._finish(inst, index, work)
+
+    def _finish(self, inst: Instruction, index: list, result):
+        """Keep `inst`'s value at `index` in the innermost scope (and in its row cache while
+        that is being filled); returns it."""
+        cache = self.row_caches.get(id(inst))
+        if cache is not None and cache.state == "filling":
+            self.b.store(to_memory(self.ctx, result, inst.shape.dtype),
+                         cache.address(self.ctx, index))
+        self.scopes[-1][(id(inst), tuple(id(v) for v in index))] = result
+        return result
 
     # --- helpers used by generators ---------------------------------------------------
     def inside_branch(self, fn: Callable[[], object]) -> Callable[[], object]:
@@ -122,15 +152,68 @@ class ElementalEmitter:
                 self.pop_scope()
         return run
 
-    def index_value(self, inst: Instruction) -> llvm_ir.Value:
+    def scoped(self, work: Work) -> Work:
+        """Run rule work `work` with its values cached only within the current block."""
+        self.push_scope()
+        result = yield from work
+        self.pop_scope()
+        return result
+
+    def index_value(self, inst: Instruction) -> Work:
         """A scalar integer operand (a start index) as i64, sign-extended."""
-        v = self.value(inst, [])
+        v = yield inst, []
         return convert(self.ctx, v, inst.shape.dtype, DType.S64)
 
     def clamp(self, v, lo: int, hi: int):
         b = self.b
         v = b.select(b.icmp_signed("<", v, i64(lo)), i64(lo), v)
         return b.select(b.icmp_signed(">", v, i64(hi)), i64(hi), v)
+
+    def branch(self, condition, then_work: Work, else_work, name: str) -> Work:
+        """`condition ? then : else` with real branches (a load out of bounds in the untaken
+        arm never runs); each arm is rule work (or, for else, a value already computed)."""
+        b = self.b
+        then_block = b.append_basic_block(f"{name}.then")
+        else_block = b.append_basic_block(f"{name}.else")
+        merge = b.append_basic_block(f"{name}.merge")
+        b.cbranch(condition, then_block, else_block)
+        b.position_at_end(then_block)
+        then_value = yield from self.scoped(then_work)
+        then_end = b.block
+        b.branch(merge)
+        b.position_at_end(else_block)
+        if isinstance(else_work, GeneratorType):
+            else_value = yield from self.scoped(else_work)
+        else:
+            else_value = else_work
+        else_end = b.block
+        b.branch(merge)
+        b.position_at_end(merge)
+        return merge_values(b, [(then_value, then_end), (else_value, else_end)], name)
+
+
+class _Frame:
+    """A rule suspended while the driver computes an operand it asked for."""
+
+    __slots__ = ("inst", "index", "work")
+
+    def __init__(self, inst: Instruction, index: list, work: Work):
+        self.inst, self.index, self.work = inst, index, work
+
+
+def _request(inst: Instruction, index: list) -> Work:
+    """Rule work that is just the value of `inst` at `index`."""
+    return (yield inst, index)
+
+
+def _rule_for(inst: Instruction):
+    if inst.opcode in SCALAR_RULES:
+        return _scalar
+    generator = _GENERATORS.get(inst.opcode)
+    if generator is None:
+        raise NotImplementedError(f"no elemental lowering for '{inst.opcode}' "
+                                  f"(%{inst.name})")
+    return generator
 
 
 def linearize(b: llvm_ir.IRBuilder, index: list, dims: tuple) -> llvm_ir.Value:
@@ -193,7 +276,20 @@ def load_element(ctx: ScalarContext, pointer, shape: ArrayShape, index: list):
     return from_memory(ctx, b.load(address, typ=mtype), shape.dtype)
 
 
-# --- generators, one per non-scalar opcode -------------------------------------------------
+# --- rules: one per non-scalar opcode, and one for all scalar ops ---------------------------
+# A rule returns the value, or (when it needs operand values) is a generator: rule work.
+
+def _scalar(em: ElementalEmitter, inst, index) -> Work:
+    args = []
+    for operand in inst.operands:
+        args.append((yield operand, index if operand.shape.rank else []))
+    result = emit_scalar(em.ctx, inst, args)
+    if inst.shape.dtype is DType.BF16:
+        # bf16 is computed in f32 registers: round after every op, as if stored,
+        # so a fused chain gives what separate kernels give.
+        result = from_memory(em.ctx, to_memory(em.ctx, result, DType.BF16), DType.BF16)
+    return result
+
 
 def _parameter(em: ElementalEmitter, inst, index):
     return em.load_parameter(inst, index)
@@ -221,21 +317,22 @@ def _iota(em, inst, index):
 
 def _broadcast(em, inst, index):
     (operand,) = inst.operands
-    return em.value(operand, [index[d] for d in inst.attrs["dimensions"]])
+    return (yield operand, [index[d] for d in inst.attrs["dimensions"]])
 
 
 def _reshape(em, inst, index):
     (operand,) = inst.operands
     if operand.shape.dims == inst.shape.dims:
-        return em.value(operand, index)
+        return (yield operand, index)
     kept_in = [d for d in operand.shape.dims if d != 1]
     kept_out = [d for d in inst.shape.dims if d != 1]
     if kept_in == kept_out:  # only size-1 dims added or removed: no division needed
         significant = [v for v, d in zip(index, inst.shape.dims) if d != 1]
         it = iter(significant)
-        return em.value(operand, [next(it) if d != 1 else i64(0) for d in operand.shape.dims])
+        return (yield operand, [next(it) if d != 1 else i64(0)
+                                for d in operand.shape.dims])
     offset = linearize(em.b, index, inst.shape.dims)
-    return em.value(operand, delinearize(em.b, offset, operand.shape.dims))
+    return (yield operand, delinearize(em.b, offset, operand.shape.dims))
 
 
 def _transpose(em, inst, index):
@@ -244,7 +341,7 @@ def _transpose(em, inst, index):
     operand_index = [None] * len(perm)
     for out_dim, in_dim in enumerate(perm):
         operand_index[in_dim] = index[out_dim]
-    return em.value(operand, operand_index)
+    return (yield operand, operand_index)
 
 
 def _slice(em, inst, index):
@@ -254,7 +351,7 @@ def _slice(em, inst, index):
     for value, (start, _, stride) in zip(index, inst.attrs["slice"]):
         scaled = b.mul(value, i64(stride), flags=["nsw"]) if stride != 1 else value
         operand_index.append(b.add(scaled, i64(start), flags=["nsw"]) if start else scaled)
-    return em.value(operand, operand_index)
+    return (yield operand, operand_index)
 
 
 def _reverse(em, inst, index):
@@ -262,7 +359,7 @@ def _reverse(em, inst, index):
     dims = set(inst.attrs["dimensions"])
     operand_index = [em.b.sub(i64(size - 1), v) if d in dims else v
                      for d, (v, size) in enumerate(zip(index, operand.shape.dims))]
-    return em.value(operand, operand_index)
+    return (yield operand, operand_index)
 
 
 def _pad(em, inst, index):
@@ -280,31 +377,42 @@ def _pad(em, inst, index):
         if step != 1:
             inside = b.and_(inside, b.icmp_signed("==", b.srem(shifted, i64(step)), i64(0)))
         operand_index.append(position)
-    fill = em.value(pad_value, [])
+    fill = yield pad_value, []
     if operand.shape.size == 0:
         return fill
-    return select_by_branch(b, inside, em.inside_branch(lambda: em.value(operand,
-                                                                         operand_index)),
-                            lambda: fill, "pad")
+    return (yield from em.branch(inside, _request(operand, operand_index), fill, "pad"))
 
 
 def _concatenate(em, inst, index):
     (axis,) = inst.attrs["dimensions"]
     operands = [o for o in inst.operands if o.shape.dims[axis] > 0]
     b = em.b
-
-    def pick(k: int, offset: int):
-        operand = operands[k]
+    # index < end of operand k ? operand k : (the same test for operand k + 1, ...): nested
+    # branches, opened in a loop and merged innermost first.
+    open_branches = []   # (value from operand k, block it ends in, merge block)
+    offset = 0
+    for k, operand in enumerate(operands):
         local = list(index)
         local[axis] = b.sub(index[axis], i64(offset))
         if k == len(operands) - 1:
-            return em.inside_branch(lambda: em.value(operand, local))()
-        limit = offset + operand.shape.dims[axis]
-        condition = b.icmp_signed("<", index[axis], i64(limit))
-        return select_by_branch(b, condition, em.inside_branch(lambda: em.value(operand,
-                                                                                local)),
-                                lambda: pick(k + 1, limit), "concat")
-    return pick(0, 0)
+            value = yield from em.scoped(_request(operand, local))
+            break
+        offset += operand.shape.dims[axis]
+        then_block = b.append_basic_block("concat.then")
+        else_block = b.append_basic_block("concat.else")
+        merge = b.append_basic_block("concat.merge")
+        b.cbranch(b.icmp_signed("<", index[axis], i64(offset)), then_block, else_block)
+        b.position_at_end(then_block)
+        then_value = yield from em.scoped(_request(operand, local))
+        open_branches.append((then_value, b.block, merge))
+        b.branch(merge)
+        b.position_at_end(else_block)
+    for then_value, then_end, merge in reversed(open_branches):
+        else_end = b.block
+        b.branch(merge)
+        b.position_at_end(merge)
+        value = merge_values(b, [(then_value, then_end), (value, else_end)], "concat")
+    return value
 
 
 def _dynamic_slice(em, inst, index):
@@ -313,9 +421,9 @@ def _dynamic_slice(em, inst, index):
     b = em.b
     operand_index = []
     for value, start, dim, size in zip(index, starts, operand.shape.dims, sizes):
-        begin = em.clamp(em.index_value(start), 0, dim - size)
+        begin = em.clamp((yield from em.index_value(start)), 0, dim - size)
         operand_index.append(b.add(value, begin))
-    return em.value(operand, operand_index)
+    return (yield operand, operand_index)
 
 
 def _dynamic_update_slice(em, inst, index):
@@ -324,15 +432,15 @@ def _dynamic_update_slice(em, inst, index):
     inside = llvm_ir.Constant(llvm_ir.IntType(1), 1)
     update_index = []
     for value, start, dim, size in zip(index, starts, operand.shape.dims, update.shape.dims):
-        begin = em.clamp(em.index_value(start), 0, dim - size)
+        begin = em.clamp((yield from em.index_value(start)), 0, dim - size)
         local = b.sub(value, begin)
         inside = b.and_(inside, b.icmp_signed(">=", local, i64(0)))
         inside = b.and_(inside, b.icmp_signed("<", local, i64(size)))
         update_index.append(local)
     if update.shape.size == 0:
-        return em.value(operand, index)
-    return select_by_branch(b, inside, em.inside_branch(lambda: em.value(update, update_index)),
-                            em.inside_branch(lambda: em.value(operand, index)), "dus")
+        return (yield operand, index)
+    return (yield from em.branch(inside, _request(update, update_index),
+                                 _request(operand, index), "dus"))
 
 
 def emit_scalar_computation(em: ElementalEmitter, comp: Computation, args: list):
@@ -354,7 +462,9 @@ def _reduce(em, inst, index):
     comp = inst.calls["to_apply"]
     b = em.b
     wide = wide_accumulator(comp, inst.shape.dtype) if n == 1 else None
-    init_values = [em.value(i, []) for i in inits]
+    init_values = []
+    for init in inits:
+        init_values.append((yield init, []))
     if wide is not None:
         init_values = [wide.widen(em.ctx, init_values[0])]
     slots = [alloca_at_entry(b, v.type, "acc") for v in init_values]
@@ -371,7 +481,9 @@ def _reduce(em, inst, index):
             for d in kept:
                 full[d] = next(kept_iter)
             em.push_scope()
-            elements = [em.value(x, full) for x in inputs]
+            elements = []
+            for x in inputs:
+                elements.append((yield x, full))
             em.pop_scope()
             accumulators = [b.load(s) for s in slots]
             if wide is not None:
@@ -391,10 +503,10 @@ def _reduce(em, inst, index):
         d = dims[level]
         with for_range(b, shape.dims[d], f"r{d}") as var:
             loop_vars[d] = var
-            nest(level + 1)
+            yield from nest(level + 1)
     # Innermost loop over the last reduced dim keeps reads contiguous when it is minor.
     dims = sorted(dims)
-    nest(0)
+    yield from nest(0)
     out = [b.load(s) for s in slots]
     if wide is not None:
         return wide.narrow(em.ctx, out[0])
@@ -429,8 +541,8 @@ def _dot(em, inst, index):
     def nest(level: int):
         if level == len(lc):
             em.push_scope()
-            x = convert(em.ctx, em.value(lhs, lhs_index), lhs.shape.dtype, accumulate)
-            y = convert(em.ctx, em.value(rhs, rhs_index), rhs.shape.dtype, accumulate)
+            x = convert(em.ctx, (yield lhs, lhs_index), lhs.shape.dtype, accumulate)
+            y = convert(em.ctx, (yield rhs, rhs_index), rhs.shape.dtype, accumulate)
             em.pop_scope()
             acc = b.load(slot)
             if out_dtype.is_float:
@@ -443,8 +555,8 @@ def _dot(em, inst, index):
         with for_range(b, lhs.shape.dims[lc[level]], f"k{level}") as k:
             lhs_index[lc[level]] = k
             rhs_index[rc[level]] = k
-            nest(level + 1)
-    nest(0)
+            yield from nest(level + 1)
+    yield from nest(0)
     if accumulate is not out_dtype:
         return round_to_dtype(em.ctx, b.load(slot), out_dtype)
     return b.load(slot)
@@ -468,7 +580,7 @@ def _gather(em, inst, index):
         idx = list(batch_index)
         if ivd < indices.shape.rank:
             idx.insert(ivd, i64(k))
-        raw = convert(em.ctx, em.value(indices, idx), indices.shape.dtype, DType.S64)
+        raw = convert(em.ctx, (yield indices, idx), indices.shape.dtype, DType.S64)
         starts[d] = em.clamp(raw, 0, operand.shape.dims[d] - sizes[d])
     operand_index = []
     offset_iter = iter(offsets)
@@ -477,16 +589,19 @@ def _gather(em, inst, index):
             operand_index.append(starts[d])
         else:
             operand_index.append(b.add(starts[d], next(offset_iter)))
-    return em.value(operand, operand_index)
+    return (yield operand, operand_index)
 
 
 def _get_tuple_element(em, inst, index):
     (operand,) = inst.operands
-    return em.value(operand, index)[inst.attrs["index"]]
+    return (yield operand, index)[inst.attrs["index"]]
 
 
 def _tuple(em, inst, index):
-    return [em.value(o, index) for o in inst.operands]
+    values = []
+    for operand in inst.operands:
+        values.append((yield operand, index))
+    return values
 
 
 _GENERATORS = {

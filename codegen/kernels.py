@@ -18,7 +18,7 @@ from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, Elementa
 from flowjit.codegen.scalar_ops import ScalarContext, convert, to_memory
 from flowjit.codegen.llvm_types import PTR, i64, memory_type
 from flowjit.ir.dtypes import DType
-from flowjit.ir.graph import post_order
+from flowjit.ir.graph import post_order, structure_key
 from flowjit.ir.module import Instruction, Module
 from flowjit.ir.op_tables import Unsupported
 from flowjit.ir.opcodes import Opcode
@@ -27,6 +27,12 @@ from flowjit.ir.shapes import ArrayShape, leaves
 
 # Entry-level instructions that only name buffers: no kernel runs for them.
 NO_KERNEL = opcodes_where(lambda s: not s.does_work)
+# Steps (kernel calls, loops, branches) of the entry computation per LLVM function: each
+# keeps its slot pointers in registers across its calls, and LLVM's register allocation
+# slows down with more (1,000 steps: 1.2 s in parts of 64, 4.3 s in parts of 1,024).
+PROGRAM_PART_STEPS = 64
+# Attributes that say where a value lives, not how it is computed.
+_NOT_CODE_ATTRS = frozenset({"buffer"})
 
 
 @dataclass
@@ -63,11 +69,44 @@ class ModuleLowering:
             self.llvm.data_layout = data_layout
         self.constants = ConstantPool(self.llvm)
         self.kernels: list[KernelInfo] = []
+        # Instructions that compute the same thing the same way share one LLVM function
+        # (an unfused chain of 10,000 adds needs one `add` kernel): key -> function name.
+        self.kernel_names: dict[tuple, str] = {}
+        self.structure_memo: dict[int, tuple] = {}
+        self.parallel_wrappers: dict[str, llvm_ir.Function] = {}
 
     def lower(self) -> llvm_ir.Module:
-        """The LLVM module: one function per kernel and `entry(ptr slots)` running them."""
+        """The LLVM module: one function per kernel and `entry(ptr slots)` running them
+        (through `program.N` functions of at most PROGRAM_PART_STEPS steps each when the
+        program is long: LLVM's code generation slows down on one huge function)."""
+        program = self.module.entry.instructions
+        steps = [inst for inst in program if inst.opcode not in NO_KERNEL]
+        if len(steps) <= PROGRAM_PART_STEPS:
+            self.emit_function("entry", program)
+            return self.llvm
+        parts, part, count = [], [], 0
+        for inst in program:
+            part.append(inst)
+            count += inst.opcode not in NO_KERNEL
+            if count == PROGRAM_PART_STEPS:
+                parts.append(part)
+                part, count = [], 0
+        parts.append(part)
+        functions = [self.emit_function(f"program.{k}", part) for k, part in enumerate(parts)]
+        entry = llvm_ir.Function(self.llvm, llvm_ir.FunctionType(llvm_ir.VoidType(), [PTR]),
+                                 "entry")
+        b = llvm_ir.IRBuilder(entry.append_basic_block("body"))
+        for fn in functions:
+            fn.linkage = "internal"
+            fn.attributes.add("noinline")   # inlined back, they would make one huge function
+            b.call(fn, [entry.args[0]])
+        b.ret_void()
+        return self.llvm
+
+    def emit_function(self, name: str, instructions: list) -> llvm_ir.Function:
+        """`void name(ptr slots)` running `instructions` (of the entry computation)."""
         fn = llvm_ir.Function(self.llvm, llvm_ir.FunctionType(llvm_ir.VoidType(), [PTR]),
-                              "entry")
+                              name)
         load_block = fn.append_basic_block("load_slots")
         body_block = fn.append_basic_block("body")
         self.loads = llvm_ir.IRBuilder(load_block)
@@ -75,10 +114,11 @@ class ModuleLowering:
         self.table = fn.args[0]
         self.loaded: dict[int, llvm_ir.Value] = {}
         self.ctx = ScalarContext(self.b, self.llvm)
-        self.emit_program(self.module.entry)
+        for inst in instructions:
+            self.emit_instruction(inst)
         self.b.ret_void()
         self.loads.branch(body_block)
-        return self.llvm
+        return fn
 
     def size(self) -> int:
         """LLVM instructions in the lowered module (what LLVM's work grows with)."""
@@ -138,11 +178,14 @@ class ModuleLowering:
     def emit_program(self, comp) -> None:
         """The calls that run `comp`'s instructions in order, each by its CPU_LOWERING rule."""
         for inst in comp.instructions:
-            rule = CPU_LOWERING[inst.opcode]
-            if isinstance(rule, Unsupported):
-                raise NotImplementedError(f"the CPU backend cannot run '{inst.opcode}' "
-                                          f"(%{inst.name}): {rule.reason}")
-            rule(self, inst)
+            self.emit_instruction(inst)
+
+    def emit_instruction(self, inst: Instruction) -> None:
+        rule = CPU_LOWERING[inst.opcode]
+        if isinstance(rule, Unsupported):
+            raise NotImplementedError(f"the CPU backend cannot run '{inst.opcode}' "
+                                      f"(%{inst.name}): {rule.reason}")
+        rule(self, inst)
 
     def emit_nothing(self, inst: Instruction) -> None:
         """Parameters, literals and tuples only name buffers: no code runs for them."""
@@ -160,8 +203,10 @@ class ModuleLowering:
             table = self.loads.alloca(PTR, size=i64(len(pointers)), name="kernel_args")
             for k, p in enumerate(pointers):
                 self.b.store(p, self.b.gep(table, [i64(k)], source_etype=PTR))
-            self.b.call(parallel_for(self.llvm, kernel, info.row_align),
-                        [table, i64(info.parallel_rows)])
+            wrapper = (info.name, info.row_align)
+            if wrapper not in self.parallel_wrappers:
+                self.parallel_wrappers[wrapper] = parallel_for(self.llvm, kernel, info.row_align)
+            self.b.call(self.parallel_wrappers[wrapper], [table, i64(info.parallel_rows)])
         else:
             self.b.call(kernel, pointers)
 
@@ -244,6 +289,12 @@ class ModuleLowering:
         n_args = len(out_slots) + len(in_slots)
         info.parallel_rows = self.parallel_rows(inst)
         info.row_align = self.row_align(inst)
+        key = (_repeats(out_slots + in_slots), _repeats([id(o) for o in operands]),
+               info.parallel_rows, structure_key(inst, self.structure_memo, _NOT_CODE_ATTRS))
+        if key in self.kernel_names:
+            info.name = self.kernel_names[key]
+            return info
+        self.kernel_names[key] = name
         if info.parallel_rows:
             # (ptr args, i64 begin, i64 end): rows [begin, end) of the output, on any thread.
             fn = llvm_ir.Function(self.llvm, parallel_kernel_type(), name)
@@ -505,6 +556,12 @@ def _reads_elementwise(root: Instruction, target: Instruction, skip: Instruction
         if spec(node.opcode).elementwise and node.shape.dims == root.shape.dims:
             stack.extend(node.operands)
     return False
+
+
+def _repeats(items: list) -> tuple:
+    """Which items equal an earlier one: for each, the position of its first occurrence."""
+    first: dict = {}
+    return tuple(first.setdefault(item, k) for k, item in enumerate(items))
 
 
 def _no_parameters(inst: Instruction, index: list):

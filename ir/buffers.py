@@ -7,6 +7,8 @@ the assign-buffers pass (to show the plan in the HLO text) and the runtime use t
 """
 from __future__ import annotations
 
+import bisect
+import heapq
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -150,22 +152,34 @@ def _rebuild(shape, it) -> SlotTree:
 
 
 def _assign_arena(plan: BufferPlan, temps: list[int], produced_at: dict, last_use: dict):
-    """First-fit placement by lifetime: a value's bytes are reused once it is dead."""
-    live: list[tuple[int, int, int]] = []  # (offset, size, dies_at)
+    """First-fit placement by lifetime: a value's bytes are reused once it is dead.
+
+    The live blocks are kept sorted by offset and retired from a heap by death, and the
+    gaps are searched only when they could hold the value, so a program whose values all
+    live to the end (opt_level 0) is planned in O(n log n), not O(n^2)."""
+    by_offset: list[tuple[int, int, int]] = []   # live blocks: (offset, size, slot)
+    deaths: list[tuple[int, int, int, int]] = []  # heap of (dies_at, offset, size, slot)
+    live_bytes = 0
     size_total = 0
     for slot in sorted(temps, key=lambda s: produced_at[s]):
         born = produced_at[slot]
         dies = last_use.get(slot, born)
-        live = [entry for entry in live if entry[2] >= born]
+        while deaths and deaths[0][0] < born:
+            _, offset, size, dead = heapq.heappop(deaths)
+            del by_offset[bisect.bisect_left(by_offset, (offset, size, dead))]
+            live_bytes -= size
         size = max(ALIGN, -(-plan.shapes[slot].nbytes // ALIGN) * ALIGN)
-        offset = 0
-        for other_offset, other_size, _ in sorted(live):
-            if offset + size <= other_offset:
-                break
-            offset = max(offset, other_offset + other_size)
-        live.append((offset, size, dies))
+        top = by_offset[-1][0] + by_offset[-1][1] if by_offset else 0
+        offset = top
+        if top - live_bytes >= size:   # the gaps below `top` might hold it: first fit
+            offset = 0
+            for other_offset, other_size, _ in by_offset:
+                if offset + size <= other_offset:
+                    break
+                offset = max(offset, other_offset + other_size)
+        bisect.insort(by_offset, (offset, size, slot))
+        heapq.heappush(deaths, (dies, offset, size, slot))
+        live_bytes += size
         plan.arena_offsets[slot] = offset
         size_total = max(size_total, offset + size)
     plan.arena_size = size_total
-
-

@@ -68,3 +68,33 @@ def use_graph(comp: "Computation") -> nx.DiGraph:
         for operand in inst.operands:
             graph.add_edge(operand.name, inst.name)
     return graph
+
+
+def structure_key(inst: "Instruction", memo: Optional[dict] = None,
+                  ignore_attrs: frozenset = frozenset()) -> tuple:
+    """What `inst` computes, apart from names and where its operands come from: opcode,
+    shapes (its own and its operands'), attributes (but `ignore_attrs`), literal and the
+    structure of the computations it calls. Equal keys mean interchangeable code, given the
+    same operand values. `memo` caches computations' keys by id across calls."""
+    memo = {} if memo is None else memo
+    calls = []
+    for attr, value in sorted(inst.calls.items()):
+        callees = value if isinstance(value, list) else [value]
+        calls.append((attr, tuple(_computation_key(c, memo, ignore_attrs) for c in callees)))
+    literal = None
+    if inst.literal is not None:
+        literal = (inst.literal.dtype.str, inst.literal.shape, inst.literal.tobytes())
+    attrs = [(k, v) for k, v in sorted(inst.attrs.items()) if k not in ignore_attrs]
+    return (inst.opcode, str(inst.shape), tuple(str(o.shape) for o in inst.operands),
+            repr(attrs), literal, tuple(sorted(inst.extra_attrs.items())), tuple(calls))
+
+
+def _computation_key(comp: "Computation", memo: dict, ignore_attrs: frozenset) -> tuple:
+    """A computation's structure: each instruction's key and its operands' positions."""
+    if id(comp) not in memo:
+        position = {id(inst): n for n, inst in enumerate(comp.instructions)}
+        memo[id(comp)] = tuple(
+            (structure_key(inst, memo, ignore_attrs),
+             tuple(position.get(id(o), -1) for o in inst.operands))
+            for inst in comp.instructions) + (position.get(id(comp.root), -1),)
+    return memo[id(comp)]

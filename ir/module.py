@@ -130,10 +130,22 @@ class Computation:
         self.instructions = ordered
 
     def replace_all_uses(self, old: Instruction, new: Instruction) -> None:
+        self.replace_uses({id(old): new})
+
+    def replace_uses(self, replacements: dict[int, Instruction]) -> None:
+        """Every use of an instruction (by id) in `replacements` reads its replacement
+        instead, in one sweep over the computation (a replacement that is itself replaced
+        is followed)."""
+        def final(inst: Instruction) -> Instruction:
+            seen = 0
+            while id(inst) in replacements and seen <= len(replacements):
+                inst, seen = replacements[id(inst)], seen + 1
+            return inst
         for inst in self.instructions:
-            inst.operands = [new if o is old else o for o in inst.operands]
-        if self.root is old:
-            self.root = new
+            if any(id(o) in replacements for o in inst.operands):
+                inst.operands = [final(o) for o in inst.operands]
+        if self.root is not None:
+            self.root = final(self.root)
 
     def remove_unreachable(self) -> bool:
         live = {id(i) for i in self.post_order()}

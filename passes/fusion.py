@@ -14,7 +14,11 @@ loop nest that computes every element of the producer at most about once:
 - an expensive producer never fuses through an op that reads its elements many times
   (broadcast, pad, dot operand);
 - a value another fusion reads stays materialized (it is copied, never owned), so every
-  fusion's inputs are values computed before its root and fusion cannot create a cycle.
+  fusion's inputs are values computed before its root and fusion cannot create a cycle;
+- a fusion grows past MAX_FUSED_INSTRUCTIONS instructions only where it cannot be cut
+  cleanly (at an elementwise value of the output's shape): a long chain becomes several
+  kernels, as LLVM's instruction selection and register allocation grow faster than
+  linearly with the size of one loop body (see bench/compile_time.py).
 The fused computations are printed as XLA prints them:
 `fusion(...), kind=kLoop|kInput|kOutput, calls=%fused_computation.N`.
 """
@@ -28,6 +32,12 @@ from flowjit.ir.graph import clone_instructions
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.ops import spec
+
+# Beyond about this many instructions in one loop body, LLVM's code generation time per
+# instruction grows with the body; one extra write and read of an intermediate per this
+# many ops costs little at run time.
+MAX_FUSED_INSTRUCTIONS = 200
+
 
 @dataclass
 class Decision:
@@ -122,10 +132,18 @@ def plan(comp: Computation) -> tuple[list[Group], list[Decision]]:
             # Owned by this fusion only if every user is here and owned here too, and
             # no other group reads it; otherwise fusing makes a copy, and the original
             # stays available to the others.
-            shared = _shared(producer, group, users, read_by_groups)
+            inside, outside = _split_users(producer, group, users)
+            if len(group.members) >= MAX_FUSED_INSTRUCTIONS and _clean_cut(producer, inside,
+                                                                          group):
+                decisions.append(Decision(producer.name, inside[0].name, False,
+                                          f"the fusion already holds {len(group.members)} "
+                                          "instructions (MAX_FUSED_INSTRUCTIONS)"))
+                continue
+            shared = _shared(producer, group, inside, outside, read_by_groups)
             ok = True
-            for consumer in [u for u in users.get(producer, []) if u in group]:
-                ok, reason = _can_fuse(producer, consumer, group, users, grouped, shared)
+            for consumer in inside:
+                ok, reason = _can_fuse(producer, consumer, group, users, grouped, shared,
+                                       outside)
                 decisions.append(Decision(producer.name, consumer.name, ok, reason))
                 if not ok:
                     break
@@ -142,25 +160,44 @@ def plan(comp: Computation) -> tuple[list[Group], list[Decision]]:
     return [g for g in groups if len(g.members) > 1 or g.root.opcode == "dot"], decisions
 
 
-def _shared(producer: Instruction, group: Group, users: dict, read_by_groups: set) -> str:
-    """Why `producer` must stay available outside `group` ('' if the group may own it)."""
-    outside = [u for u in users.get(producer, []) if u not in group]
+def _clean_cut(producer: Instruction, inside: list, group: Group) -> bool:
+    """Whether a full fusion may leave `producer` out: it is read only elementwise, at the
+    output's shape, so its own kernel is a plain loop over the same index. (Cutting where
+    concatenations or slices move indices made LLVM spend minutes on branchy kernels.)"""
+    dims = group.root.shape.dims if not group.root.shape.is_tuple else None
+    return (producer.shape.dims == dims and spec(producer.opcode).elementwise
+            and all(spec(u.opcode).elementwise and u.shape.dims == dims for u in inside))
+
+
+def _split_users(producer: Instruction, group: Group, users: dict) -> tuple[list, list]:
+    """`producer`'s users in `group` and those outside it (computed once per producer: a
+    broadcast constant may have thousands of users)."""
+    inside, outside = [], []
+    for user in users.get(producer, []):
+        (inside if user in group else outside).append(user)
+    return inside, outside
+
+
+def _shared(producer: Instruction, group: Group, inside: list, outside: list,
+            read_by_groups: set) -> str:
+    """Why `producer` must stay available outside `group` ('' if the group may own it);
+    `inside` and `outside` are its users in the group and not."""
     if outside:
         return f"{len(outside)} user(s) outside this fusion"
     if id(producer) in read_by_groups:
         return "its value read by another fusion"
-    if any(id(u) in group.duplicated for u in users.get(producer, [])):
+    if any(id(u) in group.duplicated for u in inside):
         return "a user that is only a copy in this fusion"
     return ""
 
 
-def _can_fuse(producer, consumer, group, users, grouped, shared) -> tuple[bool, str]:
+def _can_fuse(producer, consumer, group, users, grouped, shared,
+              outside) -> tuple[bool, str]:
     op = producer.opcode
     if not spec(op).fusible:
         return False, f"{op} is not fusible (it runs as its own step)"
     if id(producer) in grouped:
         return False, "already the root or member of another fusion"
-    outside = [u for u in users.get(producer, []) if u not in group]
     expensive = spec(op).costly
     if expensive and shared:
         return False, f"{op} is expensive and has {shared} (it would be computed twice)"
@@ -191,17 +228,14 @@ def _can_fuse(producer, consumer, group, users, grouped, shared) -> tuple[bool, 
     return True, f"{op} has no other users"
 
 
-def _materialize(comp: Computation, group: Group, module: Module,
+def _materialize(group: Group, position: dict, module: Module,
                  names: NameTable) -> Instruction:
     """The fusion instruction for `group` (its fused computation added to `module`); the
-    caller puts it in place of the group's root."""
-    members = [i for i in comp.instructions if i in group]  # program order
+    caller puts it in place of the group's root. `position`: program order by id."""
+    members = sorted(group.members, key=lambda m: position[id(m)])  # program order
     member_ids = {id(m) for m in members}
-    params: list[Instruction] = []
-    for m in members:
-        for o in m.operands:
-            if id(o) not in member_ids and all(p is not o for p in params):
-                params.append(o)
+    params: list[Instruction] = list({id(o): o for m in members for o in m.operands
+                                      if id(o) not in member_ids}.values())
     fused = Computation(names.fresh("fused_computation"))
     mapping: dict[int, Instruction] = {}
     for n, p in enumerate(params):
@@ -240,7 +274,8 @@ def run(module: Module) -> bool:
         if not groups:
             continue
         # Each fusion takes its root's place and its uses, all in one sweep.
-        fusions = {id(g.root): _materialize(comp, g, module, names) for g in groups}
+        position = {id(inst): n for n, inst in enumerate(comp.instructions)}
+        fusions = {id(g.root): _materialize(g, position, module, names) for g in groups}
         comp.instructions = [fusions.get(id(i), i) for i in comp.instructions]
         for inst in comp.instructions:
             inst.operands = [fusions.get(id(o), o) for o in inst.operands]

@@ -6,14 +6,26 @@ from flowjit.ir.graph import clone_instructions
 from flowjit.ir.module import Computation, Instruction, Module
 
 
-def inline_call(comp: Computation, call: Instruction, names: NameTable) -> None:
-    callee = call.calls["to_apply"]
-    arguments = {id(p): call.operands[p.attrs["number"]] for p in callee.parameters}
-    new, mapping = clone_instructions(callee.instructions, names, arguments, call.metadata)
-    position = comp.instructions.index(call)
-    comp.instructions[position:position] = new
-    comp.replace_all_uses(call, mapping[id(callee.root)])
-    comp.instructions.remove(call)
+def inline_calls(comp: Computation, names: NameTable) -> bool:
+    """Replace each `call` in `comp` by a copy of its callee (one level), in one sweep."""
+    replaced: dict[int, Instruction] = {}
+    inlined: list[Instruction] = []
+    for inst in comp.instructions:
+        if replaced:
+            inst.operands = [replaced.get(id(o), o) for o in inst.operands]
+        if inst.opcode != "call":
+            inlined.append(inst)
+            continue
+        callee = inst.calls["to_apply"]
+        arguments = {id(p): inst.operands[p.attrs["number"]] for p in callee.parameters}
+        new, mapping = clone_instructions(callee.instructions, names, arguments, inst.metadata)
+        inlined.extend(new)
+        replaced[id(inst)] = mapping[id(callee.root)]
+    if not replaced:
+        return False
+    comp.instructions = inlined
+    comp.root = replaced.get(id(comp.root), comp.root)
+    return True
 
 
 def run(module: Module) -> bool:
@@ -21,12 +33,7 @@ def run(module: Module) -> bool:
     names = NameTable.for_module(module)
     changed = False
     for comp in module.reachable_computations():
-        while True:
-            calls = [i for i in comp.instructions if i.opcode == "call"]
-            if not calls:
-                break
-            for call in calls:
-                inline_call(comp, call, names)
+        while inline_calls(comp, names):   # again for calls the callees made
             changed = True
     if changed:
         module.remove_dead_computations()

@@ -263,8 +263,7 @@ def _transform(comp: Computation, wrt: Sequence[int], names: NameTable,
         results.append(emit.materialize(cotangents.get(id(p)), p.shape))
     result = b.finish(b.add("tuple", results, metadata={}))
     if emit.replacements:
-        for old, new in emit.replacements:
-            result.replace_all_uses(old, new)
+        result.replace_uses({id(old): new for old, new in emit.replacements})
         result.remove_unreachable()
         result.sort()
     return result

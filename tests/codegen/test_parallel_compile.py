@@ -26,15 +26,16 @@ def test_a_truncated_or_miscounted_entry_is_refused(objects, cut):
 
 
 def many_kernels(x, w):
-    # Several dots and transcendental chains: a module large enough to be split.
-    for _ in range(4):
-        x = fnp.tanh(x @ w) * fnp.exp(-x * x) + fnp.log1p(fnp.abs(x))
+    # Several dots and transcendental chains: a module large enough to be split (each step
+    # with its own constant, so the steps' kernels differ and are not shared).
+    for k in range(4):
+        x = fnp.tanh(x @ w) * fnp.exp(-x * x) + fnp.log1p(fnp.abs(x)) * (1.0 + k / 8)
     return x
 
 
 def many_kernels_numpy(x, w):
-    for _ in range(4):
-        x = np.tanh(x @ w) * np.exp(-x * x) + np.log1p(np.abs(x))
+    for k in range(4):
+        x = np.tanh(x @ w) * np.exp(-x * x) + np.log1p(np.abs(x)) * np.float32(1.0 + k / 8)
     return x
 
 
