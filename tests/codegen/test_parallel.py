@@ -52,7 +52,7 @@ def test_blas_products_split_by_rows_across_our_threads(threads, transposed, mon
     def f(a, b, bias):   # a product with a fused epilogue (kOutput), rows not divisible
         product = (a.T if transposed else a) @ b
         return fnp.maximum(product + bias, 0.0)
-    compiled = flowjit.jit(f).lower(a, b, bias).compile()
+    compiled = flowjit.jit(f, opt_level=2).lower(a, b, bias).compile()   # one fused kernel
     split = [k.parallel_rows for k in compiled.executable.kernels]
     assert split[-1] == (0 if threads == "1" else 257)   # the product is the last kernel
     a64 = (a.T if transposed else a).astype(np.float64)
@@ -91,7 +91,7 @@ def test_merged_and_batched_products_split_across_threads(threads, lhs_shape, rh
 
     def f(a, b):
         return fnp.tanh(a @ b) * 2.0
-    compiled = flowjit.jit(f).lower(a, b).compile()
+    compiled = flowjit.jit(f, opt_level=2).lower(a, b).compile()   # one fused kernel
     assert [k.parallel_rows for k in compiled.executable.kernels] == [
         0 if threads == "1" else lead]
     want = np.tanh(np.matmul(a.astype(np.float64), b)) * 2
