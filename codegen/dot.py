@@ -33,16 +33,18 @@ class GemmPlan:
     lead: int = 1
 
 
-def _matrix_view(dims: tuple, nb: int, contracting: int, k_last_is_plain: bool):
+def _matrix_view(dims: tuple, nb: int, contracting: tuple, k_last_is_plain: bool):
     """(free size, transposed) when dims (after nb batch dims) read as a row-major matrix
-    of the free dims (merged) and the contracting dim, else None. For the lhs a plain
-    matrix is [M..., K]; for the rhs it is [K, N...]."""
+    of the free dims (merged) and the contracting dims (merged, in order), else None. For
+    the lhs a plain matrix is [M..., K...]; for the rhs it is [K..., N...]."""
     rank = len(dims)
-    free = [d for d in range(nb, rank) if d != contracting]
+    free = [d for d in range(nb, rank) if d not in contracting]
     size = 1
     for d in free:
         size *= dims[d]
-    at_end, at_start = contracting == rank - 1, contracting == nb
+    count = len(contracting)
+    at_end = contracting == tuple(range(rank - count, rank))
+    at_start = contracting == tuple(range(nb, nb + count))
     plain, transposed = (at_end, at_start) if k_last_is_plain else (at_start, at_end)
     if plain:
         return size, False
@@ -63,10 +65,12 @@ def gemm_plan(dot: Instruction) -> Optional[GemmPlan]:
     lb, rb = tuple(a.get("lhs_batch_dims", ())), tuple(a.get("rhs_batch_dims", ()))
     lc, rc = tuple(a.get("lhs_contracting_dims", ())), tuple(a.get("rhs_contracting_dims", ()))
     nb = len(lb)
-    if lb != tuple(range(nb)) or rb != tuple(range(nb)) or len(lc) != 1:
+    if lb != tuple(range(nb)) or rb != tuple(range(nb)) or not lc:
         return None
-    lhs_view = _matrix_view(lhs.shape.dims, nb, lc[0], k_last_is_plain=True)
-    rhs_view = _matrix_view(rhs.shape.dims, nb, rc[0], k_last_is_plain=False)
+    # Several contracting dims merge into one K when they are adjacent and in the same
+    # order on both sides (the weight gradient of [B, T, D] @ [D, E] contracts B and T).
+    lhs_view = _matrix_view(lhs.shape.dims, nb, lc, k_last_is_plain=True)
+    rhs_view = _matrix_view(rhs.shape.dims, nb, rc, k_last_is_plain=False)
     if lhs_view is None or rhs_view is None:
         return None
     batch = 1
@@ -76,7 +80,10 @@ def gemm_plan(dot: Instruction) -> Optional[GemmPlan]:
     lead = dot.shape.dims[0] if dot.shape.rank else 1
     if nb == 0 and (m % max(lead, 1) or lead > m):
         lead = 1      # the first dim is not the lhs's: rows cannot be split
-    return GemmPlan(batch, m, n, lhs.shape.dims[lc[0]], lhs_t, rhs_t, dtype, lead)
+    k = 1
+    for d in lc:
+        k *= lhs.shape.dims[d]
+    return GemmPlan(batch, m, n, k, lhs_t, rhs_t, dtype, lead)
 
 
 def epilogue_of(comp: Computation) -> Optional[Instruction]:

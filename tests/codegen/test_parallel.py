@@ -118,3 +118,23 @@ def test_results_are_identical_whatever_the_number_of_threads(lhs_shape, rhs_sha
                                rtol=1e-4, atol=1e-4)
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
+
+
+@pytest.mark.parametrize("lhs_contract, rhs_contract", [((0, 1), (0, 1)), ((1, 2), (0, 1))])
+def test_products_contracting_several_adjacent_dims_are_one_blas_product(lhs_contract,
+                                                                         rhs_contract):
+    # The weight gradient of [B, T, D] @ [D, E] contracts B and T: one [D, B*T] x [B*T, E]
+    # product, not a loop over every element.
+    from flowjit.codegen.dot import gemm_plan
+    rng = np.random.default_rng(5)
+    lhs_shape = (6, 40, 32) if lhs_contract == (0, 1) else (32, 6, 40)
+    a = rng.standard_normal(lhs_shape).astype(np.float32)
+    b = rng.standard_normal((6, 40, 24)).astype(np.float32)
+    dims = ((lhs_contract, rhs_contract), ((), ()))
+    compiled = flowjit.jit(lambda a, b: flowjit.lax.dot_general(a, b, dims),
+                           opt_level=2).lower(a, b).compile()
+    dots = [i for c in compiled.module.computations for i in c.instructions
+            if i.opcode == "dot"]
+    assert dots and all(gemm_plan(d) is not None for d in dots)
+    want = np.tensordot(a.astype(np.float64), b, axes=(lhs_contract, rhs_contract))
+    np.testing.assert_allclose(compiled(a, b), want, rtol=1e-4, atol=1e-4)
