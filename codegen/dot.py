@@ -136,7 +136,7 @@ def row_alignment(plan: GemmPlan) -> int:
     one thread's (whole batch elements already are)."""
     if plan.batch > 1:
         return 1
-    per_row = plan.m // plan.lead
+    per_row = plan.m // max(plan.lead, 1)     # an empty product has a zero-sized dim
     return BLAS_ROW_TILE // math.gcd(per_row, BLAS_ROW_TILE)
 
 

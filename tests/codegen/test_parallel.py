@@ -138,3 +138,12 @@ def test_products_contracting_several_adjacent_dims_are_one_blas_product(lhs_con
     assert dots and all(gemm_plan(d) is not None for d in dots)
     want = np.tensordot(a.astype(np.float64), b, axes=(lhs_contract, rhs_contract))
     np.testing.assert_allclose(compiled(a, b), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("lhs_shape, rhs_shape", [((0, 1), (1, 3)), ((2, 0, 4), (4, 5)),
+                                                  ((3, 0), (0, 2))])
+def test_empty_products_compile_and_match_numpy(lhs_shape, rhs_shape):
+    a = np.ones(lhs_shape, np.float32)
+    b = np.ones(rhs_shape, np.float32)
+    got = flowjit.jit(lambda a, b: a @ b + 1.0, opt_level=2)(a, b)
+    np.testing.assert_array_equal(got, np.matmul(a, b) + 1.0)
