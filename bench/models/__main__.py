@@ -105,8 +105,9 @@ def main() -> None:
     results = {"idle": measure(args.only, args.repeats)}
     print("\nidle:\n" + render(results["idle"]))
     if args.load:
-        stop = multiprocessing.Event()
-        neighbour = multiprocessing.Process(target=_neighbour, args=(stop,), daemon=True)
+        spawn = multiprocessing.get_context("spawn")   # no fork of a process JAX threads in
+        stop = spawn.Event()
+        neighbour = spawn.Process(target=_neighbour, args=(stop,), daemon=True)
         neighbour.start()
         try:
             os.environ["FLOWJIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="flowjit-zoo-cache-")
