@@ -6,12 +6,12 @@ f32/f64 dots whose operands are row-major matrices (after leading batch dims) ca
 same kernel, over the result while it is hot. Where no such library is found every dot uses
 the loop kernel.
 
-Threads: flowjit's runtime owns them (ARCHITECTURE.md, principle 7). Every call sets the
-calling thread's OpenBLAS thread count to 1 (`openblas_set_num_threads_local`) and puts it
-back after, and a large product is split by rows across flowjit's own threads instead. Two
-pools on two cores oversubscribed them, and OpenBLAS's spinning threads made a busy machine
-catastrophic (a transformer forward 30x slower under load). scipy's OpenBLAS comes first:
-it is a separate library from numpy's, so numpy's own threading is never touched.
+Threads: flowjit's runtime owns them (ARCHITECTURE.md, principle 7). The library is held to
+one thread when it is loaded, and a large product is split by rows across flowjit's own
+threads instead. Two pools on two cores oversubscribed them, and OpenBLAS's spinning threads
+made a busy machine catastrophic (a transformer forward 30x slower under load). scipy's
+OpenBLAS comes first: it is a separate library from numpy's, so numpy's own threading is
+never touched (scipy.linalg's BLAS calls in the same process are one thread each).
 """
 from __future__ import annotations
 
@@ -28,18 +28,15 @@ import llvmlite.binding as llvm
 _FLAVOURS = [("scipy_cblas_{}gemm", 32), ("scipy_cblas_{}gemm64_", 64),
              ("cblas_{}gemm64_", 64), ("cblas_{}gemm", 32)]
 # The names compiled code calls; bound to the chosen library's functions.
-SGEMM, DGEMM, THREADS_LOCAL = "flowjit.blas.sgemm", "flowjit.blas.dgemm", \
-    "flowjit.blas.set_threads_local"
+SGEMM, DGEMM = "flowjit.blas.sgemm", "flowjit.blas.dgemm"
 
 
 @dataclass(frozen=True)
 class Blas:
-    """The library the dots call: its path, integer width, and whether each call can be
-    held to one thread (`openblas_set_num_threads_local`, OpenBLAS 0.3.27 and later)."""
+    """The library the dots call (held to one thread) and its integer width."""
 
     path: str
     int_bits: int
-    threads_local: bool
 
 
 def _candidates() -> list[str]:
@@ -65,7 +62,7 @@ def _address(library: ctypes.CDLL, name: str) -> Optional[int]:
 
 @functools.lru_cache(maxsize=1)
 def blas() -> Optional[Blas]:
-    """The BLAS library, its functions bound to SGEMM / DGEMM / THREADS_LOCAL; or None."""
+    """The BLAS library, its functions bound to SGEMM / DGEMM; or None."""
     if os.environ.get("FLOWJIT_NO_BLAS"):
         return None
     for path in _candidates():
@@ -78,16 +75,15 @@ def blas() -> Optional[Blas]:
             if sgemm and dgemm:
                 llvm.add_symbol(SGEMM, sgemm)
                 llvm.add_symbol(DGEMM, dgemm)
-                setter = _address(library, "openblas_set_num_threads_local")
-                if setter:
-                    llvm.add_symbol(THREADS_LOCAL, setter)
-                else:   # an older OpenBLAS: this library's calls are one thread each
-                    for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads",
-                                 "scipy_openblas_set_num_threads64_"):
-                        if hasattr(library, name):
-                            getattr(library, name)(1)
-                            break
-                return Blas(path, bits, setter is not None)
+                # One thread for every call of this library, process-wide: a per-call
+                # openblas_set_num_threads_local(1) / restore raced between our threads
+                # (it is one setting for the process in these builds).
+                for name in ("scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
+                             "openblas_set_num_threads"):
+                    if hasattr(library, name):
+                        getattr(library, name)(1)
+                        break
+                return Blas(path, bits)
     return None
 
 

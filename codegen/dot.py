@@ -8,7 +8,7 @@ from typing import Optional
 
 from llvmlite import ir as llvm_ir
 
-from flowjit.codegen.blas import THREADS_LOCAL, blas, gemm_symbols
+from flowjit.codegen.blas import gemm_symbols
 from flowjit.codegen.control import for_range
 from flowjit.codegen.scalar_ops import ScalarContext
 from flowjit.codegen.llvm_types import F32, F64, I32, I64, PTR, i64
@@ -150,15 +150,6 @@ def emit_gemm(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, rows=None) -> N
         _emit_loops(ctx, plan, out, lhs, rhs)
 
 
-def _one_blas_thread(ctx: ScalarContext):
-    """Hold this thread's OpenBLAS calls to one thread; returns the call that restores it."""
-    if not blas().threads_local:
-        return lambda: None
-    setter = ctx.declare(THREADS_LOCAL, I32, [I32])
-    previous = ctx.builder.call(setter, [llvm_ir.Constant(I32, 1)])
-    return lambda: ctx.builder.call(setter, [previous])
-
-
 def _emit_blas(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, symbols,
                rows=None) -> None:
     b = ctx.builder
@@ -186,7 +177,6 @@ def _emit_blas(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, symbols,
         # Row i of op(lhs) starts at i*K, or at column i of a stored [K, M] lhs.
         lhs_start = begin if plan.lhs_transposed else b.mul(begin, i64(plan.k))
         out_start = b.mul(begin, i64(plan.n))
-    restore = _one_blas_thread(ctx)
     with for_range(b, batches[1], "gemm.b", start=batches[0]) as batch:
         def at(ptr, elements, start):
             offset = b.add(b.mul(batch, i64(elements)), start)
@@ -202,7 +192,6 @@ def _emit_blas(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, symbols,
             at(rhs, plan.k * plan.n, i64(0)), llvm_ir.Constant(int_t, ldb),
             llvm_ir.Constant(scalar, 0.0), at(out, plan.m * plan.n, out_start),
             llvm_ir.Constant(int_t, plan.n)])
-    restore()
 
 
 def _emit_loops(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs) -> None:
