@@ -347,11 +347,16 @@ class ModuleLowering:
         builder.ret_void()
         return info
 
+    def gemm_of(self, inst: Instruction):
+        """The row-major product `inst` computes (a dot, or an output fusion's), if any."""
+        if inst.opcode == "dot":
+            return gemm_plan(inst)
+        dot = self.output_fusion_dot(inst) if inst.opcode == "fusion" else None
+        return gemm_plan(dot) if dot is not None else None
+
     def row_align(self, inst: Instruction) -> int:
         """Rows a split keeps together: a BLAS product's register tiles (codegen/dot.py)."""
-        dot = inst if inst.opcode == "dot" else (
-            self.output_fusion_dot(inst) if inst.opcode == "fusion" else None)
-        plan = gemm_plan(dot) if dot is not None else None
+        plan = self.gemm_of(inst)
         return row_alignment(plan) if plan is not None else 1
 
     def parallel_rows(self, inst: Instruction) -> int:
@@ -361,12 +366,10 @@ class ModuleLowering:
             return 0
         if inst.opcode not in ("fusion",) and not is_elemental(inst):
             return 0
-        if inst.opcode == "dot" or (inst.opcode == "fusion"
-                                    and self.output_fusion_dot(inst) is not None):
-            dot = inst if inst.opcode == "dot" else self.output_fusion_dot(inst)
-            plan = gemm_plan(dot)
-            # One BLAS thread per call, split by rows across ours (codegen/blas.py), unless
-            # the rows kept together for identical results leave nothing to split.
+        plan = self.gemm_of(inst)
+        if inst.opcode == "dot" or plan is not None:
+            # A one-thread BLAS call split by rows across ours (codegen/blas.py), unless the
+            # rows kept together for identical results leave nothing to split.
             if plan is None:
                 return 0
             rows = row_split(plan, thread_count())

@@ -222,27 +222,24 @@ def _padded_take(x: Any, index: Any, fill: Any) -> Any:
     axes = [a for a, i in enumerate([e for e in entries if e is not None]) if _is_point_index(i)]
     config = [(1, 1, 0) if a in axes else (0, 0, 0) for a in range(len(shape))]
     padded = lax.pad(x, np.asarray(fill, dtype_of(x)), config) if axes else x
-    new_entries, axis = [], 0
+    return getitem(padded, _map_point_entries(entries, shape, _shift_entry))
+
+
+def _map_point_entries(entries: list, shape: tuple, fn) -> tuple:
+    """`entries` with fn(entry, size of its axis) applied to each integer (point) entry."""
+    out, axis = [], 0
     for i in entries:
-        if i is None:
-            new_entries.append(i)
+        if i is None:       # a new axis: it indexes no axis of x
+            out.append(i)
             continue
-        new_entries.append(_shift_entry(i, shape[axis]) if _is_point_index(i) else i)
+        out.append(fn(i, shape[axis]) if _is_point_index(i) else i)
         axis += 1
-    return getitem(padded, tuple(new_entries))
+    return tuple(out)
 
 
 def _clipped_index(x: Any, index: Any) -> tuple:
     """`index` with its integer entries clamped into range (JAX's mode='clip')."""
-    entries = _index_entries(x, index)
-    shape, out, axis = tuple(shape_of(x)), [], 0
-    for i in entries:
-        if i is None:
-            out.append(i)
-            continue
-        out.append(_clip_entry(i, shape[axis]) if _is_point_index(i) else i)
-        axis += 1
-    return tuple(out)
+    return _map_point_entries(_index_entries(x, index), tuple(shape_of(x)), _clip_entry)
 
 
 def _fill_value(dtype: np.dtype, fill_value: Any) -> np.ndarray:
