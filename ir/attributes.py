@@ -26,6 +26,7 @@ class AttrKind(enum.Enum):
     COMPUTATIONS = "computations"   # {%a, %b}                    (held in `calls`)
     TRIP_COUNT = "trip count"       # backend_config={"known_trip_count":{"n":"5"}} -> 5
     BUFFER = "buffer"               # {offset=0,size=64} / output -> BufferSlices
+    WINDOW = "window"               # {size=3x3 stride=2x2 pad=1_1x1_1} -> WindowDims
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,41 @@ class BufferSlice:
     offset: int = 0
     size: int = 0
     output: bool = False
+
+
+@dataclass(frozen=True)
+class WindowDim:
+    """One dimension of a convolution's or reduce-window's window (XLA's `WindowDimension`).
+
+    `base_dilation` (XLA's lhs_dilate) spreads the operand's elements apart; `window_dilation`
+    (rhs_dilate) spreads the window's taps; `reversal` flips the window (rhs_reversal)."""
+
+    size: int
+    stride: int = 1
+    padding_low: int = 0
+    padding_high: int = 0
+    window_dilation: int = 1
+    base_dilation: int = 1
+    reversal: bool = False
+
+    @property
+    def dilated_size(self) -> int:
+        return 0 if self.size == 0 else (self.size - 1) * self.window_dilation + 1
+
+
+def window(sizes, strides=None, padding=None, window_dilation=None, base_dilation=None,
+           reversal=None) -> tuple[WindowDim, ...]:
+    """A window from per-dimension lists (defaults: stride 1, no padding, no dilation)."""
+    n = len(sizes)
+    strides = strides or (1,) * n
+    padding = padding or ((0, 0),) * n
+    window_dilation = window_dilation or (1,) * n
+    base_dilation = base_dilation or (1,) * n
+    reversal = reversal or (False,) * n
+    return tuple(WindowDim(int(s), int(st), int(lo), int(hi), int(wd), int(bd), bool(r))
+                 for s, st, (lo, hi), wd, bd, r in zip(sizes, strides, padding,
+                                                       window_dilation, base_dilation,
+                                                       reversal))
 
 
 # A loop's trip count, when known, spelled as XLA spells it.

@@ -16,7 +16,7 @@ import numpy as np
 
 from flowjit.ir import dtypes
 from flowjit.ir.errors import HloParseError, ShapeError
-from flowjit.ir.attributes import AttrKind, BufferSlice
+from flowjit.ir.attributes import AttrKind, BufferSlice, window
 from flowjit.ir.graph import use_graph
 from flowjit.ir.module import Computation, Instruction, Module, UseCycleError
 from flowjit.ir.ops import OPS, infer_shape, spec
@@ -367,6 +367,44 @@ class _Parser:
         return tuple(BufferSlice(output=True) if out else BufferSlice(int(o), int(s))
                      for o, s, out in parts)
 
+    _WINDOW_FIELD = re.compile(r"(size|stride|pad|lhs_dilate|rhs_dilate|rhs_reversal)="
+                               r"(-?\d+(?:_-?\d+)?(?:x-?\d+(?:_-?\d+)?)*)")
+
+    def decode_window(self, raw: str) -> tuple:
+        """`{size=3x3 stride=2x2 pad=1_1x0_0 ...}` -> WindowDims; every field is checked to
+        name one value per dimension, and nothing but known fields may appear."""
+        body = raw.strip()
+        if not (body.startswith("{") and body.endswith("}")):
+            raise ValueError
+        body = body[1:-1].strip()
+        if not body:
+            return ()
+        fields = {}
+        for part in body.split():
+            match = self._WINDOW_FIELD.fullmatch(part)
+            if match is None or match.group(1) in fields:
+                raise ValueError
+            fields[match.group(1)] = match.group(2).split("x")
+        if "size" not in fields:
+            raise ValueError
+        n = len(fields["size"])
+        if any(len(v) != n for v in fields.values()):
+            raise ValueError
+
+        def ints(name, default):
+            return [int(v) for v in fields[name]] if name in fields else [default] * n
+        pads = ([tuple(int(x) for x in v.split("_")) for v in fields["pad"]]
+                if "pad" in fields else [(0, 0)] * n)
+        if any(len(p) != 2 for p in pads):
+            raise ValueError
+        if any("_" in v for k, vs in fields.items() if k != "pad" for v in vs):
+            raise ValueError
+        reversal = ints("rhs_reversal", 0)
+        if any(r not in (0, 1) for r in reversal):
+            raise ValueError
+        return window(ints("size", 0), ints("stride", 1), pads, ints("rhs_dilate", 1),
+                      ints("lhs_dilate", 1), [bool(r) for r in reversal])
+
     # One decoder per attribute kind, (parser, tokens, word tokens, raw text) -> value: the
     # parser's half of the attribute schema (computations are resolved later).
     DECODERS = {
@@ -380,6 +418,7 @@ class _Parser:
             self.decode_padding(_one(words)) if words else ()),
         AttrKind.TRIP_COUNT: lambda self, tokens, words, raw: self.decode_trip_count(raw),
         AttrKind.BUFFER: lambda self, tokens, words, raw: self.decode_buffer(raw),
+        AttrKind.WINDOW: lambda self, tokens, words, raw: self.decode_window(raw),
     }
 
     def decode_metadata(self, tokens: list[Token]) -> dict:

@@ -62,6 +62,24 @@ def _buffer(value) -> str:
     return parts[0] if len(parts) == 1 else "{" + ",".join(parts) + "}"
 
 
+def _window(dims) -> str:
+    """XLA's spelling: `size` always, every other field only when one dimension departs
+    from its default."""
+    def field(name, values, default, spell=str):
+        return [f"{name}=" + "x".join(spell(v) for v in values)] if any(
+            v != default for v in values) else []
+    if not dims:
+        return "{}"
+    parts = ["size=" + "x".join(str(d.size) for d in dims)]
+    parts += field("stride", [d.stride for d in dims], 1)
+    parts += field("pad", [(d.padding_low, d.padding_high) for d in dims], (0, 0),
+                   lambda p: f"{p[0]}_{p[1]}")
+    parts += field("lhs_dilate", [d.base_dilation for d in dims], 1)
+    parts += field("rhs_dilate", [d.window_dilation for d in dims], 1)
+    parts += field("rhs_reversal", [int(d.reversal) for d in dims], 0)
+    return "{" + " ".join(parts) + "}"
+
+
 # One formatter per attribute kind: the printer's half of the attribute schema.
 FORMATTERS = {
     AttrKind.INT: str,
@@ -75,6 +93,7 @@ FORMATTERS = {
     AttrKind.COMPUTATIONS: lambda callees: "{" + ", ".join("%" + c.name for c in callees) + "}",
     AttrKind.TRIP_COUNT: lambda n: f'{{"known_trip_count":{{"n":"{n}"}}}}',
     AttrKind.BUFFER: _buffer,
+    AttrKind.WINDOW: _window,
 }
 
 

@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from flowjit.ir.attributes import AttrKind, BufferSlice
+from flowjit.ir.attributes import AttrKind, BufferSlice, WindowDim
 from flowjit.ir.errors import ShapeError, VerifierError
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.ops import OPS, infer_shape
@@ -43,6 +43,9 @@ _ATTR_VALUE_OK = {
     AttrKind.SLICE: lambda v: isinstance(v, tuple) and all(_is_int_tuple(r, 3) for r in v),
     AttrKind.PADDING: lambda v: isinstance(v, tuple) and all(_is_int_tuple(r, 3) for r in v),
     AttrKind.TRIP_COUNT: lambda v: _is_int(v) and v >= 0,
+    AttrKind.WINDOW: lambda v: isinstance(v, tuple) and all(
+        isinstance(d, WindowDim) and d.size >= 0 and d.stride >= 1 and d.window_dilation >= 1
+        and d.base_dilation >= 1 for d in v),
     AttrKind.BUFFER: lambda v: isinstance(v, tuple) and all(
         isinstance(b, BufferSlice) and b.offset >= 0 and b.size >= 0 for b in v),
 }

@@ -97,3 +97,46 @@ def test_one_computation_where_the_schema_says_one():
     text = LOOP.replace("body=%body, CONFIG", "body={%body, %cond}")
     with pytest.raises(HloParseError, match="'body' names one computation"):
         parse_module(text)
+
+
+# --- windows (convolution, reduce-window, select-and-scatter) ------------------------------
+from hypothesis import given, strategies as st  # noqa: E402
+
+from flowjit.ir.attributes import AttrKind, WindowDim, window  # noqa: E402
+from flowjit.ir.parser import _Parser  # noqa: E402
+from flowjit.ir.printer import FORMATTERS  # noqa: E402
+
+
+def decode_window(text):
+    return _Parser.decode_window(_Parser, text)
+
+
+@pytest.mark.parametrize("text, dims", [
+    ("{size=3x3 stride=2x2 pad=1_1x1_1}", window((3, 3), (2, 2), ((1, 1), (1, 1)))),
+    ("{size=2x1 lhs_dilate=2x1 rhs_dilate=1x3}",
+     window((2, 1), window_dilation=(1, 3), base_dilation=(2, 1))),
+    ("{size=1x4 pad=0_0x-1_3 rhs_reversal=0x1}",
+     window((1, 4), padding=((0, 0), (-1, 3)), reversal=(False, True))),
+    ("{size=5}", (WindowDim(5),)),
+    ("{}", ()),
+])
+def test_a_window_reads_and_prints_as_xla_spells_it(text, dims):
+    assert decode_window(text) == dims
+    assert FORMATTERS[AttrKind.WINDOW](dims) == text
+
+
+@pytest.mark.parametrize("text", ["{stride=2}", "{size=3x3 stride=2}", "{size=3 pad=1}",
+                                  "{size=3 size=3}", "{size=3 wobble=1}", "{size=3x}",
+                                  "size=3", "{size=3 rhs_reversal=2}", "{size=3_1}"])
+def test_a_malformed_window_is_rejected(text):
+    with pytest.raises(ValueError):
+        decode_window(text)
+
+
+_dim = st.builds(WindowDim, st.integers(0, 9), st.integers(1, 4), st.integers(-3, 5),
+                 st.integers(-3, 5), st.integers(1, 3), st.integers(1, 3), st.booleans())
+
+
+@given(st.lists(_dim, max_size=4).map(tuple))
+def test_any_window_round_trips(dims):
+    assert decode_window(FORMATTERS[AttrKind.WINDOW](dims)) == dims
