@@ -2,6 +2,7 @@
 `entry(ptr slots)` function that calls them all in order (one call from the runtime)."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -12,6 +13,7 @@ from flowjit.codegen.dot import (emit_gemm, epilogue_of, gemm_plan, row_alignmen
                                  row_split)
 from flowjit.codegen.parallel import MIN_PARALLEL_WORK, parallel_for, thread_count
 from flowjit.codegen.parallel import kernel_type as parallel_kernel_type
+from flowjit.codegen.profile import StepTimer
 from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, ElementalEmitter,
                                        RowCache, emit_scalar_computation, is_elemental,
                                        linearize, load_element, scatter_target)
@@ -53,7 +55,8 @@ class ModuleLowering:
 
     def __init__(self, module: Module, slots_of: Callable[[Instruction], list[int]],
                  num_slots: int, triple: str = "", data_layout: str = "",
-                 boxed_slots: frozenset = frozenset(), data_offset: int = 0):
+                 boxed_slots: frozenset = frozenset(), data_offset: int = 0,
+                 profile: bool = False):
         self.module = module
         self.slots_of = slots_of
         self.num_slots = num_slots
@@ -74,6 +77,9 @@ class ModuleLowering:
         self.kernel_names: dict[tuple, str] = {}
         self.structure_memo: dict[int, tuple] = {}
         self.parallel_wrappers: dict[str, llvm_ir.Function] = {}
+        # Profile mode: each step is timed into a counters array held in one more slot.
+        self.timer = StepTimer(self.llvm) if profile else None
+        self.profile_slot = num_slots
 
     def lower(self) -> llvm_ir.Module:
         """The LLVM module: one function per kernel and `entry(ptr slots)` running them
@@ -193,10 +199,27 @@ class ModuleLowering:
     def emit_call(self, inst: Instruction) -> None:
         self.emit_program(inst.calls["to_apply"])
 
+    def timed(self, what: str, inst: Instruction, source_lines=()):
+        """In profile mode, time what is emitted inside as one step; else nothing."""
+        if self.timer is None:
+            return contextlib.nullcontext()
+        timespec = self.loads.alloca(llvm_ir.IntType(64), size=i64(2), name="timespec")
+        return self.timer.around(self.b, self.slot(self.profile_slot), timespec,
+                                 self.timer.site(what, inst.name, source_lines))
+
+    def inside(self, description: str):
+        return self.timer.inside(description) if self.timer else contextlib.nullcontext()
+
     def emit_kernel_call(self, inst: Instruction) -> None:
         """One kernel computing `inst`, and its call (split across threads by rows)."""
         info = self.lower_instruction(inst)
         self.kernels.append(info)
+        kind = inst.attrs.get("kind")
+        what = f"{info.name} ({inst.opcode}{' ' + kind if kind else ''})"
+        with self.timed(what, inst, info.source_lines):
+            self.call_kernel(info)
+
+    def call_kernel(self, info: KernelInfo) -> None:
         kernel = self.llvm.globals[info.name]
         pointers = [self.slot(k) for k in info.output_slots + info.input_slots]
         if info.parallel_rows:
@@ -235,21 +258,25 @@ class ModuleLowering:
         b = self.b
         state = self.slots_of(inst)
         shapes = leaves(inst.shape)
-        self.copy_slots(self.slots_of(inst.operands[0]), state, shapes)
+        with self.timed("copy into loop state", inst):
+            self.copy_slots(self.slots_of(inst.operands[0]), state, shapes)
         header = b.append_basic_block("while.header")
         body = b.append_basic_block("while.body")
         done = b.append_basic_block("while.exit")
         b.branch(header)
         b.position_at_end(header)
         condition = inst.calls["condition"]
-        self.emit_program(condition)
+        loop_body = inst.calls["body"]
+        with self.inside(f"while %{inst.name} condition"):
+            self.emit_program(condition)
         (pred_slot,) = self.slots_of(condition.root)
         flag = b.load(self.slot(pred_slot), typ=llvm_ir.IntType(8))
         b.cbranch(b.icmp_unsigned("!=", flag, llvm_ir.Constant(flag.type, 0)), body, done)
         b.position_at_end(body)
-        loop_body = inst.calls["body"]
-        self.emit_program(loop_body)
-        self.copy_slots(self.slots_of(loop_body.root), state, shapes)
+        with self.inside(f"while %{inst.name} body"):
+            self.emit_program(loop_body)
+            with self.timed("copy of loop state", loop_body.root):
+                self.copy_slots(self.slots_of(loop_body.root), state, shapes)
         b.branch(header)
         b.position_at_end(done)
 
@@ -271,10 +298,12 @@ class ModuleLowering:
         for k, block in enumerate(blocks[:-1]):
             switch.add_case(llvm_ir.Constant(llvm_ir.IntType(32), k), block)
         outputs = self.slots_of(inst)
-        for block, branch in zip(blocks, branches):
+        for k, (block, branch) in enumerate(zip(blocks, branches)):
             b.position_at_end(block)
-            self.emit_program(branch)
-            self.copy_slots(self.slots_of(branch.root), outputs, leaves(inst.shape))
+            with self.inside(f"branch {k} of %{inst.name}"):
+                self.emit_program(branch)
+                with self.timed("copy of branch result", branch.root):
+                    self.copy_slots(self.slots_of(branch.root), outputs, leaves(inst.shape))
             b.branch(merge)
         b.position_at_end(merge)
 

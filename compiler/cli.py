@@ -174,7 +174,8 @@ def cmd_dump(args) -> int:
     trace_time = time.perf_counter() - start
     module = lowered.module
     if args.after is None and not (args.diff or args.explain_fusion or args.timings
-                                   or args.stage != "hlo" or args.target_device != "cpu"):
+                                   or args.profile or args.stage != "hlo"
+                                   or args.target_device != "cpu"):
         print(module.to_text(metadata=not args.no_metadata), end="")
         return 0
     manager = PassManager(pipeline_for(args.opt_level), verify=True)
@@ -206,6 +207,8 @@ def cmd_dump(args) -> int:
         from flowjit.runtime.executable import compile_module
         executable = compile_module(optimized)
         print(executable.llvm_ir if args.stage == "llvm" else executable.optimized_llvm_ir)
+    if args.profile:
+        print(jitted.profile(*arrays, runs=args.profile))
     if args.timings:
         from flowjit.runtime.executable import compile_module
         start = time.perf_counter()
@@ -218,7 +221,7 @@ def cmd_dump(args) -> int:
             print(f"{stage}: {seconds * 1e3:.2f} ms")
         print(f"backend total: {total * 1e3:.2f} ms")
     if args.after is None and args.stage == "hlo" and args.target_device == "cpu" and not (
-            args.diff or args.explain_fusion or args.timings):
+            args.diff or args.explain_fusion or args.timings or args.profile):
         print(optimized.to_text(), end="")
     return 0
 
@@ -272,6 +275,9 @@ def cmd_run(args) -> int:
     optimized, _ = optimize(module, opt_level=args.opt_level)
     executable = compile_module(optimized)
     outputs = executable(*inputs)
+    if args.profile:
+        from flowjit.runtime.executable import profile_run
+        print(profile_run(compile_module(optimized, profile=True), inputs, args.profile))
     if args.out:
         try:
             np.savez(args.out, **{f"r{i}": o for i, o in enumerate(outputs)})
@@ -361,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--explain-fusion", action="store_true", help="say why each "
                       "producer/consumer pair was or was not fused")
     dump.add_argument("--timings", action="store_true", help="time each compile stage")
+    dump.add_argument("--profile", type=int, nargs="?", const=10, default=0, metavar="RUNS",
+                      help="run the program RUNS times (10) and time each kernel and "
+                           "loop-state copy, inside loops too")
     dump.add_argument("--stage", choices=["hlo", "llvm", "asm", "ptx"], default="hlo",
                       help="hlo (default), llvm (LLVM IR), asm (optimized LLVM IR), ptx")
     dump.add_argument("--target", dest="target_device", choices=["cpu", "cuda"],
@@ -380,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--check", action="store_true", help="also evaluate with the reference "
                      "(numpy) semantics and print the largest error per output")
     run.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2])
+    run.add_argument("--profile", type=int, nargs="?", const=10, default=0, metavar="RUNS",
+                     help="time each kernel and loop-state copy over RUNS runs (10)")
     run.set_defaults(handler=cmd_run)
 
     opt = sub.add_parser("opt", help="apply named passes to an HLO file and print it")

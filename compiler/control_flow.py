@@ -228,9 +228,11 @@ def _counter_dtype(lower: Any, upper: Any) -> np.dtype:
     return dtype
 
 
-def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any) -> Any:
+def fori_loop(lower: Any, upper: Any, body_fun: Callable, init_val: Any, *,
+              unroll: Any = None) -> Any:
     """`for i in range(lower, upper): val = body_fun(i, val)`, compiled as one `while` whose
-    counter is state element 0; with concrete bounds the trip count is marked in the IR."""
+    counter is state element 0; with concrete bounds the trip count is marked in the IR.
+    (`unroll` is accepted for JAX's signature; the loop is compiled rolled.)"""
     dtype = _counter_dtype(lower, upper)
     if current_trace() is None:
         val = init_val
@@ -417,8 +419,10 @@ def _scan_eager(f: Callable, init: Any, x_leaves: list, x_tree, n: int, reverse:
                                           for column in columns])
 
 
-def scan(f: Callable, init: Any, xs: Any, length: Optional[int] = None, reverse: bool = False):
+def scan(f: Callable, init: Any, xs: Any = None, length: Optional[int] = None,
+         reverse: bool = False, unroll: Any = 1, _split_transpose: bool = False):
     """Loop `carry, y = f(carry, x)` over the leading axis of xs; returns (carry, stacked ys).
+    (`unroll` and `_split_transpose` are accepted for JAX's signature; the loop is rolled.)
 
     Compiled as a `while` over an s32 index: xs are read with dynamic-slice and the ys written
     with dynamic-update-slice into buffers carried in the loop state."""

@@ -74,6 +74,17 @@ class Compiled:
         """The optimized HLO text (fusions and buffer assignments visible)."""
         return self.module.to_text()
 
+    def profile(self, *leaves: Any, runs: int = 10):
+        """Time per step (kernel, loop-state copy) of this program, inside loops too: the
+        same optimized module compiled once more with timers around its steps, run `runs`
+        times after a warm-up. CPU only."""
+        from flowjit.runtime.executable import compile_module, profile_run
+        if self.executable.__class__.__name__ == "CudaExecutable":
+            raise NotImplementedError("profile() times CPU programs; on the GPU use nsys")
+        if getattr(self, "_profiling", None) is None:
+            self._profiling = compile_module(self.module, profile=True)
+        return profile_run(self._profiling, list(leaves), runs)
+
     def memory_analysis(self):
         from flowjit.passes import memory_analysis
         return memory_analysis(self.module)
@@ -229,6 +240,12 @@ class Jitted:
             lowered = Lowered(self, traced, key, time.perf_counter() - start)
             self._lowered[key] = lowered
         return lowered
+
+    def profile(self, *args: Any, runs: int = 10, **kwargs: Any):
+        """Where the time goes for these arguments: milliseconds per run of each kernel and
+        loop-state copy, with the loop it sits in and the source line (print the result)."""
+        leaves = self._split(args, kwargs)[1]
+        return self.lower(*args, **kwargs).compile().profile(*leaves, runs=runs)
 
     def _call_with_keywords(self, positional: tuple, keywords: dict) -> Any:
         return self.fun(*positional, **keywords)

@@ -518,3 +518,19 @@ def bitcast_convert_type(operand, new_dtype):
 
 
 bitcast_convert = bitcast_convert_type
+
+
+# Control flow lives in flowjit.control_flow (which builds on this module); jax.lax users
+# find it here too.
+_CONTROL_FLOW = ("cond", "fori_loop", "scan", "switch", "while_loop")
+
+
+def __getattr__(name: str):
+    if name in _CONTROL_FLOW:
+        from flowjit import control_flow
+        return getattr(control_flow, name)
+    raise AttributeError(f"module 'flowjit.lax' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_CONTROL_FLOW))

@@ -36,7 +36,7 @@ PARALLEL_COMPILE_SIZE = 200
 class Executable:
     """A module compiled for the host CPU. Call it with numpy arrays, one per parameter."""
 
-    def __init__(self, module: Module, llvm_opt_level: int = 3):
+    def __init__(self, module: Module, llvm_opt_level: int = 3, profile: bool = False):
         timings = {}
         start = time.perf_counter()
         start_compile_workers()   # they start up while we lower the module
@@ -56,9 +56,14 @@ class Executable:
                                                                  self._fresh_outputs) if fresh}
                  if self._boxed else set())
         lowering = ModuleLowering(module, self._slots_of, self.plan.num_slots, host_triple(),
-                                  host_data_layout(), frozenset(boxed), DATA_OFFSET or 0)
+                                  host_data_layout(), frozenset(boxed), DATA_OFFSET or 0,
+                                  profile=profile)
         self.llvm_ir = str(lowering.lower())
         self.kernels = lowering.kernels
+        # Profile mode: the program adds ns and calls per step into this (one more slot).
+        self.profile_sites = lowering.timer.sites if profile else None
+        self.profile_counters = (np.zeros(2 * len(self.profile_sites), np.int64)
+                                 if profile else None)
         # A large module is compiled as several LLVM modules at once, one per core.
         parts = lowering.split(compile_jobs() if lowering.size() >= PARALLEL_COMPILE_SIZE
                                else 1)
@@ -79,7 +84,9 @@ class Executable:
         self._arena = np.empty(self.plan.arena_size + ALIGN, dtype=np.uint8)
         arena_base = self._arena.ctypes.data
         arena_base += (-arena_base) % ALIGN
-        self._table = (ctypes.c_void_p * max(self.plan.num_slots, 1))()
+        self._table = (ctypes.c_void_p * max(self.plan.num_slots + bool(profile), 1))()
+        if profile:
+            self._table[self.plan.num_slots] = self.profile_counters.ctypes.data
         for slot, array in self.plan.constants.items():
             self._table[slot] = array.ctypes.data
         for slot, offset in self.plan.arena_offsets.items():
@@ -155,9 +162,27 @@ class Executable:
                              count=shape.size).reshape(shape.dims)
 
 
-def compile_module(module: Module, llvm_opt_level: int = 3) -> Executable:
-    """Compile a (fused, scheduled) module for the host CPU."""
-    return Executable(module, llvm_opt_level)
+def compile_module(module: Module, llvm_opt_level: int = 3,
+                   profile: bool = False) -> Executable:
+    """Compile a (fused, scheduled) module for the host CPU (with `profile`, a program that
+    times each of its steps: see `profile_run`)."""
+    return Executable(module, llvm_opt_level, profile)
+
+
+def profile_run(executable: Executable, args: list, runs: int = 10):
+    """Run a profiling executable `runs` times after one warm-up run; the time per step."""
+    from flowjit.codegen.profile import report
+    if executable.profile_counters is None:
+        raise ValueError("this executable was not compiled with profile=True")
+    executable(*args)
+    executable.profile_counters[:] = 0
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        executable(*args)
+        times.append(time.perf_counter() - start)
+    return report(executable.profile_sites, executable.profile_counters.copy(), runs,
+                  sum(times) / runs)
 
 
 def _released(spares: list[np.ndarray], array_type: type) -> Optional[np.ndarray]:

@@ -20,6 +20,8 @@ PLACEMENT_KEYWORDS = {"out_sharding", "sharding"}
 EXCEPTIONS = {
     "reduce": "computation is a monoid (lax.add, lax.max, ... or an opcode name), not any "
               "traced function",
+    "cond": "JAX's deprecated `operand=` keyword is not taken",
+    "switch": "JAX's deprecated `operand=` keyword is not taken",
 }
 
 
@@ -29,7 +31,8 @@ def _public_functions():
         value = getattr(flax, name)
         if name.startswith("_") or not callable(value) or isinstance(value, type):
             continue
-        if getattr(value, "__module__", None) != "flowjit.lax":
+        if (getattr(value, "__module__", None) != "flowjit.lax"
+                and name not in flax._CONTROL_FLOW):
             continue
         names.append(name)
     return names
