@@ -19,6 +19,7 @@ from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, Elementa
                                        linearize, load_element, scatter_target)
 from flowjit.codegen.scalar_ops import ScalarContext, convert, to_memory
 from flowjit.codegen.llvm_types import PTR, i64, memory_type
+from flowjit.ir.buffers import updated_operand
 from flowjit.ir.dtypes import DType
 from flowjit.ir.graph import post_order, structure_key
 from flowjit.ir.module import Instruction, Module
@@ -350,7 +351,13 @@ class ModuleLowering:
         outputs = pointers[:len(out_slots)]
         inputs = pointers[len(out_slots):]
         if inst.opcode == "scatter":
-            self.emit_scatter(ctx, inst, outputs[0], inputs)
+            self.emit_scatter(ctx, inst, outputs[0], inputs,
+                              in_place=out_slots[0] == in_slots[0])
+        elif self.update_in_place(inst) is not None:
+            buffers = ({id(p): inputs[p.attrs["number"]]
+                        for p in inst.calls["calls"].parameters} if inst.opcode == "fusion"
+                       else {id(o): p for o, p in zip(operands, inputs)})
+            self.emit_update(ctx, self.update_in_place(inst), outputs[0], buffers)
         elif inst.opcode == "dot" and gemm_plan(inst) is not None:
             emit_gemm(ctx, gemm_plan(inst), outputs[0], inputs[0], inputs[1], rows)
         elif inst.opcode == "fusion" and self.output_fusion_dot(inst) is not None:
@@ -376,6 +383,46 @@ class ModuleLowering:
         builder.ret_void()
         return info
 
+    def update_in_place(self, inst: Instruction) -> Optional[Instruction]:
+        """The dynamic-update-slice `inst` computes in its operand's buffer (the buffer plan
+        gave them one slot, ir/buffers.py), if any: then only the update is written."""
+        k = updated_operand(inst)
+        if k is None or inst.opcode == "scatter":
+            return None
+        if self.slots_of(inst.operands[k]) != self.slots_of(inst):
+            return None
+        return inst if inst.opcode == "dynamic-update-slice" else inst.calls["calls"].root
+
+    def emit_update(self, ctx: ScalarContext, dus: Instruction, out, buffers: dict) -> None:
+        """out[start + i] = update[i] over the update's elements only: `out` already holds
+        the operand (dynamic-update-slice in place)."""
+        operand, update, *starts = dus.operands
+        emitter = ElementalEmitter(ctx, _no_parameters, self.constants, buffers)
+        b = ctx.builder
+        begins = []
+        for start, dim, size in zip(starts, operand.shape.dims, update.shape.dims):
+            value = convert(ctx, emitter.value(start, []), start.shape.dtype, DType.S64)
+            begins.append(emitter.clamp(value, 0, dim - size))
+        dtype = operand.shape.dtype
+        index: list = []
+
+        def nest(level: int) -> None:
+            if level == update.shape.rank:
+                value = emitter.value(update, list(index))
+                target = [b.add(i, begin) for i, begin in zip(index, begins)]
+                address = b.gep(out, [linearize(b, target, operand.shape.dims)], inbounds=True,
+                                source_etype=memory_type(dtype))
+                b.store(to_memory(ctx, value, dtype), address)
+                return
+            with for_range(b, update.shape.dims[level], name=f"u{level}") as var:
+                index.append(var)
+                emitter.push_scope()
+                nest(level + 1)
+                emitter.pop_scope()
+                index.pop()
+        if update.shape.size:
+            nest(0)
+
     def gemm_of(self, inst: Instruction):
         """The row-major product `inst` computes (a dot, or an output fusion's), if any."""
         if inst.opcode == "dot":
@@ -393,6 +440,8 @@ class ModuleLowering:
         output elements times the instructions computed per element."""
         if thread_count() < 2 or inst.shape.is_tuple or inst.shape.rank == 0:
             return 0
+        if self.update_in_place(inst) is not None:
+            return 0   # writes only its update: small work
         if inst.opcode not in ("fusion",) and not is_elemental(inst):
             return 0
         plan = self.gemm_of(inst)
@@ -482,14 +531,16 @@ class ModuleLowering:
             if all(s.size > 0 for s in (out_shapes[k] for k in group)):
                 nest(0)
 
-    def emit_scatter(self, ctx: ScalarContext, inst: Instruction, out, inputs: list) -> None:
-        """Copy the operand, then combine every in-bounds update window into it (XLA)."""
+    def emit_scatter(self, ctx: ScalarContext, inst: Instruction, out, inputs: list,
+                     in_place: bool = False) -> None:
+        """Copy the operand (unless `out` is its buffer), then combine every in-bounds update
+        window into it (XLA)."""
         operand, indices, updates = inst.operands
         op_ptr, idx_ptr, upd_ptr = inputs
         b = ctx.builder
         shape = operand.shape
         nbytes = shape.nbytes
-        if nbytes:
+        if nbytes and not in_place:
             memmove = ctx.declare("llvm.memmove.p0.p0.i64", llvm_ir.VoidType(),
                                   [PTR, PTR, llvm_ir.IntType(64), llvm_ir.IntType(1)])
             b.call(memmove, [out, op_ptr, i64(nbytes), llvm_ir.Constant(llvm_ir.IntType(1), 0)])

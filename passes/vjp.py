@@ -177,7 +177,22 @@ class Emitter:
             return [self.merge(s, o, n) for s, o, n in zip(shape.elements, old, new)]
         if new.shape != shape:
             new = self.convert(new, shape.dtype)
-        return new if old is None else self.add(old, new)
+        if old is None:
+            return new
+        for sparse, dense in ((new, old), (old, new)):
+            if _is_window_of_zeros(sparse):
+                return self.add_window(dense, sparse)
+        return self.add(old, new)
+
+    def add_window(self, dense: Instruction, window: Instruction) -> Instruction:
+        """dense + dynamic-update-slice(zeros, u, starts), as the update of only the window:
+        dynamic-update-slice(dense, dynamic-slice(dense, starts) + u, starts). (A loop's
+        gradient adds one step's slice of a stacked cotangent per iteration: this way it
+        touches the slice, not the whole stack, and runs in place.)"""
+        _, update, *starts = window.operands
+        current = self.op("dynamic-slice", dense, *starts,
+                          dynamic_slice_sizes=tuple(update.shape.dims))
+        return self.op("dynamic-update-slice", dense, self.add(current, update), *starts)
 
     def inline(self, comp: Computation, args: Sequence[Instruction]) -> Instruction:
         """Copy `comp`'s instructions here on `args`; returns the copy of its root."""
@@ -212,6 +227,17 @@ class Emitter:
         comp = self.b.finish(root)
         self.extra.append(comp)
         return comp
+
+
+def _is_window_of_zeros(inst: Instruction) -> bool:
+    """A dynamic-update-slice into an array of zeros (the cotangent of a dynamic-slice)."""
+    if inst.opcode != "dynamic-update-slice":
+        return False
+    base = inst.operands[0]
+    if base.opcode == "broadcast":
+        base = base.operands[0]
+    return (base.opcode == "constant" and base.literal is not None
+            and not np.any(np.asarray(base.literal)))
 
 
 def no_rule_error(inst: Instruction) -> NonDifferentiableError:
