@@ -140,18 +140,19 @@ def row_alignment(plan: GemmPlan) -> int:
     return BLAS_ROW_TILE // math.gcd(per_row, BLAS_ROW_TILE)
 
 
-def emit_gemm(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, rows=None) -> None:
-    """out = lhs @ rhs, through BLAS when it is there, else a loop LLVM vectorizes; with
-    `rows` (begin, end), only those rows of the output (a single product, split by
-    row_split)."""
+def emit_gemm(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, rows=None,
+              accumulate: bool = False) -> None:
+    """out = lhs @ rhs (out += lhs @ rhs with `accumulate`), through BLAS when it is there,
+    else a loop LLVM vectorizes; with `rows` (begin, end), only those rows of the output (a
+    single product, split by row_split)."""
     if uses_blas(plan):
-        _emit_blas(ctx, plan, out, lhs, rhs, gemm_symbols(), rows)
+        _emit_blas(ctx, plan, out, lhs, rhs, gemm_symbols(), rows, accumulate)
     else:
-        _emit_loops(ctx, plan, out, lhs, rhs)
+        _emit_loops(ctx, plan, out, lhs, rhs, accumulate)
 
 
 def _emit_blas(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, symbols,
-               rows=None) -> None:
+               rows=None, accumulate: bool = False) -> None:
     b = ctx.builder
     sname, dname, bits = symbols
     int_t = I64 if bits == 64 else I32
@@ -190,11 +191,13 @@ def _emit_blas(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs, symbols,
             llvm_ir.Constant(int_t, plan.k), llvm_ir.Constant(scalar, 1.0),
             at(lhs, plan.m * plan.k, lhs_start), llvm_ir.Constant(int_t, lda),
             at(rhs, plan.k * plan.n, i64(0)), llvm_ir.Constant(int_t, ldb),
-            llvm_ir.Constant(scalar, 0.0), at(out, plan.m * plan.n, out_start),
+            llvm_ir.Constant(scalar, 1.0 if accumulate else 0.0),
+            at(out, plan.m * plan.n, out_start),
             llvm_ir.Constant(int_t, plan.n)])
 
 
-def _emit_loops(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs) -> None:
+def _emit_loops(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs,
+                accumulate: bool = False) -> None:
     """for i: row = 0; for k: row += lhs[i,k] * rhs[k,:] — the j loop is contiguous."""
     b = ctx.builder
     scalar = F32 if plan.dtype is DType.F32 else F64
@@ -208,8 +211,10 @@ def _emit_loops(ctx: ScalarContext, plan: GemmPlan, out, lhs, rhs) -> None:
         rhs_base = b.mul(batch, i64(k * n))
         with for_range(b, m, "mm.i") as i:
             row = b.mul(i, i64(n))
-            with for_range(b, n, "mm.z") as j:
-                b.store(llvm_ir.Constant(scalar, 0.0), element(out, out_base, b.add(row, j)))
+            if not accumulate:
+                with for_range(b, n, "mm.z") as j:
+                    b.store(llvm_ir.Constant(scalar, 0.0),
+                            element(out, out_base, b.add(row, j)))
             with for_range(b, k, "mm.k") as kk:
                 a_index = b.add(b.mul(kk, i64(m)), i) if plan.lhs_transposed else b.add(
                     b.mul(i, i64(k)), kk)

@@ -19,7 +19,7 @@ from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, Elementa
                                        linearize, load_element, scatter_target)
 from flowjit.codegen.scalar_ops import ScalarContext, convert, to_memory
 from flowjit.codegen.llvm_types import PTR, i64, memory_type
-from flowjit.ir.buffers import updated_operand
+from flowjit.ir.buffers import accumulated_parameter, updated_operand
 from flowjit.ir.dtypes import DType
 from flowjit.ir.graph import post_order, structure_key
 from flowjit.ir.module import Instruction, Module
@@ -360,6 +360,13 @@ class ModuleLowering:
             self.emit_update(ctx, self.update_in_place(inst), outputs[0], buffers)
         elif inst.opcode == "dot" and gemm_plan(inst) is not None:
             emit_gemm(ctx, gemm_plan(inst), outputs[0], inputs[0], inputs[1], rows)
+        elif self.accumulates_in_place(inst):
+            comp = inst.calls["calls"]
+            dot = self.output_fusion_dot(inst)
+            params = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
+            # out already holds the accumulator (its buffer): out += product.
+            emit_gemm(ctx, gemm_plan(dot), outputs[0], params[id(dot.operands[0])],
+                      params[id(dot.operands[1])], rows, accumulate=True)
         elif inst.opcode == "fusion" and self.output_fusion_dot(inst) is not None:
             comp = inst.calls["calls"]
             dot = self.output_fusion_dot(inst)
@@ -391,7 +398,16 @@ class ModuleLowering:
             return None
         if self.slots_of(inst.operands[k]) != self.slots_of(inst):
             return None
-        return inst if inst.opcode == "dynamic-update-slice" else inst.calls["calls"].root
+        dus = inst if inst.opcode != "fusion" else inst.calls["calls"].root
+        return dus if dus.opcode == "dynamic-update-slice" else None
+
+    def accumulates_in_place(self, inst: Instruction) -> bool:
+        """A fused `acc + dot(a, b)` whose output shares acc's buffer: a GEMM with beta=1."""
+        if inst.opcode != "fusion" or self.output_fusion_dot(inst) is None:
+            return False
+        acc = accumulated_parameter(inst.calls["calls"])
+        return (acc is not None and self.slots_of(inst.operands[acc.attrs["number"]])
+                == self.slots_of(inst))
 
     def emit_update(self, ctx: ScalarContext, dus: Instruction, out, buffers: dict) -> None:
         """out[start + i] = update[i] over the update's elements only: `out` already holds

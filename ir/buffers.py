@@ -114,6 +114,9 @@ def updated_operand(inst: Instruction) -> Optional[int]:
         return None
     comp = inst.calls["calls"]
     root = comp.root
+    accumulator = accumulated_parameter(comp)
+    if accumulator is not None:
+        return accumulator.attrs["number"]
     if root.opcode != "dynamic-update-slice" or root.operands[0].opcode != "parameter":
         return None
     target, update, *starts = root.operands
@@ -130,6 +133,22 @@ def updated_operand(inst: Instruction) -> Optional[int]:
     if window_reads and not _elementwise_from(update, set(map(id, window_reads))):
         return None
     return target.attrs["number"]
+
+
+def accumulated_parameter(comp) -> Optional[Instruction]:
+    """The parameter P of a fused `P + dot(a, b)` that nothing else in the fusion reads: the
+    product can be added into P's buffer in place (a GEMM with beta = 1), as a loop's
+    gradient accumulates a weight's gradient step by step."""
+    root = comp.root
+    if root.opcode != "add" or root.shape.is_tuple:
+        return None
+    for acc, product in (root.operands, reversed(root.operands)):
+        if (acc.opcode == "parameter" and product.opcode == "dot" and acc is not product
+                and acc.shape == root.shape == product.shape
+                and not any((acc in i.operands or product in i.operands)
+                            for i in comp.instructions if i is not root)):
+            return acc
+    return None
 
 
 def _elementwise_from(value: Instruction, sources: set) -> bool:

@@ -224,8 +224,20 @@ def _can_fuse(producer, consumer, group, users, grouped, shared,
     if consumer.opcode == "dot" and producer.shape.size > 1:
         return False, "dot operands are read many times: kept in memory"
     if outside:
+        keeper = next((u for u in outside if _never_fuses(producer, u)), None)
+        if keeper is not None and producer.shape.size > 1:
+            return False, (f"materialized anyway for {keeper.opcode} %{keeper.name}: read "
+                           "from memory, not computed twice")
         return True, f"cheap {op}: duplicated into this fusion ({len(outside)} other user(s))"
     return True, f"{op} has no other users"
+
+
+def _never_fuses(producer: Instruction, user: Instruction) -> bool:
+    """Whether `user` needs `producer` in memory whatever the fusion pass decides: a dot
+    reads its operands many times; ops that run as their own step read buffers."""
+    if user.opcode == "dot":
+        return True
+    return not spec(user.opcode).fusible and user.opcode not in ("tuple", "get-tuple-element")
 
 
 def _materialize(group: Group, position: dict, module: Module,

@@ -140,3 +140,18 @@ def test_any_sequence_of_window_updates_and_reads_matches_numpy(steps):
     np.testing.assert_array_equal(got, want)
     for g, w in zip(got_reads, want_reads):
         np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("m, k, n", [(4, 2, 4), (64, 32, 96), (256, 32, 1024)])
+def test_a_product_added_to_a_loop_accumulator_is_a_gemm_into_it(m, k, n):
+    """acc + a.T @ b_i in a loop (a weight's gradient over time steps): the product is added
+    straight into the accumulator's buffer (beta = 1), small (loops) and large (BLAS)."""
+    def f(acc, a, b):
+        return lax.fori_loop(0, 3, lambda i, c: c + a.T @ (b * i.astype(jnp.float32)), acc)
+    rng = np.random.default_rng(m)
+    acc = rng.standard_normal((m, n), dtype=F32)
+    a, b = rng.standard_normal((k, m), dtype=F32), rng.standard_normal((k, n), dtype=F32)
+    total, shared = updates_in_place(compiled_module(f, acc, a, b))
+    assert total >= 1 and shared == total
+    want = acc.astype(np.float64) + 3 * (a.astype(np.float64).T @ b)
+    np.testing.assert_allclose(flowjit.jit(f)(acc, a, b), want, rtol=1e-4, atol=1e-3)
