@@ -327,12 +327,27 @@ class ModuleLowering:
         self.kernel_names[key] = name
         if info.parallel_rows:
             # (ptr args, i64 begin, i64 end): rows [begin, end) of the output, on any thread.
-            fn = llvm_ir.Function(self.llvm, parallel_kernel_type(), name)
+            # It calls the body with the pointers as arguments, marked noalias: pointers
+            # loaded from a table carry no such promise, and without it LLVM neither
+            # vectorizes the loops nor hoists loads out of them.
+            entry_fn = llvm_ir.Function(self.llvm, parallel_kernel_type(), name)
+            entry_fn.linkage = "internal"
+            entry_fn.attributes.add("nounwind")
+            caller = llvm_ir.IRBuilder(entry_fn.append_basic_block("entry"))
+            table, begin, end = entry_fn.args
+            loaded = [caller.load(caller.gep(table, [i64(k)], source_etype=PTR), typ=PTR)
+                      for k in range(n_args)]
+            fn = llvm_ir.Function(self.llvm, llvm_ir.FunctionType(
+                llvm_ir.VoidType(), [PTR] * n_args + [llvm_ir.IntType(64)] * 2), name + ".rows")
+            for arg in fn.args[:n_args]:
+                if not aliased:
+                    arg.add_attribute("noalias")
+            fn.attributes.add("alwaysinline")
+            caller.call(fn, loaded + [begin, end])
+            caller.ret_void()
             builder = llvm_ir.IRBuilder(fn.append_basic_block("entry"))
-            table, begin, end = fn.args
-            pointers = [builder.load(builder.gep(table, [i64(k)], source_etype=PTR), typ=PTR)
-                        for k in range(n_args)]
-            rows = (begin, end)
+            pointers = list(fn.args[:n_args])
+            rows = (fn.args[n_args], fn.args[n_args + 1])
         else:
             fn_type = llvm_ir.FunctionType(llvm_ir.VoidType(), [PTR] * n_args)
             fn = llvm_ir.Function(self.llvm, fn_type, name)
@@ -346,7 +361,7 @@ class ModuleLowering:
         fn.attributes.add("nounwind")
         # Each kernel is optimized on its own: LLVM's loop passes slow down on one huge
         # function (all kernels inlined into entry took ~20% longer to compile).
-        fn.attributes.add("noinline")
+        (entry_fn if info.parallel_rows else fn).attributes.add("noinline")
         ctx = ScalarContext(builder, self.llvm)
         outputs = pointers[:len(out_slots)]
         inputs = pointers[len(out_slots):]
@@ -380,7 +395,14 @@ class ModuleLowering:
         elif inst.opcode == "fusion":
             comp = inst.calls["calls"]
             params = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
-            self.emit_loop_nest(ctx, comp.root, outputs, params, rows)
+            pieces = _concatenated_pieces(comp, rows)
+            if pieces is None:
+                self.emit_loop_nest(ctx, comp.root, outputs, params, rows)
+            for piece, offsets in pieces or ():
+                # One loop per part of a concatenation, each storing at its offset: no test
+                # of which part an element is in, and loops LLVM vectorizes.
+                self.emit_loop_nest(ctx, piece, outputs, params, rows,
+                                    into=(comp.root.shape.dims, offsets))
         elif is_elemental(inst):
             buffers = {id(o): p for o, p in zip(operands, inputs)}
             self.emit_loop_nest(ctx, inst, outputs, buffers, rows)
@@ -491,8 +513,9 @@ class ModuleLowering:
         return dot
 
     def emit_loop_nest(self, ctx: ScalarContext, root: Instruction, outputs: list,
-                       buffers: dict, rows=None) -> None:
-        """for each output index: out[index] = value(root, index)."""
+                       buffers: dict, rows=None, into=None) -> None:
+        """for each output index: out[index] = value(root, index). With `into` (dims,
+        offsets), `root` is one part of a larger output of `dims`, stored at index + offsets."""
         out_shapes = leaves(root.shape)
         groups = [list(range(len(out_shapes)))]
         if len({s.dims for s in out_shapes}) > 1:
@@ -515,10 +538,14 @@ class ModuleLowering:
                 if level == len(dims):
                     value = emitter.value(root, index)
                     values = value if isinstance(value, list) else [value]
+                    target, target_dims = index, dims
+                    if into is not None:
+                        target_dims, offsets = into
+                        target = [b.add(i, i64(o)) if o else i for i, o in zip(index, offsets)]
                     for k in group:
                         shape = out_shapes[k]
                         stored = to_memory(ctx, values[k], shape.dtype)
-                        address = b.gep(outputs[k], [linearize(b, index, dims)],
+                        address = b.gep(outputs[k], [linearize(b, target, target_dims)],
                                         inbounds=True, source_etype=memory_type(shape.dtype))
                         b.store(stored, address)
                     return
@@ -585,6 +612,27 @@ class ModuleLowering:
                 nest(level + 1)
                 index.pop()
         nest(0)
+
+
+def _concatenated_pieces(comp, rows):
+    """[(part, offsets)] when a fusion's root is a concatenate that can run as one loop per
+    part (no reductions or products in the fusion; a split by rows may not cut across
+    parts), else None."""
+    root = comp.root
+    if root.opcode != "concatenate" or root.shape.is_tuple:
+        return None
+    (axis,) = root.attrs["dimensions"]
+    if (rows is not None and axis == 0) or any(i.opcode in ("reduce", "dot")
+                                              for i in comp.instructions):
+        return None
+    pieces, at = [], 0
+    for part in root.operands:
+        offsets = [0] * root.shape.rank
+        offsets[axis] = at
+        if part.shape.size:
+            pieces.append((part, offsets))
+        at += part.shape.dims[axis]
+    return pieces
 
 
 def _row_reductions(root: Instruction, buffers: dict) -> dict[int, list[Instruction]]:

@@ -182,7 +182,23 @@ class Emitter:
         for sparse, dense in ((new, old), (old, new)):
             if _is_window_of_zeros(sparse):
                 return self.add_window(dense, sparse)
+        joined = _disjoint_pieces(old, new)
+        if joined is not None:
+            return self.concatenate_pieces(shape, *joined)
         return self.add(old, new)
+
+    def concatenate_pieces(self, shape: ArrayShape, axis: int, pieces: list) -> Instruction:
+        """The array of `shape` that holds each (start, value) piece along `axis` and zeros
+        elsewhere, as one concatenate."""
+        parts, at = [], 0
+        for start, value in pieces:
+            if start > at:
+                parts.append(self.filled(0, _with_dim(shape, axis, start - at)))
+            parts.append(value)
+            at = start + value.shape.dims[axis]
+        if at < shape.dims[axis]:
+            parts.append(self.filled(0, _with_dim(shape, axis, shape.dims[axis] - at)))
+        return self.op("concatenate", *parts, dimensions=(axis,))
 
     def add_window(self, dense: Instruction, window: Instruction) -> Instruction:
         """dense + dynamic-update-slice(zeros, u, starts), as the update of only the window:
@@ -227,6 +243,55 @@ class Emitter:
         comp = self.b.finish(root)
         self.extra.append(comp)
         return comp
+
+
+def _is_zero(inst: Instruction) -> bool:
+    if inst.opcode == "broadcast":
+        inst = inst.operands[0]
+    return (inst.opcode == "constant" and inst.literal is not None
+            and not np.any(np.asarray(inst.literal)))
+
+
+def _pieces(inst: Instruction):
+    """(axis, [(start, value)]) when `inst` is zero but for pieces along one axis: a pad
+    with zeros along one axis (the cotangent of a slice: the gates of an LSTM), or a
+    concatenate whose other parts are zeros; else None."""
+    if inst.opcode == "pad" and _is_zero(inst.operands[1]):
+        padded = [d for d, (lo, hi, interior) in enumerate(inst.attrs["padding"])
+                  if (lo, hi, interior) != (0, 0, 0)]
+        if len(padded) == 1 and all(lo >= 0 and hi >= 0 and interior == 0
+                                    for lo, hi, interior in inst.attrs["padding"]):
+            (axis,) = padded
+            return axis, [(inst.attrs["padding"][axis][0], inst.operands[0])]
+    if inst.opcode == "concatenate":
+        (axis,) = inst.attrs["dimensions"]
+        pieces, at = [], 0
+        for part in inst.operands:
+            if not _is_zero(part):
+                pieces.append((at, part))
+            at += part.shape.dims[axis]
+        return axis, pieces
+    return None
+
+
+def _disjoint_pieces(a: Instruction, b: Instruction):
+    """(axis, pieces) of a + b when both are zero but for pieces along the same axis that do
+    not overlap: the sum is then their concatenation, no addition at all."""
+    if a.shape != b.shape:
+        return None
+    first, second = _pieces(a), _pieces(b)
+    if first is None or second is None or first[0] != second[0]:
+        return None
+    axis = first[0]
+    pieces = sorted(first[1] + second[1], key=lambda piece: piece[0])
+    for (start, value), (next_start, _) in zip(pieces, pieces[1:]):
+        if start + value.shape.dims[axis] > next_start:
+            return None
+    return axis, pieces
+
+
+def _with_dim(shape: ArrayShape, axis: int, size: int) -> ArrayShape:
+    return ArrayShape(shape.dtype, shape.dims[:axis] + (size,) + shape.dims[axis + 1:])
 
 
 def _is_window_of_zeros(inst: Instruction) -> bool:
