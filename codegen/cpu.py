@@ -31,6 +31,30 @@ def _initialize() -> None:
             llvm.load_library_permanently(library)
 
 
+_support_engines: list = []   # never freed: helper threads may run this code at any time
+
+
+@functools.lru_cache(maxsize=1)
+def _parallel_support() -> None:
+    """Compile the helper threads' entry (codegen/parallel.py) once, keep it for the life of
+    the process, and make its symbol visible to every program the JIT links."""
+    from flowjit.codegen.parallel import WORKER_SYMBOL, worker_module
+    _initialize()
+    with _lock:
+        _compile_parallel_support(WORKER_SYMBOL, worker_module)
+
+
+def _compile_parallel_support(symbol: str, worker_module) -> None:
+    tm = host_target_machine()
+    module_ref = llvm.parse_assembly(worker_module(llvm.get_process_triple()),
+                                     context=llvm.create_context())
+    module_ref.verify()
+    engine = llvm.create_mcjit_compiler(module_ref, tm)
+    engine.finalize_object()
+    _support_engines.append((engine, module_ref))
+    llvm.add_symbol(symbol, engine.get_function_address(symbol))
+
+
 @functools.lru_cache(maxsize=1)
 def host_triple() -> str:
     _initialize()
@@ -97,6 +121,7 @@ def compile_llvm_ir(texts: Union[str, Sequence[str]], opt_level: int = 3,
     With `object_code` (from a cache) LLVM's work is skipped; `save_object` receives the
     object code that was generated otherwise."""
     _initialize()
+    _parallel_support()
     texts = [texts] if isinstance(texts, str) else list(texts)
     timings: dict = {}
     objects = unpack_objects(object_code, len(texts)) if object_code is not None else None

@@ -152,3 +152,34 @@ def test_empty_products_compile_and_match_numpy(lhs_shape, rhs_shape):
     b = np.ones(rhs_shape, np.float32)
     got = flowjit.jit(lambda a, b: a @ b + 1.0, opt_level=2)(a, b)
     np.testing.assert_array_equal(got, np.matmul(a, b) + 1.0)
+
+
+def test_helpers_that_start_late_outlive_their_program_safely(monkeypatch):
+    """More helper threads than cores, and each program freed right after one call: a
+    helper the OS runs after its program is gone finds no work and touches none of the
+    freed code or memory (the helpers' entry is compiled once per process)."""
+    import gc
+    from flowjit.jitted import clear_caches
+    monkeypatch.setenv("FLOWJIT_THREADS", "8")
+    monkeypatch.setenv("FLOWJIT_CACHE_DIR", "off")
+    x = np.linspace(-2, 2, 512 * 1024, dtype=np.float32).reshape(512, 1024)
+    for k in range(12):
+        scale = np.float32(k + 1)
+        out = flowjit.jit(lambda v: fnp.tanh(v * scale) + fnp.exp(-v * v))(x)
+        np.testing.assert_allclose(out, np.tanh(x * scale) + np.exp(-x * x), rtol=2e-6,
+                                   atol=2e-6)
+        del out
+        clear_caches()
+        gc.collect()
+
+
+def test_every_row_is_computed_once_whatever_the_chunks(monkeypatch):
+    """Rows claimed in chunks by threads that race, for row counts that do and do not divide
+    into the chunks: a row no thread computed would hold whatever the buffer held."""
+    monkeypatch.setenv("FLOWJIT_CACHE_DIR", "off")
+    for threads in ("2", "3", "5"):
+        monkeypatch.setenv("FLOWJIT_THREADS", threads)
+        for rows in (7, 64, 1001):
+            x = np.arange(rows * 600, dtype=np.float32).reshape(rows, 600)
+            got = flowjit.jit(lambda v: fnp.sqrt(v) * 2.0 + fnp.sin(v))(x)
+            np.testing.assert_allclose(got, np.sqrt(x) * 2 + np.sin(x), rtol=3e-6, atol=1e-5)
