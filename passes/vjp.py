@@ -16,7 +16,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from flowjit.ir.builder import Builder, NameTable, scalar_computation
-from flowjit.ir.graph import clone_instructions
+from flowjit.ir.graph import clone_instructions, post_order
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.op_tables import Unsupported
 from flowjit.ir.shapes import ArrayShape, Shape
@@ -210,10 +210,14 @@ class Emitter:
                           dynamic_slice_sizes=tuple(update.shape.dims))
         return self.op("dynamic-update-slice", dense, self.add(current, update), *starts)
 
-    def inline(self, comp: Computation, args: Sequence[Instruction]) -> Instruction:
-        """Copy `comp`'s instructions here on `args`; returns the copy of its root."""
-        values: dict[int, Instruction] = {}
+    def inline(self, comp: Computation, args: Sequence[Instruction],
+               known: Optional[dict] = None) -> Instruction:
+        """Copy `comp`'s instructions here on `args`; returns the copy of its root. `known`
+        (by id of an instruction of `comp`) gives values to use instead of computing them."""
+        values: dict[int, Instruction] = dict(known or {})
         for inst in comp.instructions:
+            if id(inst) in values:
+                continue
             if inst.opcode == "parameter":
                 values[id(inst)] = args[inst.attrs["number"]]
             elif inst.opcode == "get-tuple-element":
@@ -224,6 +228,28 @@ class Emitter:
                 self.b.computation.instructions.append(copy)
                 values[id(inst)] = copy
         return values[id(comp.root)]
+
+    def inline_values(self, comp: Computation, args: Sequence[Instruction],
+                      wanted: Sequence[Instruction]) -> list[Instruction]:
+        """Copies here, on `args`, of the instructions of `comp` that compute `wanted`
+        (which must not need `comp`'s other parameters); returns the copies of `wanted`."""
+        if not wanted:
+            return []
+        needed = {id(i) for i in post_order(wanted)}
+        values: dict[int, Instruction] = {}
+        for inst in comp.instructions:
+            if id(inst) not in needed:
+                continue
+            if inst.opcode == "parameter":
+                values[id(inst)] = args[inst.attrs["number"]]
+            elif inst.opcode == "get-tuple-element":
+                values[id(inst)] = self.gte(values[id(inst.operands[0])], inst.attrs["index"])
+            else:
+                copy = inst.copy_with(self.names.fresh(inst.name),
+                                      [values[id(o)] for o in inst.operands], metadata={})
+                self.b.computation.instructions.append(copy)
+                values[id(inst)] = copy
+        return [values[id(w)] for w in wanted]
 
     def derivative(self, comp: Computation, wrt: Sequence[int]) -> Computation:
         """The VJP computation of `comp` (made once per emitter), registered as extra."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from flowjit.ir.dtypes import DType
 from flowjit.ir.graph import post_order
 from flowjit.ir.module import Instruction
+from flowjit.ir.ops import spec
 from flowjit.ir.shapes import ArrayShape, TupleShape
 from flowjit.passes.vjp import (Cotangent, Emitter, has_float, known_trip_count, no_rule_error,
                                 output_leaves)
@@ -67,15 +68,16 @@ def _passthrough(body, k: int) -> bool:
             and out.operands[0] is body.parameters[0])
 
 
-def _read_by_gradient(derivative, outputs: int, m: int) -> set[int]:
+def _read_by_gradient(derivative, outputs: int, m: int, residuals: set) -> set[int]:
     """The state elements whose input values the body's VJP reads to compute cotangents
-    (not to recompute the body's own outputs, which the backward loop drops)."""
+    (not to recompute the body's own outputs, which the backward loop drops, nor through a
+    stashed residual)."""
     state = derivative.parameters[0]
     roots = derivative.root.operands[outputs:]
     if any(r is state for r in roots):
         return set(range(m))            # the whole state is read: keep every element
     needed = set()
-    for inst in post_order(roots, stop=lambda value: value is state):
+    for inst in post_order(roots, stop=lambda v: v is state or id(v) in residuals):
         if inst.opcode == "get-tuple-element" and inst.operands[0] is state:
             needed.add(inst.attrs["index"])
         elif any(o is state for o in inst.operands):
@@ -83,12 +85,34 @@ def _read_by_gradient(derivative, outputs: int, m: int) -> set[int]:
     return needed
 
 
+def _residuals(derivative, outputs: int) -> list[Instruction]:
+    """The costly values (products, transcendentals, divisions) of the step's forward part
+    that its VJP part reads: the forward loop stacks them, so the backward loop reads them
+    instead of computing the step again (as JAX's scan keeps its residuals)."""
+    state = derivative.parameters[0]
+    tangent = {id(p) for p in derivative.parameters[1:]}
+    for inst in derivative.instructions:
+        if any(id(o) in tangent for o in inst.operands):
+            tangent.add(id(inst))
+    found: dict[int, Instruction] = {}
+    for inst in derivative.instructions:
+        if id(inst) not in tangent:
+            continue
+        operands = inst.operands[outputs:] if inst is derivative.root else inst.operands
+        for o in operands:
+            if (id(o) not in tangent and o is not state and not o.shape.is_tuple
+                    and o.shape.size > 0 and spec(o.opcode).costly):
+                found.setdefault(id(o), o)
+    return list(found.values())
+
+
 def while_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:
-    """A while of known trip count n: the forward loop also stacks each step's input state
-    (the values the body changes and its VJP reads), then a second loop runs the body's VJP
-    over the stack from step n-1 down to 0. The stacking loop replaces the forward loop.
-    A value the VJP never reads (e.g. a scan's output buffer, only written to) is not
-    stacked: stacking it cost n copies of the whole buffer."""
+    """A while of known trip count n: the forward loop also stacks, each step, what the
+    body's VJP reads — its costly intermediate values (residuals) and the input state
+    elements it still needs — then a second loop runs the body's VJP over the stacks from
+    step n-1 down to 0. The stacking loop replaces the forward loop. A value the VJP never
+    reads (e.g. a scan's output buffer, only written to) is not stacked: stacking it cost n
+    copies of the whole buffer."""
     n = known_trip_count(inst)
     if n is None:
         raise no_rule_error(inst)
@@ -98,22 +122,30 @@ def while_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:
     body = inst.calls["body"]
     state = list(inst.shape.elements)
     m = len(state)
+    n_out = len(output_leaves(body))
     derivative = e.derivative(body, [0])
-    needed = _read_by_gradient(derivative, len(output_leaves(body)), m)
+    residuals = _residuals(derivative, n_out)
+    needed = _read_by_gradient(derivative, n_out, m, {id(r) for r in residuals})
     stashed = [k for k in range(m) if not _passthrough(body, k) and k in needed]
     s32 = ArrayShape(DType.S32, ())
     stacks = [ArrayShape(state[k].dtype, (n,) + state[k].dims) for k in stashed]
+    stacks += [ArrayShape(r.shape.dtype, (n,) + r.shape.dims) for r in residuals]
 
-    # Forward: (state..., counter, stacks...) -> the body's step, and the input pushed.
+    # Forward: (state..., counter, stacks...) -> the body's step, and what the VJP reads
+    # pushed (CSE merges the residuals' computation with the step's own).
     fwd = e.sub_builder(f"{body.name}_stacking")
     p = fwd.b.parameter(0, TupleShape(tuple(state) + (s32,) + tuple(stacks)), "state")
     xs = [fwd.gte(p, k) for k in range(m)]
     i = fwd.gte(p, m)
     stepped = fwd.inline(body, [fwd.op("tuple", *xs)])
-    pushed = [fwd.op("dynamic-update-slice", fwd.gte(p, m + 1 + j),
-                     fwd.reshape(xs[k], (1,) + state[k].dims), i,
-                     *[fwd.scalar(0, s32.dtype)] * state[k].rank)
-              for j, k in enumerate(stashed)]
+    computed = fwd.inline_values(derivative, [fwd.op("tuple", *xs)], residuals)
+    pushed_values = [xs[k] for k in stashed] + computed
+
+    def push(stack_index, value):
+        return fwd.op("dynamic-update-slice", fwd.gte(p, m + 1 + stack_index),
+                      fwd.reshape(value, (1,) + value.shape.dims), i,
+                      *[fwd.scalar(0, s32.dtype)] * value.shape.rank)
+    pushed = [push(j, v) for j, v in enumerate(pushed_values)]
     fwd_body = fwd.finish(fwd.op("tuple", *[fwd.gte(stepped, k) for k in range(m)],
                                  fwd.add(i, fwd.scalar(1, s32.dtype)), *pushed))
     fwd_cond = _counter_below(e, p.shape, m, n)
@@ -132,27 +164,31 @@ def while_rule(e: Emitter, inst: Instruction, g: Cotangent) -> list[Cotangent]:
     i = bwd.gte(q, 0)
     cts = [bwd.gte(q, 1 + k) for k in range(m)]
     at = bwd.sub(bwd.scalar(n - 1, s32.dtype), i)
+
+    def read(stack_index, dims):
+        window = bwd.op("dynamic-slice", bwd.gte(q, 1 + m + stack_index), at,
+                        *[bwd.scalar(0, s32.dtype)] * len(dims),
+                        dynamic_slice_sizes=(1,) + tuple(dims))
+        return bwd.reshape(window, dims)
     xs = [None] * m
     for j, k in enumerate(stashed):
-        window = bwd.op("dynamic-slice", bwd.gte(q, 1 + m + j), at,
-                        *[bwd.scalar(0, s32.dtype)] * state[k].rank,
-                        dynamic_slice_sizes=(1,) + state[k].dims)
-        xs[k] = bwd.reshape(window, state[k].dims)
+        xs[k] = read(j, state[k].dims)
     for j, k in enumerate(passed):
-        xs[k] = bwd.gte(q, 1 + m + len(stashed) + j)
+        xs[k] = bwd.gte(q, 1 + m + len(stacks) + j)
     for k in range(m):
         if xs[k] is None:      # not read by the VJP: any value of its shape will do
             xs[k] = bwd.filled(0, state[k])
+    known = {id(r): read(len(stashed) + j, r.shape.dims) for j, r in enumerate(residuals)}
     out_cts = cts if body.root.opcode == "tuple" else [bwd.op("tuple", *cts)]
-    res = bwd.inline(derivative, [bwd.op("tuple", *xs)] + out_cts)
-    new_cts = bwd.gte(res, len(output_leaves(body)))
+    res = bwd.inline(derivative, [bwd.op("tuple", *xs)] + out_cts, known)
+    new_cts = bwd.gte(res, n_out)
     bwd_body = bwd.finish(bwd.op("tuple", bwd.add(i, bwd.scalar(1, s32.dtype)),
                                  *[bwd.gte(new_cts, k) for k in range(m)],
                                  *[bwd.gte(q, k) for k in range(1 + m, len(shape.elements))]))
     bwd_cond = _counter_below(e, shape, 0, n)
     g_all = e.materialize(g, inst.shape)
     start = e.op("tuple", e.scalar(0, s32.dtype), *[e.gte(g_all, k) for k in range(m)],
-                 *[e.gte(stacking, m + 1 + j) for j in range(len(stashed))],
+                 *[e.gte(stacking, m + 1 + j) for j in range(len(stacks))],
                  *[e.gte(init, k) for k in passed])
     reverse = e.op("while", start, calls={"body": bwd_body, "condition": bwd_cond},
                    known_trip_count=n)
