@@ -252,6 +252,9 @@ def _gather(e, inst, g):
              "inserted_window_dims": tuple(a.get("collapsed_slice_dims", ())),
              "scatter_dims_to_operand_dims": tuple(a["start_index_map"]),
              "index_vector_dim": a["index_vector_dim"]}
+    if a.get("operand_batching_dims"):   # the scatter-add pairs the same dims (JAX)
+        attrs["input_batching_dims"] = tuple(a["operand_batching_dims"])
+        attrs["scatter_indices_batching_dims"] = tuple(a["start_indices_batching_dims"])
     combiner = e.reducer("add", g.shape.dtype)
     g_operand = e.b.add("scatter", [e.zeros(operand), indices, g], attrs,
                         {"to_apply": combiner}, metadata={})
@@ -264,13 +267,17 @@ def _scatter(e, inst, g):
     comp = inst.calls["to_apply"]
     window = [updates.shape.dims[d] for d in a["update_window_dims"]]
     inserted = set(a.get("inserted_window_dims", ()))
+    batching = tuple(a.get("input_batching_dims", ()))
     sizes, it = [], iter(window)
     for d in range(operand.shape.rank):
-        sizes.append(1 if d in inserted else next(it))
+        sizes.append(1 if d in inserted or d in batching else next(it))
+    batching_attrs = {"operand_batching_dims": batching, "start_indices_batching_dims":
+                      tuple(a["scatter_indices_batching_dims"])} if batching else {}
     g_updates = e.op("gather", g, indices, offset_dims=tuple(a["update_window_dims"]),
                      collapsed_slice_dims=tuple(sorted(inserted)),
                      start_index_map=tuple(a["scatter_dims_to_operand_dims"]),
-                     index_vector_dim=a["index_vector_dim"], slice_sizes=tuple(sizes))
+                     index_vector_dim=a["index_vector_dim"], slice_sizes=tuple(sizes),
+                     **batching_attrs)
     if comp.root.opcode == "add":
         return [g, None, g_updates]
     if comp.root is comp.parameters[1]:  # overwrite: the old values no longer matter
