@@ -414,6 +414,11 @@ def gather(operand, start_indices, dimension_numbers: GatherDimensionNumbers,
     """XLA gather, with jax.lax's dimension numbers and out-of-bounds `mode`."""
     dn = dimension_numbers
     index_shape = shape_of(start_indices)
+    if mode is not None and GatherScatterMode.from_any(mode) == GatherScatterMode.CLIP:
+        # Clamped here, not only by XLA's gather, so the gradient lands where it read (JAX).
+        limits = _window_limits(shape_of(operand).dims, slice_sizes, dn.start_index_map,
+                                index_shape.dtype.to_numpy())
+        start_indices = _clip_indices(start_indices, limits)
     attrs = {"offset_dims": tuple(dn.offset_dims),
              "collapsed_slice_dims": tuple(dn.collapsed_slice_dims),
              "start_index_map": tuple(dn.start_index_map),
