@@ -29,6 +29,13 @@ from flowjit.numpy.shape_ops import (astype, broadcast_to, concatenate, expand_d
                                      stack, swapaxes, tile, transpose, vstack)
 from flowjit.numpy._promote import result_type, broadcast_shapes
 from flowjit.numpy.along_axis import put_along_axis, take_along_axis
+from flowjit.numpy.array_ops import (array_split, cross, diag, diagonal, diff, kron, meshgrid,
+                                     roll, split, trace, tril, triu)
+from flowjit.numpy.inverse_trig import (allclose, arccos, arccosh, arcsin, arcsinh, arctan,
+                                        arctanh, copysign, hypot, isclose)
+from flowjit.numpy.statistics import (average, bincount, corrcoef, count_nonzero, cov, interp,
+                                      nanmax, nanmean, nanmin, nanprod, nanstd, nansum,
+                                      nanvar)
 
 
 def take(a, indices, axis=None):
