@@ -523,3 +523,14 @@ def bitcast_convert_type(operand, new_dtype):
 
 
 bitcast_convert = bitcast_convert_type
+
+
+# What else jax.lax users call there (composed of the above; see lax_more.py).
+from flowjit.lax_more import (acos, acosh, argmax, argmin, asin, asinh, atan,  # noqa: E402
+                              atanh, batch_matmul, cond, cosh, digamma,
+                              dynamic_index_in_dim, dynamic_slice_in_dim,
+                              dynamic_update_slice_in_dim, erf_inv, erfc, expand_dims,
+                              fori_loop, index_in_dim, integer_pow, lgamma, map, reduce_and,
+                              reduce_max, reduce_min, reduce_or, reduce_prod, reduce_sum,
+                              scan, sinh, slice_in_dim, square, squeeze, stop_gradient,
+                              switch, while_loop)

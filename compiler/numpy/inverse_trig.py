@@ -74,9 +74,8 @@ def _arccosh(x):
 
 
 def _arctanh(x):
-    # 0.5 * log1p(2x / (1 - x)): accurate near 0, +-inf at +-1, NaN beyond.
-    ratio = lax.div(lax.mul(_like(2, x), x), lax.sub(_like(1, x), x))
-    return lax.mul(_like(0.5, x), lax.log1p(ratio))
+    # 0.5 * (log1p(x) - log1p(-x)) (XLA's form): accurate near 0, +-inf at +-1, NaN beyond.
+    return lax.mul(_like(0.5, x), lax.sub(lax.log1p(x), lax.log1p(lax.neg(x))))
 
 
 arcsin = _float_function(_arcsin, "Inverse sine, in [-pi/2, pi/2].", "arcsin")
