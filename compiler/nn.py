@@ -117,6 +117,25 @@ def standardize(x, axis=-1, mean=None, variance=None, epsilon=1e-5, where=None, 
     return (x - mean) * wrap(lax.rsqrt(variance + epsilon))
 
 
+def hard_sigmoid(x):
+    """relu6(x + 3) / 6."""
+    return relu6(x + 3.0) / 6.0
+
+
+def hard_silu(x):
+    """x * hard_sigmoid(x)."""
+    return x * hard_sigmoid(x)
+
+
+hard_swish = hard_silu
+swish = silu
+
+
+def soft_sign(x):
+    """x / (|x| + 1)."""
+    return x / (fnp.abs(x) + 1)
+
+
 def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None,
                           is_causal: bool = False, query_seq_lengths=None,
                           key_value_seq_lengths=None, local_window_size=None,

@@ -476,3 +476,10 @@ def truncated_normal(key, lower, upper, shape: Optional[Sequence[int]] = None, d
     lo = _step_toward(stop_gradient(lower), np.inf)
     hi = _step_toward(stop_gradient(upper), -np.inf)
     return fnp.clip(out, lo, hi)
+
+
+def logistic(key, shape: Sequence[int] = (), dtype=None, *, out_sharding=None):
+    """Standard logistic samples: log(u) - log1p(-u) for u uniform in [tiny, 1)."""
+    dtype = _sampler_dtype(dtype, "logistic")
+    u = uniform(key, tuple(shape), dtype, float(np.finfo(dtype).tiny), 1.0)
+    return _wrap(lax.sub(lax.log(u), lax.log1p(lax.neg(u))))

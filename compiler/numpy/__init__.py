@@ -36,6 +36,10 @@ from flowjit.numpy.inverse_trig import (allclose, arccos, arccosh, arcsin, arcsi
 from flowjit.numpy.statistics import (average, bincount, corrcoef, count_nonzero, cov, interp,
                                       nanmax, nanmean, nanmin, nanprod, nanstd, nansum,
                                       nanvar)
+from flowjit.numpy.small_names import (atleast_1d, atleast_2d, broadcast_arrays, deg2rad,
+                                       degrees, dstack, fliplr, flipud, fmax, fmin, hsplit,
+                                       isin, logspace, nanargmax, nanargmin, ptp, rad2deg,
+                                       radians, rot90, signbit, sinc, trapezoid, vsplit)
 
 
 def take(a, indices, axis=None):
