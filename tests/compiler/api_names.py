@@ -35,7 +35,7 @@ COMMON = {
         linalg.det linalg.eigh linalg.eigvalsh linalg.inv linalg.lstsq linalg.matrix_power
         linalg.multi_dot linalg.norm linalg.pinv linalg.qr linalg.slogdet linalg.solve
         linalg.svd""",
-    "lax": """abs acos add argmax argmin asin asinh associative_scan atan atan2 atanh
+    "lax": """abs acos acosh add argmax argmin asin asinh associative_scan atan atan2 atanh
         batch_matmul bitcast_convert_type broadcast_in_dim cbrt clamp concatenate cond
         conv_general_dilated conv_transpose convert_element_type cos cosh cummax cumsum digamma
         div dot_general dynamic_index_in_dim dynamic_slice dynamic_slice_in_dim
