@@ -12,6 +12,8 @@ import flowjit.random as frandom
 
 jax = pytest.importorskip("jax")
 jlax, jnn, jrandom = jax.lax, jax.nn, jax.random
+# JAX's 32-bit defaults, whatever another test set for the process.
+pytestmark = pytest.mark.usefixtures("no_x64")
 
 RNG = np.random.default_rng(5)
 X = (RNG.standard_normal((4, 6)) * 3).astype(np.float32)

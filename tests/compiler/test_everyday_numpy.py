@@ -10,6 +10,8 @@ import flowjit.numpy as fnp
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
+# JAX's 32-bit defaults, whatever another test set for the process.
+pytestmark = pytest.mark.usefixtures("no_x64")
 
 RNG = np.random.default_rng(15)
 A = RNG.standard_normal((4, 5)).astype(np.float32)

@@ -11,6 +11,8 @@ from flowjit.ir.errors import ShapeError
 
 jax = pytest.importorskip("jax")
 jnp = jax.numpy
+# JAX's 32-bit defaults, whatever another test set for the process.
+pytestmark = pytest.mark.usefixtures("no_x64")
 
 RNG = np.random.default_rng(11)
 X3 = RNG.standard_normal((3, 4, 5)).astype(np.float32)
