@@ -565,8 +565,6 @@ def _dot(em, inst, index):
 def _gather(em, inst, index):
     operand, indices = inst.operands
     a = inst.attrs
-    if a.get("operand_batching_dims"):
-        raise NotImplementedError("gather with operand_batching_dims")
     offset_dims = list(a["offset_dims"])
     collapsed = set(a.get("collapsed_slice_dims", ()))
     start_map = a["start_index_map"]
@@ -582,6 +580,13 @@ def _gather(em, inst, index):
             idx.insert(ivd, i64(k))
         raw = convert(em.ctx, (yield indices, idx), indices.shape.dtype, DType.S64)
         starts[d] = em.clamp(raw, 0, operand.shape.dims[d] - sizes[d])
+    # A batching dim of the operand is read at the output's position along its paired
+    # index dim (its slice size is 1, so it has no offset).
+    batching = paired_batch_positions(a.get("operand_batching_dims", ()),
+                                      a.get("start_indices_batching_dims", ()), ivd)
+    for d, position in batching.items():
+        starts[d] = batch_index[position]
+    collapsed |= set(batching)
     operand_index = []
     offset_iter = iter(offsets)
     for d in range(operand.shape.rank):
@@ -590,6 +595,12 @@ def _gather(em, inst, index):
         else:
             operand_index.append(b.add(starts[d], next(offset_iter)))
     return (yield operand, operand_index)
+
+
+def paired_batch_positions(operand_dims, index_dims, index_vector_dim: int) -> dict:
+    """operand batching dim -> the position of its paired index dim among the indices'
+    batch dims (every dim of the indices but the index vector dim, in order)."""
+    return {d: i - (i > index_vector_dim) for d, i in zip(operand_dims, index_dims)}
 
 
 def _get_tuple_element(em, inst, index):
@@ -626,8 +637,10 @@ def scatter_target(ctx: ScalarContext, inst: Instruction, indices_ptr, update_in
     b = ctx.builder
     shape = operand.shape
     window_dims = list(a["update_window_dims"])
-    inserted = set(a.get("inserted_window_dims", ()))
     ivd = a["index_vector_dim"]
+    batching = paired_batch_positions(a.get("input_batching_dims", ()),
+                                      a.get("scatter_indices_batching_dims", ()), ivd)
+    inserted = set(a.get("inserted_window_dims", ())) | set(batching)
     operand_window_dims = [d for d in range(shape.rank) if d not in inserted]
     scatter_index = [v for d, v in enumerate(update_index) if d not in window_dims]
     window_index = [v for d, v in enumerate(update_index) if d in window_dims]
@@ -638,6 +651,8 @@ def scatter_target(ctx: ScalarContext, inst: Instruction, indices_ptr, update_in
             idx.insert(ivd, i64(k))
         raw = load_element(ctx, indices_ptr, indices.shape, idx)
         start[d] = convert(ctx, raw, indices.shape.dtype, DType.S64)
+    for d, position in batching.items():   # always in bounds: the shapes match
+        start[d] = scatter_index[position]
     window_size = [1] * shape.rank
     for k, d in enumerate(operand_window_dims):
         window_size[d] = updates.shape.dims[window_dims[k]]

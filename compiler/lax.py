@@ -414,6 +414,11 @@ def gather(operand, start_indices, dimension_numbers: GatherDimensionNumbers,
     """XLA gather, with jax.lax's dimension numbers and out-of-bounds `mode`."""
     dn = dimension_numbers
     index_shape = shape_of(start_indices)
+    if mode is not None and GatherScatterMode.from_any(mode) == GatherScatterMode.CLIP:
+        # Clamped here, not only by XLA's gather, so the gradient lands where it read (JAX).
+        limits = _window_limits(shape_of(operand).dims, slice_sizes, dn.start_index_map,
+                                index_shape.dtype.to_numpy())
+        start_indices = _clip_indices(start_indices, limits)
     attrs = {"offset_dims": tuple(dn.offset_dims),
              "collapsed_slice_dims": tuple(dn.collapsed_slice_dims),
              "start_index_map": tuple(dn.start_index_map),
@@ -520,17 +525,12 @@ def bitcast_convert_type(operand, new_dtype):
 bitcast_convert = bitcast_convert_type
 
 
-# Control flow lives in flowjit.control_flow (which builds on this module); jax.lax users
-# find it here too.
-_CONTROL_FLOW = ("cond", "fori_loop", "scan", "switch", "while_loop")
-
-
-def __getattr__(name: str):
-    if name in _CONTROL_FLOW:
-        from flowjit import control_flow
-        return getattr(control_flow, name)
-    raise AttributeError(f"module 'flowjit.lax' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_CONTROL_FLOW))
+# What else jax.lax users call there (composed of the above; see lax_more.py).
+from flowjit.lax_more import (acos, acosh, argmax, argmin, asin, asinh, atan,  # noqa: E402
+                              atanh, batch_matmul, cond, cosh, digamma,
+                              dynamic_index_in_dim, dynamic_slice_in_dim,
+                              dynamic_update_slice_in_dim, erf_inv, erfc, expand_dims,
+                              fori_loop, index_in_dim, integer_pow, lgamma, map, reduce_and,
+                              reduce_max, reduce_min, reduce_or, reduce_prod, reduce_sum,
+                              scan, sinh, slice_in_dim, square, squeeze, stop_gradient,
+                              switch, while_loop)

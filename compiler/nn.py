@@ -68,6 +68,86 @@ def silu(x):
     return x * sigmoid(x)
 
 
+# --- more of jax.nn's activations (issue 15) ------------------------------------------------
+
+def selu(x):
+    """scale * elu(x, alpha) with the self-normalizing constants."""
+    return 1.0507009873554804934193349852946 * elu(x, 1.6732632423543772848170429916717)
+
+
+def celu(x, alpha=1.0):
+    """max(x, 0) + alpha * expm1(min(x, 0) / alpha)."""
+    x = _float(x)
+    return fnp.maximum(x, 0.0) + alpha * fnp.expm1(fnp.minimum(x, 0.0) / alpha)
+
+
+def hard_tanh(x):
+    """x clipped to [-1, 1] (gradient 1 inside, 0 outside)."""
+    return fnp.where(x > 1, 1, fnp.where(x < -1, -1, x))
+
+
+def mish(x):
+    """x * tanh(softplus(x))."""
+    return x * fnp.tanh(softplus(x))
+
+
+def glu(x, axis: int = -1):
+    """First half of `axis` gated by the sigmoid of the second half."""
+    first, second = fnp.split(x, 2, axis)
+    return first * sigmoid(second)
+
+
+def standardize(x, axis=-1, mean=None, variance=None, epsilon=1e-5, where=None, *,
+                algorithm: str = "fast"):
+    """(x - mean) / sqrt(variance + epsilon) over `axis` ("fast": E[x^2] - E[x]^2, clipped
+    at 0; "stable": E[(x - mean)^2])."""
+    if where is not None:
+        raise NotImplementedError("standardize: where= is not supported")
+    x = _float(x)
+    if mean is None:
+        mean = fnp.mean(x, axis, keepdims=True)
+    if variance is None:
+        if algorithm == "stable":
+            variance = fnp.mean(fnp.square(x - mean), axis, keepdims=True)
+        elif algorithm == "fast":
+            variance = fnp.clip(fnp.mean(fnp.square(x), axis, keepdims=True)
+                                - fnp.square(mean), 0)
+        else:
+            raise ValueError(f"Unknown algorithm '{algorithm}'. Expected 'fast' or 'stable'.")
+    return (x - mean) * wrap(lax.rsqrt(variance + epsilon))
+
+
+def hard_sigmoid(x):
+    """relu6(x + 3) / 6."""
+    return relu6(x + 3.0) / 6.0
+
+
+def hard_silu(x):
+    """x * hard_sigmoid(x)."""
+    return x * hard_sigmoid(x)
+
+
+hard_swish = hard_silu
+swish = silu
+
+
+def soft_sign(x):
+    """x / (|x| + 1)."""
+    return x / (fnp.abs(x) + 1)
+
+
+def dot_product_attention(query, key, value, bias=None, mask=None, *, scale=None,
+                          is_causal: bool = False, query_seq_lengths=None,
+                          key_value_seq_lengths=None, local_window_size=None,
+                          implementation=None, return_residual: bool = False):
+    """softmax(q k^T * scale + bias, masked) v over [batch, seq, heads, head_dim] arrays
+    (or without the batch dim); key/value may have fewer heads that query heads share."""
+    from flowjit.attention import attention
+    return attention(query, key, value, bias, mask, scale, is_causal, query_seq_lengths,
+                     key_value_seq_lengths, local_window_size, implementation,
+                     return_residual)
+
+
 def logsumexp(x, axis=None, keepdims: bool = False):
     x = _float(x)
     peak = fnp.max(x, axis=axis, keepdims=True)

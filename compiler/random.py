@@ -362,3 +362,124 @@ def choice(key, a: Any, shape: Sequence[int] = (), replace: bool = True, p: Any 
     out_shape = tuple(shape) if scalar else (shape_of(arr).dims[:axis] + tuple(shape)
                                              + shape_of(arr).dims[axis + 1:])
     return _wrap(fnp.reshape(result, out_shape))
+
+
+# --- more of jax.random's samplers (issue 15): JAX's algorithms on JAX's uniform bits, so
+# the same key gives JAX's values (to rounding, where erf_inv or log enter). ---------------
+
+def _sampler_dtype(dtype, name: str) -> np.dtype:
+    dtype = canonicalize_dtype(np.float32 if dtype is None else dtype)
+    if not is_float_dtype(dtype):
+        raise ValueError(at_user_line(f"dtype argument to `{name}` must be a float dtype, "
+                                      f"got {dtype}"))
+    return dtype
+
+
+def exponential(key, shape: Sequence[int] = (), dtype=None, *, out_sharding=None):
+    """Exponential(1) samples: -log1p(-u) for u uniform in [0, 1)."""
+    dtype = _sampler_dtype(dtype, "exponential")
+    u = uniform(key, tuple(shape), dtype)
+    return _wrap(lax.neg(lax.log1p(lax.neg(u))))
+
+
+def laplace(key, shape: Sequence[int] = (), dtype=None, *, out_sharding=None):
+    """Laplace(0, 1) samples: sign(u) * log1p(-|u|) for u uniform in (-1, 1)."""
+    dtype = _sampler_dtype(dtype, "laplace")
+    u = uniform(key, tuple(shape), dtype, -1.0 + np.finfo(dtype).epsneg, 1.0)
+    return _wrap(lax.mul(lax.sign(u), lax.log1p(lax.neg(lax.abs(u)))))
+
+
+def gumbel(key, shape: Sequence[int] = (), dtype=None, mode: Optional[str] = None, *,
+           out_sharding=None):
+    """Gumbel samples -log(-log(u)), u uniform in [tiny, 1) (JAX's "low" mode, its
+    default; "high" draws two uniforms for more range in the tail)."""
+    dtype = _sampler_dtype(dtype, "gumbel")
+    shape = tuple(shape)
+    mode = "low" if mode is None else mode
+    if mode not in ("low", "high", "highest"):
+        raise ValueError(f"Must provide valid mode for gumbel got: {mode}")
+    info = np.finfo(dtype)
+    if mode == "low":
+        u = uniform(key, shape, dtype, float(info.tiny), 1.0)
+        return _wrap(lax.neg(lax.log(lax.neg(lax.log(u)))))
+    if mode == "highest" and dtype == np.float32:
+        raise NotImplementedError("gumbel(mode='highest') for float32")
+    pair = uniform(key, (2,) + shape, dtype)
+    high = lax.reshape(lax.slice(pair, (0,) + (0,) * len(shape), (1,) + shape), shape)
+    low = lax.reshape(lax.slice(pair, (1,) + (0,) * len(shape), (2,) + shape), shape)
+    c = lambda v: np.asarray(v, dtype)  # noqa: E731
+    nudged = lax.add(lax.add(high, lax.mul(c(2.0 ** -info.nmant), low)), c(info.tiny))
+    x = lax.select(lax.ge(high, lax.broadcast_in_dim(c(0.5), shape, [])), high, nudged)
+    return _wrap(lax.neg(lax.log(lax.neg(lax.log1p(lax.neg(x))))))
+
+
+def categorical(key, logits, axis: int = -1, shape: Optional[Sequence[int]] = None,
+                replace: bool = True, mode: Optional[str] = None, *, out_sharding=None):
+    """Indices drawn with probabilities softmax(logits) along `axis`: argmax of logits plus
+    Gumbel noise (the Gumbel-max trick, as JAX)."""
+    import flowjit.numpy as fnp
+    if not replace:
+        raise NotImplementedError("categorical(replace=False) needs top_k")
+    logits = fnp.asarray(logits)
+    rank = logits.ndim
+    axis = axis % rank
+    batch_shape = tuple(d for k, d in enumerate(logits.shape) if k != axis)
+    shape = batch_shape if shape is None else tuple(shape)
+    if shape[len(shape) - len(batch_shape):] != batch_shape:
+        raise ValueError(at_user_line(f"categorical: shape {shape} must end with the logits' "
+                                      f"batch shape {batch_shape}"))
+    prefix = shape[:len(shape) - len(batch_shape)]
+    noise_shape = list(shape[len(shape) - len(batch_shape):])
+    noise_shape.insert(axis, logits.shape[axis])
+    noise = gumbel(key, prefix + tuple(noise_shape), fnp.dtype(logits.dtype), mode=mode)
+    expanded = fnp.reshape(logits, (1,) * len(prefix) + tuple(logits.shape))
+    return fnp.argmax(noise + expanded, axis=axis + len(prefix))
+
+
+def _step_toward(x, toward: float):
+    """The float next to x in the direction of `toward` (+-inf), as numpy.nextafter."""
+    if not isinstance(x, Tracer):
+        return np.nextafter(np.asarray(x), np.asarray(toward, np.asarray(x).dtype))
+    dtype = np.dtype(shape_of(x).dtype.to_numpy())
+    ints = {2: np.int16, 4: np.int32, 8: np.int64}[dtype.itemsize]
+    bits = lax.bitcast_convert_type(x, ints)
+    full = lambda v, t: lax.broadcast_in_dim(np.asarray(v, t), shape_of(x).dims, [])  # noqa
+    one = full(1, ints)
+    # away from zero adds one to the magnitude's bits, toward zero takes one off
+    away = lax.eq(lax.lt(x, full(0, dtype)), np.float64(toward) < 0)
+    stepped = lax.bitcast_convert_type(lax.select(away, lax.add(bits, one),
+                                                  lax.sub(bits, one)), dtype)
+    smallest = full(np.copysign(np.finfo(dtype).smallest_subnormal, toward), dtype)
+    return lax.select(lax.eq(x, full(0, dtype)), smallest, stepped)
+
+
+def truncated_normal(key, lower, upper, shape: Optional[Sequence[int]] = None, dtype=None, *,
+                     out_sharding=None):
+    """Normal samples conditioned on lower < x < upper: erf_inv of a uniform draw between
+    erf(lower / sqrt 2) and erf(upper / sqrt 2), clipped strictly inside the bounds."""
+    import flowjit.numpy as fnp
+    from flowjit.ad import stop_gradient
+    dtype = _sampler_dtype(dtype, "truncated_normal")
+    if shape is None:
+        shape = fnp.broadcast_shapes(np.shape(lower) if not isinstance(lower, Tracer)
+                                     else lower.shape,
+                                     np.shape(upper) if not isinstance(upper, Tracer)
+                                     else upper.shape)
+    shape = tuple(shape)
+    sqrt2 = np.asarray(math.sqrt(2), dtype)
+    lower = fnp.asarray(lower).astype(dtype)
+    upper = fnp.asarray(upper).astype(dtype)
+    a = lax.erf(lax.div(lower, sqrt2))
+    b = lax.erf(lax.div(upper, sqrt2))
+    u = uniform(key, shape, dtype, a, b)
+    out = lax.mul(sqrt2, erf_inv(u))
+    lo = _step_toward(stop_gradient(lower), np.inf)
+    hi = _step_toward(stop_gradient(upper), -np.inf)
+    return fnp.clip(out, lo, hi)
+
+
+def logistic(key, shape: Sequence[int] = (), dtype=None, *, out_sharding=None):
+    """Standard logistic samples: log(u) - log1p(-u) for u uniform in [tiny, 1)."""
+    dtype = _sampler_dtype(dtype, "logistic")
+    u = uniform(key, tuple(shape), dtype, float(np.finfo(dtype).tiny), 1.0)
+    return _wrap(lax.sub(lax.log(u), lax.log1p(lax.neg(u))))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from flowjit.ir.builder import NameTable
+from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Instruction, Module
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.rewrite import Rule, rewrite_computation
@@ -225,12 +226,57 @@ def _concatenate(inst, names, uses):
     return inst.operands[0] if len(inst.operands) == 1 else None
 
 
+def _adds(comp) -> bool:
+    root = comp.root
+    return root.opcode == "add" and [o.opcode for o in root.operands] == ["parameter"] * 2
+
+
+def _scatter(inst, names, uses):
+    """A scatter-add with one update per operand row (take_along_axis's gradient: every
+    dim but the scattered one is a batching dim) becomes select(iota == index, operand +
+    update, operand): elementwise, so it fuses and runs in parallel. Exact: each position
+    gets at most one update, and out-of-range indices match no position (dropped)."""
+    operand, indices, updates = inst.operands
+    a = inst.attrs
+    rank = operand.shape.rank
+    targets = tuple(a["scatter_dims_to_operand_dims"])
+    operand_batching = tuple(a.get("input_batching_dims", ()))
+    index_batching = tuple(a.get("scatter_indices_batching_dims", ()))
+    if (a["update_window_dims"] or len(targets) != 1 or operand.shape.dtype.is_pred
+            or not _adds(inst.calls["to_apply"])
+            or sorted(operand_batching + targets) != list(range(rank))):
+        return None
+    pairs = sorted(zip(index_batching, operand_batching))
+    dims = [o for _, o in pairs]
+    ivd = a["index_vector_dim"]
+    singles = [n for d, n in enumerate(indices.shape.dims) if d != ivd and d not in
+               index_batching]
+    if dims != sorted(dims) or any(n != 1 for n in singles):
+        return None   # (several updates per row may add up: keep the scatter)
+    compact = tuple(indices.shape.dims[i] for i, _ in pairs)
+    index_type = ArrayShape(indices.shape.dtype, operand.shape.dims)
+    index = _new(names, inst, "reshape", [indices], shape=ArrayShape(indices.shape.dtype,
+                                                                     compact))
+    spread = _new(names, inst, "broadcast", [index], {"dimensions": tuple(dims)},
+                  shape=index_type)
+    positions = _new(names, inst, "iota", [], {"iota_dimension": targets[0]},
+                     shape=index_type)
+    hit = _new(names, inst, "compare", [spread, positions], {"direction": "EQ"},
+               shape=ArrayShape(DType.PRED, operand.shape.dims))
+    update = _new(names, inst, "reshape", [updates], shape=ArrayShape(updates.shape.dtype,
+                                                                      compact))
+    update_spread = _new(names, inst, "broadcast", [update], {"dimensions": tuple(dims)})
+    combined = _new(names, inst, "add", [operand, update_spread])
+    return [index, spread, positions, hit, update, update_spread, combined,
+            _new(names, inst, "select", [hit, combined, operand])]
+
+
 RULES: dict[Opcode, Rule] = {
     Opcode.RESHAPE: _reshape, Opcode.BROADCAST: _broadcast, Opcode.TRANSPOSE: _transpose,
     Opcode.CONVERT: _convert, Opcode.COPY: _copy, Opcode.SLICE: _slice, Opcode.NEGATE: _negate,
     Opcode.MULTIPLY: _multiply, Opcode.ADD: _add, Opcode.SUBTRACT: _subtract, Opcode.DIVIDE: _divide,
     Opcode.SELECT: _select, Opcode.DOT: _dot, Opcode.GET_TUPLE_ELEMENT: _get_tuple_element,
-    Opcode.CONCATENATE: _concatenate,
+    Opcode.CONCATENATE: _concatenate, Opcode.SCATTER: _scatter,
 }
 
 

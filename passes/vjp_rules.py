@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from flowjit.ir.op_tables import Unsupported
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.ops import OPS
+from flowjit.ir.dtypes import DType
 from flowjit.ir.shapes import ArrayShape
 from flowjit.passes.vjp import output_leaves
 from flowjit.passes.vjp_control import call_rule, conditional_rule, while_rule
@@ -252,6 +255,9 @@ def _gather(e, inst, g):
              "inserted_window_dims": tuple(a.get("collapsed_slice_dims", ())),
              "scatter_dims_to_operand_dims": tuple(a["start_index_map"]),
              "index_vector_dim": a["index_vector_dim"]}
+    if a.get("operand_batching_dims"):   # the scatter-add pairs the same dims (JAX)
+        attrs["input_batching_dims"] = tuple(a["operand_batching_dims"])
+        attrs["scatter_indices_batching_dims"] = tuple(a["start_indices_batching_dims"])
     combiner = e.reducer("add", g.shape.dtype)
     g_operand = e.b.add("scatter", [e.zeros(operand), indices, g], attrs,
                         {"to_apply": combiner}, metadata={})
@@ -264,20 +270,67 @@ def _scatter(e, inst, g):
     comp = inst.calls["to_apply"]
     window = [updates.shape.dims[d] for d in a["update_window_dims"]]
     inserted = set(a.get("inserted_window_dims", ()))
+    batching = tuple(a.get("input_batching_dims", ()))
     sizes, it = [], iter(window)
     for d in range(operand.shape.rank):
-        sizes.append(1 if d in inserted else next(it))
-    g_updates = e.op("gather", g, indices, offset_dims=tuple(a["update_window_dims"]),
-                     collapsed_slice_dims=tuple(sorted(inserted)),
-                     start_index_map=tuple(a["scatter_dims_to_operand_dims"]),
-                     index_vector_dim=a["index_vector_dim"], slice_sizes=tuple(sizes))
+        sizes.append(1 if d in inserted or d in batching else next(it))
+    batching_attrs = {"operand_batching_dims": batching, "start_indices_batching_dims":
+                      tuple(a["scatter_indices_batching_dims"])} if batching else {}
+
+    def read_back(x):   # the operand-shaped `x` at the updates' positions
+        return e.op("gather", x, indices, offset_dims=tuple(a["update_window_dims"]),
+                    collapsed_slice_dims=tuple(sorted(inserted)),
+                    start_index_map=tuple(a["scatter_dims_to_operand_dims"]),
+                    index_vector_dim=a["index_vector_dim"], slice_sizes=tuple(sizes),
+                    **batching_attrs)
+    g_updates = read_back(g)
+    # The forward scatter dropped the windows that do not fit: they get no gradient (the
+    # gather above clamped them to a window that does).
+    g_updates = e.select(_updates_that_fit(e, inst), g_updates, e.zeros(g_updates))
     if comp.root.opcode == "add":
         return [g, None, g_updates]
     if comp.root is comp.parameters[1]:  # overwrite: the old values no longer matter
+        # Of updates to one place only the one written last counts (JAX's scatter JVP):
+        # scatter every update's own id the same way and keep those that read it back.
+        ids = e.op("iota", shape=ArrayShape(DType.S32, (updates.shape.size,)),
+                   iota_dimension=0)
+        ids = e.reshape(ids, updates.shape.dims)
+        none = e.filled(-1, ArrayShape(DType.S32, operand.shape.dims))
+        written = e.b.add("scatter", [none, indices, ids], dict(a),
+                          {"to_apply": _overwrite(e, DType.S32)}, metadata={})
+        won = e.compare(read_back(written), ids, "EQ")
+        g_updates = e.select(won, g_updates, e.zeros(g_updates))
         g_operand = e.b.add("scatter", [g, indices, e.zeros(updates)], dict(a),
                             {"to_apply": _overwrite(e, g.shape.dtype)}, metadata={})
         return [g_operand, None, g_updates]
     raise NotImplementedError("gradient of a scatter with a non-add combiner")
+
+
+def _updates_that_fit(e, inst):
+    """pred[updates' shape]: true where the update's whole window fits in the operand, so
+    the scatter applied it (XLA drops the others)."""
+    operand, indices, updates = inst.operands
+    a = inst.attrs
+    ivd, to_operand = a["index_vector_dim"], a["scatter_dims_to_operand_dims"]
+    window_dims = a["update_window_dims"]
+    window = {d: 1 for d in range(operand.shape.rank)}
+    skipped = set(a.get("inserted_window_dims", ())) | set(a.get("input_batching_dims", ()))
+    for k, d in zip(window_dims, [d for d in window if d not in skipped]):
+        window[d] = updates.shape.dims[k]
+    limits = np.array([operand.shape.dims[d] - window[d] for d in to_operand],
+                      indices.shape.dtype.to_numpy())
+    dims = (ivd,) if ivd < indices.shape.rank else ()
+    limit = e.op("broadcast", e.b.constant(limits if dims else limits.reshape(()),
+                                           indices.shape.dtype),
+                 shape=indices.shape, dimensions=dims)
+    fits = e.op("and", e.compare(indices, e.zeros(indices), "GE"),
+                e.compare(indices, limit, "LE"))
+    if dims:   # every component of the index vector
+        fits = e.op("reduce", fits, e.scalar(True, DType.PRED), dimensions=(ivd,),
+                    calls={"to_apply": e.reducer("and", DType.PRED)})
+    scatter_dims = tuple(d for d in range(updates.shape.rank) if d not in window_dims)
+    return e.op("broadcast", fits, shape=ArrayShape(DType.PRED, updates.shape.dims),
+                dimensions=scatter_dims)
 
 
 def _overwrite(e, dtype):

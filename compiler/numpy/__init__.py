@@ -28,6 +28,18 @@ from flowjit.numpy.shape_ops import (astype, broadcast_to, concatenate, expand_d
                                      hstack, moveaxis, pad, ravel, repeat, reshape, squeeze,
                                      stack, swapaxes, tile, transpose, vstack)
 from flowjit.numpy._promote import result_type, broadcast_shapes
+from flowjit.numpy.along_axis import put_along_axis, take_along_axis
+from flowjit.numpy.array_ops import (array_split, cross, diag, diagonal, diff, kron, meshgrid,
+                                     roll, split, trace, tril, triu)
+from flowjit.numpy.inverse_trig import (allclose, arccos, arccosh, arcsin, arcsinh, arctan,
+                                        arctanh, copysign, hypot, isclose)
+from flowjit.numpy.statistics import (average, bincount, corrcoef, count_nonzero, cov, interp,
+                                      nanmax, nanmean, nanmin, nanprod, nanstd, nansum,
+                                      nanvar)
+from flowjit.numpy.small_names import (atleast_1d, atleast_2d, broadcast_arrays, deg2rad,
+                                       degrees, dstack, fliplr, flipud, fmax, fmin, hsplit,
+                                       isin, logspace, nanargmax, nanargmin, ptp, rad2deg,
+                                       radians, rot90, signbit, sinc, trapezoid, vsplit)
 
 
 def take(a, indices, axis=None):

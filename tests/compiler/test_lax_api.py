@@ -20,8 +20,6 @@ PLACEMENT_KEYWORDS = {"out_sharding", "sharding"}
 EXCEPTIONS = {
     "reduce": "computation is a monoid (lax.add, lax.max, ... or an opcode name), not any "
               "traced function",
-    "cond": "JAX's deprecated `operand=` keyword is not taken",
-    "switch": "JAX's deprecated `operand=` keyword is not taken",
 }
 
 
@@ -31,15 +29,16 @@ def _public_functions():
         value = getattr(flax, name)
         if name.startswith("_") or not callable(value) or isinstance(value, type):
             continue
-        if (getattr(value, "__module__", None) != "flowjit.lax"
-                and name not in flax._CONTROL_FLOW):
+        if getattr(value, "__module__", None) not in ("flowjit.lax", "flowjit.lax_more"):
             continue
         names.append(name)
     return names
 
 
 def _parameters(fn):
-    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()
+    # A bare object() default is a "not given" sentinel: equal to any other.
+    return [(p.name, p.kind, "<sentinel>" if type(p.default) is object else p.default)
+            for p in inspect.signature(fn).parameters.values()
             if p.name not in PLACEMENT_KEYWORDS]
 
 

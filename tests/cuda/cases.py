@@ -304,6 +304,34 @@ ENTRY %main {
 }
 """)
 
+# Batching dims that are not leading and pair in a different order: operand dims 1 and 3
+# with index dims 1 and 0 (take_along_axis and vmap write the simple leading case).
+CASES["gather_batching_dims"] = ("loop", """HloModule gather_batching_dims
+ENTRY %main {
+  %x = f32[4,3,6,2] parameter(0)
+  %idx = s32[2,3,5,2] parameter(1)
+  ROOT %g = f32[2,2,3,5] gather(%x, %idx), offset_dims={1}, collapsed_slice_dims={2},
+      start_index_map={2,0}, operand_batching_dims={1,3}, start_indices_batching_dims={1,0},
+      index_vector_dim=3, slice_sizes={2,1,1,1}
+}
+""")
+
+CASES["scatter_batching_dims"] = ("scatter", """HloModule scatter_batching_dims
+%add {
+  %a = f32[] parameter(0)
+  %b = f32[] parameter(1)
+  ROOT %s = f32[] add(%a, %b)
+}
+ENTRY %main {
+  %x = f32[3,7,4] parameter(0)
+  %idx = s32[5,3] parameter(1)
+  %v = f32[5,3,2] parameter(2)
+  ROOT %s = f32[3,7,4] scatter(%x, %idx, %v), update_window_dims={2},
+      inserted_window_dims={1}, scatter_dims_to_operand_dims={1}, input_batching_dims={0},
+      scatter_indices_batching_dims={1}, index_vector_dim=2, to_apply=%add
+}
+""")
+
 
 def fixture_texts() -> dict[str, str]:
     """The JAX-exported fixtures, by name."""

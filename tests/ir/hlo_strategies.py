@@ -434,6 +434,44 @@ class ModuleMaker:
             "scatter_dims_to_operand_dims": (0,), "index_vector_dim": 1,
             "indices_are_sorted": False, "unique_indices": False}, {"to_apply": comp})
 
+    def batched_indices(self, x: Instruction):
+        """For take_along_axis-style gathers and scatters on `x`: (indices, batching dim of
+        x, the dim they index, where the batch dim sits among the indices' dims). The
+        indices are [batch, n, 1] or [n, batch, 1], out-of-range values included."""
+        batching, indexed = self.draw(st.permutations(range(x.shape.rank)))[:2]
+        index_batch = self.integer(0, 1)
+        count, size = self.integer(0, 3), x.shape.dims[indexed]
+        dims = [count, count]
+        dims[index_batch] = x.shape.dims[batching]
+        values = [self.integer(-size - 2, size + 2) for _ in range(dims[0] * dims[1])]
+        indices = self.b.constant(np.array(values, np.int32).reshape(dims + [1]), DType.S32)
+        return indices, batching, indexed, index_batch
+
+    def op_batched_gather(self):
+        """A gather with batching dims (jnp.take_along_axis, vmap of x[i])."""
+        x = self.operand(ALL, min_rank=2, min_dim=1)
+        idx, batching, indexed, index_batch = self.batched_indices(x)
+        sizes = tuple(1 if d in (batching, indexed) else n for d, n in enumerate(x.shape.dims))
+        return self.add("gather", [x, idx], {
+            "offset_dims": tuple(range(2, x.shape.rank)), "collapsed_slice_dims": (indexed,),
+            "start_index_map": (indexed,), "operand_batching_dims": (batching,),
+            "start_indices_batching_dims": (index_batch,), "index_vector_dim": 2,
+            "slice_sizes": sizes})
+
+    def op_batched_scatter(self):
+        """A scatter-add with batching dims (the VJP of take_along_axis)."""
+        x = self.operand(NUMERIC, min_rank=2, min_dim=1)
+        idx, batching, indexed, index_batch = self.batched_indices(x)
+        window = tuple(n for d, n in enumerate(x.shape.dims) if d not in (batching, indexed))
+        updates = self.new_array(ArrayShape(x.shape.dtype, idx.shape.dims[:2] + window))
+        comp = scalar_computation("add", x.shape.dtype, self.names)
+        self.callees.append(comp)
+        return self.add("scatter", [x, idx, updates], {
+            "update_window_dims": tuple(range(2, x.shape.rank)),
+            "inserted_window_dims": (indexed,), "scatter_dims_to_operand_dims": (indexed,),
+            "input_batching_dims": (batching,), "scatter_indices_batching_dims": (index_batch,),
+            "index_vector_dim": 2}, {"to_apply": comp})
+
     # One entry per elementwise opcode, two per structural op (so neither kind dominates).
     STEPS = ([("op_unary", op) for op in UNARY] + [("op_binary", op) for op in BINARY] +
              2 * [(name, None) for name in [
@@ -441,7 +479,7 @@ class ModuleMaker:
                  "op_broadcast", "op_reshape", "op_transpose", "op_slice", "op_concatenate",
                  "op_pad", "op_reverse", "op_reduce", "op_argmax", "op_dot", "op_tuple",
                  "op_iota", "op_dynamic_slice", "op_dynamic_update_slice", "op_gather",
-                 "op_scatter"]])
+                 "op_scatter", "op_batched_gather", "op_batched_scatter"]])
 
     def module(self) -> Module:
         last = None

@@ -205,12 +205,58 @@ def np_control_flow(x, n):
     return [np.sin(acc) if n > 2 else np.cos(acc)]
 
 
+def np_take_along_axis(x, idx):
+    """Per row r: x[r, i] with i wrapped once; NaN where it is still out of range."""
+    out = np.full(idx.shape, np.nan)
+    for r, c in np.ndindex(*idx.shape):
+        i = _wrap(int(idx[r, c]), x.shape[1])
+        if 0 <= i < x.shape[1]:
+            out[r, c] = x[r, i]
+    return [out]
+
+
+def _np_log_softmax(logits):
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def np_cross_entropy(logits, labels):
+    return [-_np_log_softmax(logits)[np.arange(len(labels)), labels].mean()]
+
+
+def np_cross_entropy_grad(logits, labels):
+    """d/dlogits of the mean cross-entropy: (softmax - one_hot(label)) / batch."""
+    probs = np.exp(_np_log_softmax(logits))
+    probs[np.arange(len(labels)), labels] -= 1.0
+    return [probs / len(labels)]
+
+
+def np_vmap_gather(x, k):
+    """Row r's element k[r] (wrapped once, then clamped: jnp indexing under vmap)."""
+    width = x.shape[1]
+    return [np.array([x[r, min(max(_wrap(int(i), width), 0), width - 1)]
+                      for r, i in enumerate(k)])]
+
+
+def np_vmap_scatter_add(x, k, v):
+    out = x.astype(np.float64)
+    for r, i in enumerate(k):
+        i = _wrap(int(i), x.shape[1])
+        if 0 <= i < x.shape[1]:  # dropped otherwise
+            out[r, i] += v[r]
+    return [out]
+
+
 ORACLES = {
     "softmax": np_softmax, "mlp": np_mlp, "mlp_grad": np_mlp_grad, "gather": np_gather,
     "scatter_add": np_scatter_add, "concat_pad": np_concat_pad,
     "dynamic_slice": np_dynamic_slice, "reductions": np_reductions, "int_ops": np_int_ops,
     "convert_iota": np_convert_iota, "select_clamp": np_select_clamp, "gelu": np_gelu,
     "logsumexp": np_logsumexp, "layernorm": np_layernorm, "control_flow": np_control_flow,
+    "take_along_axis": np_take_along_axis, "cross_entropy": np_cross_entropy,
+    "cross_entropy_grad": np_cross_entropy_grad, "vmap_gather": np_vmap_gather,
+    "vmap_scatter_add": np_vmap_scatter_add,
 }
 # float32 results against float64 numpy: a few ulps per op (gelu's erf is JAX's own
 # polynomial, so a little more).
