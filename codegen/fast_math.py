@@ -13,6 +13,9 @@ out of clamping the input rather than from selects on the result.
 """
 from __future__ import annotations
 
+import functools
+from fractions import Fraction
+
 from llvmlite import ir as llvm_ir
 
 from flowjit.codegen.llvm_types import F32, F64, I32, I64
@@ -204,18 +207,81 @@ _SIN_KERNEL = [2.7183114939898219064e-06, -1.98393348360966317347e-4,
 _COS_KERNEL = [2.43904487962774090654e-05, -1.38867637746099294692e-3,
                4.16666233237390631894e-2, -4.99999997251031003120e-1]
 _PI_OVER_2_HI, _PI_OVER_2_LO = 1.5707963267948966, 6.123233995736766e-17
+# From 2**50 on, n = round(x * 2/pi) outgrows the rounding trick and the two-part pi/2.
+_HUGE_EXPONENT = 127 + 50
+
+
+@functools.lru_cache(maxsize=1)
+def _two_pi_residues() -> tuple[list[float], list[float]]:
+    """2**k mod 2 pi for k = 0..104 as double-doubles (hi list, lo list), from pi to 400
+    bits by Machin's formula in integers; a NaN at k = 105 (where inf and NaN land)."""
+    bits = 400
+    one = 1 << bits
+
+    def arctan_of_inverse(n: int) -> int:   # atan(1/n) * 2**bits
+        total, power, k = 0, one // n, 0
+        while power:
+            total += -(power // (2 * k + 1)) if k % 2 else power // (2 * k + 1)
+            power //= n * n
+            k += 1
+        return total
+    two_pi = 2 * (16 * arctan_of_inverse(5) - 4 * arctan_of_inverse(239))
+    his, los = [], []
+    for k in range(105):
+        residue = Fraction((one << k) % two_pi, one)
+        his.append(float(residue))
+        los.append(float(residue - Fraction(his[-1])))
+    return his + [float("nan")], los + [0.0]
+
+
+def _constant_table(ctx, name: str, values: list[float]):
+    """A constant global array of doubles in the module being emitted (made once)."""
+    existing = ctx.module.globals.get(name)
+    if existing is not None:
+        return existing
+    array_type = llvm_ir.ArrayType(F64, len(values))
+    table = llvm_ir.GlobalVariable(ctx.module, array_type, name)
+    table.global_constant = True
+    table.linkage = "internal"
+    table.initializer = llvm_ir.Constant(array_type, values)
+    return table
+
+
+def _without_huge_multiples_of_2_pi(ctx, x):
+    """(hi, lo), a double-double equal to f32 x modulo 2 pi where |x| >= 2**50 (x itself
+    elsewhere): x = m * 2**k with a 24-bit integer m, and x mod 2 pi = m * (2**k mod 2 pi)
+    with that residue from a table, multiplied exactly by FMA. inf and NaN become NaN."""
+    b = ctx.builder
+    bits = b.bitcast(x, I32)
+    biased_exponent = b.and_(b.lshr(bits, _c(I32, 23)), _c(I32, 0xFF))
+    huge = b.icmp_unsigned(">=", biased_exponent, _c(I32, _HUGE_EXPONENT))
+    k = b.select(huge, b.sub(biased_exponent, _c(I32, 150)), _c(I32, 0))
+    wide = b.fpext(x, F64)
+    # x's significand as an integer, with x's sign: -(|x| mod 2 pi) is x mod 2 pi.
+    significand = ctx.call_intrinsic("copysign", b.sitofp(
+        b.or_(b.and_(bits, _c(I32, 0x7FFFFF)), _c(I32, 0x800000)), F64), wide)
+    his, los = _two_pi_residues()
+    residue = []
+    for name, values in (("flowjit.two_pi_residues.hi", his), ("flowjit.two_pi_residues.lo", los)):
+        table = _constant_table(ctx, name, values)
+        residue.append(b.load(b.gep(table, [_c(I32, 0), k], inbounds=True)))
+    product = b.fmul(significand, residue[0])
+    error = ctx.call_intrinsic("fma", significand, residue[0], b.fneg(product))
+    low = _mul_add(ctx, significand, residue[1], error)
+    return b.select(huge, product, wide), b.select(huge, low, _c(F64, 0.0))
 
 
 def _sin_cos_f32(ctx, x, quarter_turns: int):
     """sin(x + quarter_turns * pi/2) for f32 x, computed in double: r = x - n pi/2 with a
-    two-part pi/2 and fused multiply-adds (exact products, so accurate far beyond the
-    float range users meet: |x| < 2**40 or so), then sin(r) or cos(r) by the quadrant."""
+    two-part pi/2 and fused multiply-adds (exact products), after huge x are reduced by
+    2 pi (`_without_huge_multiples_of_2_pi`); then sin(r) or cos(r) by the quadrant."""
     b = ctx.builder
-    wide = b.fpext(x, F64)
+    wide, wide_low = _without_huge_multiples_of_2_pi(ctx, x)
     n_float, n_bits = _round_to_integer(ctx, wide, 0.63661977236758134308)   # 2 / pi
     # llvm.fma, not fmuladd: the reduction needs the exact product even without FMA.
     r = ctx.call_intrinsic("fma", n_float, _c(F64, -_PI_OVER_2_HI), wide)
     r = ctx.call_intrinsic("fma", n_float, _c(F64, -_PI_OVER_2_LO), r)
+    r = b.fadd(r, wide_low)
     z = b.fmul(r, r)
     sin_r = _mul_add(ctx, b.fmul(z, r), _poly(ctx, z, _SIN_KERNEL), r)
     cos_r = _mul_add(ctx, z, _poly(ctx, z, _COS_KERNEL), _c(F64, 1.0))

@@ -42,8 +42,9 @@ def _logistic_oracle(x):
 
 
 def _sin_cos_inputs(dtype, lo, hi):
-    """A dense grid, and large arguments where the reduction by pi/2 is hard."""
-    large = np.geomspace(1e4, 1e9, 20_001)
+    """A dense grid, and large arguments up to the largest float, where the reduction by
+    pi/2 is hard."""
+    large = np.geomspace(1e4, 3e38, 40_001)
     return np.concatenate([_inputs(dtype, lo, hi), large, -large]).astype(dtype)
 
 
@@ -70,3 +71,31 @@ def test_inline_math_is_accurate(name, ours, theirs, lo, hi, dtype, max_ulp, cpu
     with flowjit.config.override("cpu_features", cpu_features):
         got = np.asarray(flowjit.jit(ours)(x))
     assert _ulp_distance(got, want) <= max_ulp, name
+
+
+def _instructions(assembly: str) -> list[str]:
+    return [line.split()[0] for line in assembly.splitlines()
+            if line.startswith("\t") and not line.startswith("\t.")]
+
+
+@pytest.mark.parametrize("cpu_features, vector", [("host", None), ("avx2", "ymm")])
+@pytest.mark.parametrize("name, fn, dtype", [
+    ("exp", fnp.exp, np.float32), ("exp", fnp.exp, np.float64),
+    ("log", fnp.log, np.float32), ("tanh", fnp.tanh, np.float32),
+    ("logistic", nn.sigmoid, np.float32), ("logistic", nn.sigmoid, np.float64),
+    ("erf", lax.erf, np.float32), ("sin", fnp.sin, np.float32), ("cos", fnp.cos, np.float32),
+])
+def test_inline_math_vectorizes_with_no_calls(name, fn, dtype, cpu_features, vector):
+    """A libm call (or an LLVM intrinsic it scalarizes into one) would keep the loop scalar."""
+    x = np.linspace(0.5, 2.0, 4096).astype(dtype)
+    with flowjit.config.override("cpu_features", cpu_features):
+        assembly = flowjit.jit(fn).lower(x).compile().executable.assembly
+    instructions = _instructions(assembly)
+    assert not [i for i in instructions if i.startswith("call")], name
+    # sin and cos of f32 compute in double lanes.
+    suffix = "pd" if dtype == np.float64 or name in ("sin", "cos") else "ps"
+    packed = [i for i in instructions if i.startswith(("vfmadd", "vfnmadd", "vmul", "vadd"))
+              and i.endswith(suffix)]
+    assert packed, f"{name}: no packed {suffix} arithmetic"
+    if vector:
+        assert vector in assembly and "zmm" not in assembly
