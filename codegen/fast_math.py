@@ -122,28 +122,30 @@ def exp(ctx, x):
 
 
 def log_f32(ctx, x):
-    """Natural log (f32): x = m * 2**e with m in [sqrt(.5), sqrt(2)), log1p(m-1) by a
-    polynomial; subnormals are scaled up first."""
+    """Natural log (f32): x = m * 2**e with m in [sqrt(.5), sqrt(2)), then fdlibm's form
+    log(1 + f) = f - (f²/2 - s (f²/2 + R(s²))), s = f / (2 + f): a division and a short
+    polynomial instead of a long one. Subnormals are scaled up first."""
     b = ctx.builder
     t = F32
     tiny = b.fcmp_ordered("<", x, _c(t, 1.1754943508222875e-38))
     scaled = b.select(tiny, b.fmul(x, _c(t, 8388608.0)), x)  # 2**23
-    bits = b.bitcast(scaled, I32)
-    exponent = b.sub(b.lshr(bits, _c(I32, 23)), b.select(tiny, _c(I32, 126 + 23),
-                                                         _c(I32, 126)))
-    mantissa = b.bitcast(b.or_(b.and_(bits, _c(I32, 0x007FFFFF)), _c(I32, 0x3F000000)), t)
-    small = b.fcmp_ordered("<", mantissa, _c(t, 0.707106781186547524))
-    e = b.sitofp(b.sub(exponent, b.zext(small, I32)), t)
-    # m - 1 for m in [sqrt(.5), 1) is 2m - 1 (exact): the polynomial wants m - 1 near 0.
-    m = b.fsub(b.select(small, b.fadd(mantissa, mantissa), mantissa), _c(t, 1.0))
-    z = b.fmul(m, m)
-    p = _poly(ctx, m, [7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1,
-                       1.4249322787e-1, -1.6668057665e-1, 2.0000714765e-1, -2.4999993993e-1,
-                       3.3333331174e-1])
-    y = b.fmul(b.fmul(m, z), p)
-    y = _mul_add(ctx, e, _c(t, -2.12194440e-4), y)
-    y = _mul_add(ctx, z, _c(t, -0.5), y)
-    result = _mul_add(ctx, e, _c(t, 0.693359375), b.fadd(m, y))
+    # Offsetting the bits by 1.0 - sqrt(.5) carries mantissas >= sqrt(.5) into the exponent
+    # field: what is left of the mantissa, offset back, is m in [sqrt(.5), sqrt(2)).
+    sqrt_half = 0x3F3504F3
+    shifted = b.add(b.bitcast(scaled, I32), _c(I32, 0x3F800000 - sqrt_half))
+    exponent = b.sub(b.lshr(shifted, _c(I32, 23)),
+                     b.select(tiny, _c(I32, 127 + 23), _c(I32, 127)))
+    m = b.bitcast(b.add(b.and_(shifted, _c(I32, 0x007FFFFF)), _c(I32, sqrt_half)), t)
+    e = b.sitofp(exponent, t)
+    f = b.fsub(m, _c(t, 1.0))
+    s = b.fdiv(f, b.fadd(f, _c(t, 2.0)))
+    z = b.fmul(s, s)
+    # 2 atanh(s) = 2s + s (2/3 s² + 2/5 s⁴ + ...): R is the series past 2s, |s| < 0.172.
+    r = b.fmul(z, _poly(ctx, z, [2.0 / 9, 2.0 / 7, 2.0 / 5, 2.0 / 3]))
+    half_f_squared = b.fmul(_c(t, 0.5), b.fmul(f, f))
+    log_m = b.fsub(f, b.fsub(half_f_squared, b.fmul(s, b.fadd(half_f_squared, r))))
+    hi, lo = _LN2_PARTS[F32]
+    result = _mul_add(ctx, e, _c(t, hi), _mul_add(ctx, e, _c(t, lo), log_m))
     # inf and NaN are their own log (their exponent field is all ones), -inf is not.
     special = b.icmp_unsigned(">=", b.and_(b.bitcast(x, I32), _c(I32, 0x7FFFFFFF)),
                               _c(I32, 0x7F800000))
