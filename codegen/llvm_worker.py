@@ -4,8 +4,8 @@ Run as a module (`python -m flowjit.codegen.llvm_worker`); `flowjit` and
 `flowjit.codegen` load their parts lazily, so it imports only llvmlite and
 `llvm_target` and starts in a fraction of the time the whole package takes. Each request
 is a header `<IIQ` (opt level, feature-string bytes, text bytes), the LLVM feature string
-to build for and the UTF-8 text; each reply is `<BQ` (0 ok /
-1 failed, bytes) and the object code (or the error). It exits when stdin closes (its parent is gone).
+to build for and the UTF-8 text; each reply is `<BQ` (0 ok / 1 failed, bytes) and the
+object code (or the error). It exits when stdin closes (its parent is gone).
 """
 import struct
 import sys
