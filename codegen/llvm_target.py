@@ -41,7 +41,7 @@ _selected = _checked(os.environ.get("FLOWJIT_CPU_FEATURES", "").strip().lower() 
 def select_cpu_features(name: str) -> None:
     """Build code from now on for feature set `name` ("host" or "avx2"), process-wide."""
     global _selected
-    _selected = _checked(name)
+    _selected = _checked(name.strip().lower() or "host")
 
 
 def selected_cpu_features() -> str:

@@ -97,6 +97,11 @@ def test_compile_workers_build_for_the_features_they_are_sent():
         assert from_worker == llvm_target.object_code(text, 2, features=features)
 
 
+def test_the_option_is_read_as_jax_config_reads_its_own():
+    flowjit.config.update("jax_cpu_features", " AVX2 ")
+    assert flowjit.config.cpu_features == "avx2" == flowjit.config.read("cpu_features")
+
+
 def test_an_unknown_feature_set_is_refused_with_the_known_ones():
     with pytest.raises(ValueError, match=r"'avx9'.*host, avx2"):
         flowjit.config.update("cpu_features", "avx9")
