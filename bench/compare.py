@@ -2,6 +2,12 @@
 
     python -m bench.compare            # full sizes
     python -m bench.compare --small    # quick smoke run
+    python -m bench.compare --cpu-features avx2   # both compilers limited to AVX2
+
+`--cpu-features avx2` builds flowjit's code without AVX-512 (`flowjit.config` option
+`cpu_features`) and limits XLA the same way (`--xla_cpu_max_isa=AVX2`), so an AVX-512
+machine measures what AVX2-only machines run. The default: each compiler uses every feature
+of this CPU (XLA prefers 256-bit vectors even then).
 
 Where this machine pins OpenBLAS to an older kernel (OPENBLAS_CORETYPE), unset it for the
 run: numpy and flowjit's large dots both use numpy's OpenBLAS.
@@ -19,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -84,16 +91,45 @@ def _row(name: str, times: dict, unit: str = "ms") -> list[str]:
     return [name, cell("flowjit"), cell("numpy"), cell("jax"), ratio, cell("torch")]
 
 
-def run(small: bool) -> None:
+def _workloads(small: bool):
+    """The kernel rows: bench.fusion's gelu chain, softmax and layernorm, and the gelu
+    chain once more at a size that fits in the last-level cache (2**22; 2**14 if small),
+    where transcendental code, not memory, sets the speed."""
+    rows = []
+    for name, fn, np_fn, args, min_bytes in fusion.workloads(small):
+        if name == "gelu(x*a+b)":
+            n = args[0].size
+            cached = [a[:n >> 2].copy() for a in args]
+            rows.append((f"{name} 2^{cached[0].size.bit_length() - 1}", fn, np_fn,
+                         tuple(cached), name))
+            rows.append((f"{name} 2^{n.bit_length() - 1}", fn, np_fn, args, name))
+        elif name in ("softmax", "layernorm"):
+            rows.append((name, fn, np_fn, args, name))
+    return rows
+
+
+def limit_jax_to(cpu_features: str) -> str:
+    """Give XLA the same feature limit as flowjit (before JAX is imported); says what
+    JAX uses."""
+    if cpu_features == "avx2":
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                   + " --xla_cpu_max_isa=AVX2").strip()
+        return "JAX limited to AVX2 (--xla_cpu_max_isa=AVX2)"
+    return "JAX with this host's features"
+
+
+def run(small: bool, cpu_features: str = "host", kernels_only: bool = False,
+        repeats: Optional[int] = None) -> None:
+    jax_note = limit_jax_to(cpu_features)
+    flowjit.config.update("cpu_features", cpu_features)
+    os.environ["FLOWJIT_CPU_FEATURES"] = cpu_features   # for the compile in a new process
     jax, jnp = _jax()
     torch = _torch()
     rows, points = [], []
     bandwidth = copy_bandwidth(1 << (24 if small else 28))
     jax_fns = jax_versions(jax, jnp) if jax else {}
-    repeats = 5 if small else 15
-    for name, fn, np_fn, args, min_bytes in fusion.workloads(small):
-        if name not in ("gelu(x*a+b)", "softmax", "layernorm"):
-            continue
+    repeats = repeats or (5 if small else 15)
+    for label, fn, np_fn, args, name in _workloads(small):
         compiled = flowjit.jit(fn).lower(*args).compile()
         leaves = tree.flatten(args)[0]
         fns = {"flowjit": lambda: compiled(*leaves), "numpy": lambda: np_fn(*args)}
@@ -106,11 +142,12 @@ def run(small: bool) -> None:
             # after each call and, on a small machine, slow whatever runs next (flowjit and
             # JAX by 1.5-2x on 2 cores), which would skew the interleaved ratios.
             times["torch"] = median_time(_torch_fn(torch, name, args), repeats)
-        rows.append(_row(name, times))
+        rows.append(_row(label, times))
         cost = compiled.cost_analysis()
-        points.append((name, cost["flops"] / max(cost["bytes accessed"], 1),
+        points.append((label, cost["flops"] / max(cost["bytes accessed"], 1),
                        cost["flops"] / times["flowjit"] / 1e9))
-    rows += _matmul_rows(jax, jnp, small, repeats, points)
+    if not kernels_only:
+        rows += _matmul_rows(jax, jnp, small, repeats, points)
     # The MLP training step; a fresh disk cache, so the first call really compiles.
     params, x, y = train_mlp.make()
     step = flowjit.jit(train_mlp.flowjit_step)
@@ -121,6 +158,22 @@ def run(small: bool) -> None:
         jax_step, jparams = train_mlp.jax_step_and_params(params)
         fns["jax"] = lambda: jax_step(jparams, x, y)
     rows.append(_row("mlp train step", interleaved_medians(fns, 2 * repeats)))
+    if not kernels_only:
+        rows += _compile_and_dispatch_rows(jax, jnp, params, x, y)
+    print(f"flowjit cpu_features={cpu_features}; {jax_note}")
+    print(f"measured copy bandwidth {bandwidth / 1e9:.1f} GB/s; "
+          f"jax {jax.__version__ if jax else 'not installed'}; "
+          f"torch {torch.__version__ if torch else 'not installed'}; "
+          f"timings interleaved, medians of {repeats}+ runs")
+    print(format_table(["workload", "flowjit ms", "numpy ms", "JAX ms", "flowjit/JAX",
+                        "torch eager ms"], rows))
+    if not kernels_only:
+        _roofline(points, bandwidth)
+
+
+def _compile_and_dispatch_rows(jax, jnp, params, x, y) -> list[list[str]]:
+    """First-call compile, compile in a new process, dispatch of four small arrays."""
+    rows = []
     rows.append(_row("first-call compile (mlp step), median of 3",
                      _first_calls(jax, jnp, params, x, y)))
     warm = compile_in_new_process()
@@ -136,13 +189,7 @@ def run(small: bool) -> None:
         fns["jax"] = lambda: jadd(*jsmall)
     times = interleaved_medians(fns, 300)
     rows.append(_row("dispatch, 4 small arrays", times, unit="us"))
-    print(f"measured copy bandwidth {bandwidth / 1e9:.1f} GB/s; "
-          f"jax {jax.__version__ if jax else 'not installed'}; "
-          f"torch {torch.__version__ if torch else 'not installed'}; "
-          f"timings interleaved, medians of {repeats}+ runs")
-    print(format_table(["workload", "flowjit ms", "numpy ms", "JAX ms", "flowjit/JAX",
-                        "torch eager ms"], rows))
-    _roofline(points, bandwidth)
+    return rows
 
 
 def _first_calls(jax, jnp, params, x, y, runs: int = 3) -> dict:
@@ -236,7 +283,13 @@ def _roofline(points, bandwidth, path: str = "bench/results/roofline.png") -> No
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true")
-    run(parser.parse_args().small)
+    parser.add_argument("--cpu-features", choices=["host", "avx2"], default="host",
+                        help="build flowjit's (and limit XLA's) code to this feature set")
+    parser.add_argument("--kernels-only", action="store_true",
+                        help="only the gelu, softmax, layernorm and MLP-step rows")
+    parser.add_argument("--repeats", type=int, help="timed runs per row (default 15)")
+    args = parser.parse_args()
+    run(args.small, args.cpu_features, args.kernels_only, args.repeats)
 
 
 if __name__ == "__main__":

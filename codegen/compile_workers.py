@@ -17,8 +17,10 @@ import sys
 import threading
 from typing import Optional
 
+from flowjit.codegen import llvm_target
+
 WORKER_COMMAND = [sys.executable, "-m", "flowjit.codegen.llvm_worker"]
-_HEADER_SIZE = 12   # llvm_worker.REQUEST: <IQ
+_HEADER_SIZE = 16   # llvm_worker.REQUEST: <IIQ
 _REPLY_SIZE = 9     # llvm_worker.REPLY: <BQ
 
 
@@ -34,10 +36,12 @@ class Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def submit(self, text: str, opt_level: int) -> None:
-        """Queue one text; its result comes from the next `result()` in order."""
-        data = text.encode()
-        message = (opt_level.to_bytes(4, "little") + len(data).to_bytes(8, "little") + data)
+    def submit(self, text: str, opt_level: int, features: str) -> None:
+        """Queue one text, to build for LLVM `features`; its result comes from the next
+        `result()` in order."""
+        data, feature_data = text.encode(), features.encode()
+        message = (opt_level.to_bytes(4, "little") + len(feature_data).to_bytes(4, "little")
+                   + len(data).to_bytes(8, "little") + feature_data + data)
         previous = self._writer
 
         def write() -> None:
@@ -115,9 +119,12 @@ def start(count: int) -> None:
                 return
 
 
-def compile_texts(texts: list[str], opt_level: int):
-    """Hand `texts` to the workers; returns a function that waits and gives each text's
-    object code (None for any the workers did not deliver)."""
+def compile_texts(texts: list[str], opt_level: int, features: Optional[str] = None):
+    """Hand `texts` to the workers, to build for LLVM `features` (default: the selected
+    CPU feature set's); returns a function that waits and gives each text's object code
+    (None for any the workers did not deliver)."""
+    if features is None:
+        features = llvm_target.target_features(llvm_target.selected_cpu_features())
     with _lock:
         workers = [w for w in _workers if w.alive]
     if not workers:
@@ -125,7 +132,7 @@ def compile_texts(texts: list[str], opt_level: int):
     order = []
     for k, text in enumerate(texts):
         worker = workers[k % len(workers)]
-        worker.submit(text, opt_level)
+        worker.submit(text, opt_level, features)
         order.append(worker)
 
     def wait() -> list[Optional[bytes]]:

@@ -14,7 +14,8 @@ from typing import Callable, Optional, Sequence, Union
 import llvmlite.binding as llvm
 
 from flowjit.codegen import compile_workers
-from flowjit.codegen.llvm_target import host_target_machine, initialize, object_code, optimize
+from flowjit.codegen.llvm_target import (host_target_machine, initialize, object_code, optimize,
+                                         selected_cpu_features, target_features)
 
 _lock = threading.Lock()
 
@@ -75,6 +76,7 @@ class MachineCode:
     entry_address: int
     texts: list
     opt_level: int
+    features: str   # the LLVM feature string the code was built with
     timings: dict = field(default_factory=dict)
 
     @functools.cached_property
@@ -85,17 +87,35 @@ class MachineCode:
             for text in self.texts:
                 module_ref = llvm.parse_assembly(text, context=llvm.create_context())
                 if self.opt_level:
-                    optimize(module_ref, host_target_machine(), self.opt_level)
+                    optimize(module_ref, host_target_machine(self.features), self.opt_level)
                 out.append(str(module_ref))
         return "\n".join(out)
 
+    @functools.cached_property
+    def assembly(self) -> str:
+        """The machine code as assembly text, built again as it was (same features)."""
+        out = []
+        with _lock:
+            for text in self.texts:
+                module_ref = llvm.parse_assembly(text, context=llvm.create_context())
+                tm = host_target_machine(self.features)
+                if self.opt_level:
+                    optimize(module_ref, tm, self.opt_level)
+                out.append(tm.emit_assembly(module_ref))
+        return "\n".join(out)
 
-@functools.lru_cache(maxsize=1)
+
 def host_target_description() -> str:
-    """Everything about this machine that changes the machine code (a cache key part)."""
+    """Everything about this machine and the selected CPU feature set that changes the
+    machine code (a cache key part)."""
+    return _target_description(selected_cpu_features())
+
+
+@functools.lru_cache(maxsize=None)
+def _target_description(feature_set: str) -> str:
     _initialize()
     return " ".join([llvm.get_process_triple(), llvm.get_host_cpu_name(),
-                     llvm.get_host_cpu_features().flatten(), str(llvm.llvm_version_info)])
+                     target_features(feature_set), str(llvm.llvm_version_info)])
 
 
 def compile_jobs() -> int:
@@ -119,19 +139,21 @@ def compile_llvm_ir(texts: Union[str, Sequence[str]], opt_level: int = 3,
     processes: llvmlite serializes LLVM calls within one), as XLA:CPU splits a module across
     threads.
     With `object_code` (from a cache) LLVM's work is skipped; `save_object` receives the
-    object code that was generated otherwise."""
+    object code that was generated otherwise. The code is built for the selected CPU
+    feature set (`llvm_target.select_cpu_features`)."""
     _initialize()
     _parallel_support()
+    features = target_features(selected_cpu_features())
     texts = [texts] if isinstance(texts, str) else list(texts)
     timings: dict = {}
     objects = unpack_objects(object_code, len(texts)) if object_code is not None else None
     with _lock:
         if objects is None:
-            objects = _compile_parts(texts, opt_level, timings)
+            objects = _compile_parts(texts, opt_level, features, timings)
             if save_object is not None:
                 save_object(pack_objects(objects))
         start = time.perf_counter()
-        tm = host_target_machine()
+        tm = host_target_machine(features)
         host = llvm.parse_assembly(f'target triple = "{host_triple()}"')
         engine = llvm.create_mcjit_compiler(host, tm)
         for obj in objects:
@@ -141,17 +163,19 @@ def compile_llvm_ir(texts: Union[str, Sequence[str]], opt_level: int = 3,
         timings["link"] = time.perf_counter() - start
     if not address:
         raise RuntimeError("compiled code has no `entry` function")
-    return MachineCode(engine, address, texts, opt_level, timings)
+    return MachineCode(engine, address, texts, opt_level, features, timings)
 
 
-def _compile_parts(texts: list[str], opt_level: int, timings: dict) -> list[bytes]:
+def _compile_parts(texts: list[str], opt_level: int, features: str,
+                   timings: dict) -> list[bytes]:
     """Object code for each text: the first here, the others by the compile workers
     meanwhile (or here too, for any they do not deliver)."""
-    wait = compile_workers.compile_texts(texts[1:], opt_level)
-    objects = [object_code(texts[0], opt_level, timings)]
+    wait = compile_workers.compile_texts(texts[1:], opt_level, features)
+    objects = [object_code(texts[0], opt_level, timings, features)]
     start = time.perf_counter()
     for text, obj in zip(texts[1:], wait()):
-        objects.append(obj if obj is not None else object_code(text, opt_level))
+        objects.append(obj if obj is not None else object_code(text, opt_level,
+                                                               features=features))
     if len(texts) > 1:
         timings["wait_for_parts"] = time.perf_counter() - start
     return objects

@@ -26,7 +26,7 @@ class ScalarContext:
 
     builder: llvm_ir.IRBuilder
     module: llvm_ir.Module
-    inline_math: bool = True   # vectorizable polynomial exp/log/tanh instead of libm
+    inline_math: bool = True   # vectorizable polynomial exp/log/tanh/erf/sin/cos, not libm
     reassociate: bool = False  # set while emitting a reducer: lets LLVM vectorize sums
     target: str = "cpu"        # "cuda": math that NVPTX cannot lower goes to libdevice
 
@@ -492,8 +492,11 @@ SCALAR_RULES: dict[Opcode, Rule] = {
     Opcode.RSQRT: _rsqrt, Opcode.CBRT: _libm("cbrt"),
     Opcode.TANH: _inline_or_libm(fast_math.tanh_f32, "tanh", False, ("float",)),
     Opcode.LOGISTIC: _logistic,
-    Opcode.SINE: _intrinsic("sin"), Opcode.COSINE: _intrinsic("cos"), Opcode.TAN: _libm("tan"),
-    Opcode.ERF: _libm("erf"), Opcode.FLOOR: _intrinsic("floor"), Opcode.CEIL: _intrinsic("ceil"),
+    Opcode.SINE: _inline_or_libm(fast_math.sin_f32, "sin", True, ("float",)),
+    Opcode.COSINE: _inline_or_libm(fast_math.cos_f32, "cos", True, ("float",)),
+    Opcode.TAN: _libm("tan"),
+    Opcode.ERF: _inline_or_libm(fast_math.erf_f32, "erf", False, ("float",)),
+    Opcode.FLOOR: _intrinsic("floor"), Opcode.CEIL: _intrinsic("ceil"),
     Opcode.ROUND_NEAREST_EVEN: _intrinsic("roundeven"), Opcode.ROUND_NEAREST_AFZ: _round_afz,
     Opcode.NOT: _not, Opcode.POPCNT: _bit_count("ctpop"), Opcode.CLZ: _bit_count("ctlz"),
     Opcode.IS_FINITE: _is_finite, Opcode.COPY: _copy,

@@ -6,6 +6,12 @@
 With x64 off (the default, as in JAX) arrays are 32-bit: creation functions default to
 float32 / int32, Python scalars are weakly typed, and 64-bit inputs are converted to their
 32-bit kind as they enter flowjit (`canonicalize_dtype`).
+
+    flowjit.config.update("cpu_features", "avx2")   # or FLOWJIT_CPU_FEATURES=avx2
+
+builds machine code from then on for a CPU without AVX-512 ("host", the default: all this
+CPU has), so the AVX2 code users' machines run can be tested and measured here. The choice
+is part of every compile cache key; it lives in codegen (`llvm_target`), which builds it.
 """
 from __future__ import annotations
 
@@ -30,19 +36,37 @@ def _env_flag(name: str) -> bool:
 _OPTIONS = {"enable_x64": ("FLOWJIT_ENABLE_X64", _env_flag)}
 _lock = threading.Lock()
 _values = {name: parse(env) for name, (env, parse) in _OPTIONS.items()}
+# Options kept by the layer that uses them: name -> (getter, setter) in codegen, imported
+# on first use (a process that never compiles need not load LLVM).
+_DELEGATED = {"cpu_features": ("selected_cpu_features", "select_cpu_features")}
+
+
+_llvm_target_module = None
+
+
+def _llvm_target():
+    global _llvm_target_module
+    if _llvm_target_module is None:
+        from flowjit.codegen import llvm_target
+        _llvm_target_module = llvm_target
+    return _llvm_target_module
 
 
 def _option(name: str) -> str:
     option = name[4:] if name.startswith("jax_") else name   # jax.config's spelling too
-    if option not in _OPTIONS:
+    if option not in _OPTIONS and option not in _DELEGATED:
         raise AttributeError(f"unrecognized config option {name!r} (known: "
-                             f"{', '.join(sorted(_OPTIONS))})")
+                             f"{', '.join(sorted({**_OPTIONS, **_DELEGATED}))})")
     return option
 
 
 def update(name: str, value: Any) -> None:
-    """Set option `name` (`enable_x64`) for the whole process, as jax.config.update."""
+    """Set option `name` (`enable_x64`, `cpu_features`) for the whole process, as
+    jax.config.update."""
     option = _option(name)
+    if option in _DELEGATED:
+        getattr(_llvm_target(), _DELEGATED[option][1])(str(value))
+        return
     with _lock:
         _values[option] = bool(value)
 
@@ -60,7 +84,10 @@ def override(name: str, value: Any):
 
 def read(name: str) -> Any:
     """The current value of option `name`."""
-    return _values[_option(name)]
+    option = _option(name)
+    if option in _DELEGATED:
+        return getattr(_llvm_target(), _DELEGATED[option][0])()
+    return _values[option]
 
 
 def __getattr__(name: str) -> Any:
@@ -81,6 +108,11 @@ _NARROW = {np.dtype(np.float64): np.dtype(np.float32), np.dtype(np.int64): np.dt
 def x64_enabled() -> bool:
     """Whether 64-bit types are enabled now (cheap: read on every jitted call)."""
     return _values["enable_x64"]
+
+
+def cpu_feature_set() -> str:
+    """The CPU feature set code is built for now ("host", "avx2"): a compile cache key part."""
+    return _llvm_target().selected_cpu_features()
 
 
 def canonicalize_dtype(dtype: Any) -> np.dtype:

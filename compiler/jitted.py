@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from flowjit import tree
-from flowjit.config import canonicalize_dtype, x64_enabled
+from flowjit.config import canonicalize_dtype, cpu_feature_set, x64_enabled
 from flowjit.core import Array, as_array, current_trace
 from flowjit.tracing import ArgSpec, Traced, argument_names, spec_of, trace_function
 from flowjit.ir.module import Module
@@ -213,8 +213,9 @@ class Jitted:
 
     def _key(self, statics: tuple, leaves, treedef, labels) -> tuple:
         specs = tuple(spec_of(leaf, label) for leaf, label in zip(leaves, labels))
-        # A program traced with x64 on differs (its defaults, constants): part of the key.
-        return (treedef, specs, statics, x64_enabled())
+        # A program traced with x64 on differs (its defaults, constants): part of the key;
+        # so is the CPU feature set its machine code is built for.
+        return (treedef, specs, statics, x64_enabled(), cpu_feature_set())
 
     def lower(self, *args: Any, **kwargs: Any) -> Lowered:
         """The traced module for these arguments (traced once per signature)."""
@@ -271,7 +272,7 @@ class Jitted:
             leaves, treedef = tree.flatten(args)
             try:
                 key = (treedef, tuple(_quick_spec(leaf) for leaf in leaves), (),
-                       x64_enabled())
+                       x64_enabled(), cpu_feature_set())
             except TypeError:
                 key = None
             compiled = self._cache.get(key) if key is not None else None
@@ -309,6 +310,8 @@ class Jitted:
                            f"to {_describe_statics(key[2])}")
         if previous[3] != key[3]:
             reasons.append(f"enable_x64 changed from {previous[3]} to {key[3]}")
+        if previous[4] != key[4]:
+            reasons.append(f"cpu_features changed from {previous[4]} to {key[4]}")
         _emit(f"retracing {self.__name__} (trace #{self.trace_count + 1}): "
               + ("; ".join(reasons) or "new signature"))
 
@@ -478,7 +481,7 @@ _ARRAY_TYPES = (np.ndarray, Array)
 
 def _array_key(args: tuple) -> Optional[tuple]:
     """(shape, dtype) of each argument when all are arrays, else None (the general path)."""
-    key: list = [x64_enabled()]
+    key: list = [x64_enabled(), cpu_feature_set()]
     for a in args:
         if type(a) not in _ARRAY_TYPES:
             return None

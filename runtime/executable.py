@@ -103,6 +103,11 @@ class Executable:
     def optimized_llvm_ir(self) -> str:
         return self._code.optimized_ir
 
+    @property
+    def assembly(self) -> str:
+        """The kernels' machine code as assembly text."""
+        return self._code.assembly
+
     def _slots_of(self, inst: Instruction) -> list[int]:
         return flatten_slots(self._trees[id(inst)])
 
