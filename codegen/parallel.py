@@ -33,6 +33,8 @@ def kernel_type() -> llvm_ir.FunctionType:
 _SHARED = llvm_ir.LiteralStructType([PTR, PTR, I64, I64, I64, I64, I64])
 _KERNEL, _ARGS, _ROWS, _CHUNK, _NEXT, _DONE, _REFS = range(7)
 # Chunks per thread: enough that a thread the OS runs late leaves its share to the others.
+# A product (aligned rows) is split in one chunk per thread: each chunk packs the whole
+# right-hand matrix again, which costs more than an uneven finish.
 CHUNKS_PER_THREAD = 4
 # The helper threads' entry. It lives in a small module compiled once per process and never
 # freed (codegen/cpu.py): a helper that runs after its program's code was freed may still
@@ -135,8 +137,8 @@ def parallel_for(module: llvm_ir.Module, kernel: llvm_ir.Function,
     with b.if_then(b.icmp_unsigned("==", shared, llvm_ir.Constant(PTR, None))):
         b.call(kernel, [args, i64(0), n])   # no memory for the shared state: run it here
         b.ret_void()
-    per_chunk = b.udiv(b.add(n, i64(threads * CHUNKS_PER_THREAD - 1)),
-                       i64(threads * CHUNKS_PER_THREAD))
+    chunks = threads * (CHUNKS_PER_THREAD if align == 1 else 1)
+    per_chunk = b.udiv(b.add(n, i64(chunks - 1)), i64(chunks))
     if align > 1:   # chunk boundaries at multiples of align rows
         per_chunk = b.mul(b.udiv(b.add(per_chunk, i64(align - 1)), i64(align)), i64(align))
     per_chunk = b.select(b.icmp_unsigned("<", per_chunk, i64(1)), i64(1), per_chunk)
