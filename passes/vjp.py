@@ -214,8 +214,20 @@ class Emitter:
                known: Optional[dict] = None) -> Instruction:
         """Copy `comp`'s instructions here on `args`; returns the copy of its root. `known`
         (by id of an instruction of `comp`) gives values to use instead of computing them."""
+        return self._copy(comp, args, comp.instructions, known)[id(comp.root)]
+
+    def inline_values(self, comp: Computation, args: Sequence[Instruction],
+                      wanted: Sequence[Instruction]) -> list[Instruction]:
+        """Copies here, on `args`, of the instructions of `comp` that compute `wanted`
+        (which must not need `comp`'s other parameters); returns the copies of `wanted`."""
+        needed = {id(i) for i in post_order(wanted)}
+        values = self._copy(comp, args, [i for i in comp.instructions if id(i) in needed])
+        return [values[id(w)] for w in wanted]
+
+    def _copy(self, comp: Computation, args: Sequence[Instruction], instructions,
+              known: Optional[dict] = None) -> dict:
         values: dict[int, Instruction] = dict(known or {})
-        for inst in comp.instructions:
+        for inst in instructions:
             if id(inst) in values:
                 continue
             if inst.opcode == "parameter":
@@ -227,29 +239,7 @@ class Emitter:
                                       [values[id(o)] for o in inst.operands], metadata={})
                 self.b.computation.instructions.append(copy)
                 values[id(inst)] = copy
-        return values[id(comp.root)]
-
-    def inline_values(self, comp: Computation, args: Sequence[Instruction],
-                      wanted: Sequence[Instruction]) -> list[Instruction]:
-        """Copies here, on `args`, of the instructions of `comp` that compute `wanted`
-        (which must not need `comp`'s other parameters); returns the copies of `wanted`."""
-        if not wanted:
-            return []
-        needed = {id(i) for i in post_order(wanted)}
-        values: dict[int, Instruction] = {}
-        for inst in comp.instructions:
-            if id(inst) not in needed:
-                continue
-            if inst.opcode == "parameter":
-                values[id(inst)] = args[inst.attrs["number"]]
-            elif inst.opcode == "get-tuple-element":
-                values[id(inst)] = self.gte(values[id(inst.operands[0])], inst.attrs["index"])
-            else:
-                copy = inst.copy_with(self.names.fresh(inst.name),
-                                      [values[id(o)] for o in inst.operands], metadata={})
-                self.b.computation.instructions.append(copy)
-                values[id(inst)] = copy
-        return [values[id(w)] for w in wanted]
+        return values
 
     def derivative(self, comp: Computation, wrt: Sequence[int]) -> Computation:
         """The VJP computation of `comp` (made once per emitter), registered as extra."""

@@ -87,22 +87,31 @@ def _read_by_gradient(derivative, outputs: int, m: int, residuals: set) -> set[i
 
 def _residuals(derivative, outputs: int) -> list[Instruction]:
     """The costly values (products, transcendentals, divisions) of the step's forward part
-    that its VJP part reads: the forward loop stacks them, so the backward loop reads them
-    instead of computing the step again (as JAX's scan keeps its residuals)."""
+    that its VJP part needs, directly or through cheap forward ops (recomputed from them):
+    the forward loop stacks them, so the backward loop reads them instead of computing the
+    step again (as JAX's scan keeps its residuals)."""
     state = derivative.parameters[0]
     tangent = {id(p) for p in derivative.parameters[1:]}
     for inst in derivative.instructions:
         if any(id(o) in tangent for o in inst.operands):
             tangent.add(id(inst))
     found: dict[int, Instruction] = {}
+    seen: set[int] = set()
+    frontier = []
     for inst in derivative.instructions:
-        if id(inst) not in tangent:
+        if id(inst) in tangent:
+            operands = inst.operands[outputs:] if inst is derivative.root else inst.operands
+            frontier.extend(o for o in operands if id(o) not in tangent)
+    while frontier:
+        value = frontier.pop()
+        if id(value) in seen or value is state:
             continue
-        operands = inst.operands[outputs:] if inst is derivative.root else inst.operands
-        for o in operands:
-            if (id(o) not in tangent and o is not state and not o.shape.is_tuple
-                    and o.shape.size > 0 and spec(o.opcode).costly):
-                found.setdefault(id(o), o)
+        seen.add(id(value))
+        if (spec(value.opcode).costly and not value.shape.is_tuple
+                and value.shape.size > 0):
+            found.setdefault(id(value), value)
+        else:
+            frontier.extend(value.operands)
     return list(found.values())
 
 
