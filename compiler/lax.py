@@ -518,3 +518,9 @@ def bitcast_convert_type(operand, new_dtype):
 
 
 bitcast_convert = bitcast_convert_type
+
+
+# Convolutions live in their own module (flowjit.convolution); jax.lax has them here.
+from flowjit.convolution import (ConvDimensionNumbers, conv, conv_dimension_numbers,  # noqa: E402,F401
+                                 conv_general_dilated, conv_transpose,
+                                 conv_with_general_padding, padtype_to_pads)

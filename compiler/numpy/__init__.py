@@ -28,6 +28,7 @@ from flowjit.numpy.shape_ops import (astype, broadcast_to, concatenate, expand_d
                                      hstack, moveaxis, pad, ravel, repeat, reshape, squeeze,
                                      stack, swapaxes, tile, transpose, vstack)
 from flowjit.numpy._promote import result_type, broadcast_shapes
+from flowjit.convolution import convolve
 
 
 def take(a, indices, axis=None):
