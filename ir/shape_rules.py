@@ -561,6 +561,10 @@ def convolution_rule(shapes, attrs, calls, result):
     dims = [0] * lhs.rank
     dims[labels.out[0]], dims[labels.out[1]] = batch // batches, out_features
     for k, dim in enumerate(window):
+        size = dilated_size(lhs.dims[labels.lhs[2 + k]], dim.base_dilation)
+        if size + dim.padding_low + dim.padding_high < 0:
+            raise bad(f"padding {dim.padding_low}_{dim.padding_high} is more negative than "
+                      f"spatial dimension {k} is large ({size})")
         dims[labels.out[2 + k]] = window_output_size(lhs.dims[labels.lhs[2 + k]], dim)
     dtype = result.dtype if result is not None and not result.is_tuple else lhs.dtype
     return ArrayShape(dtype, tuple(dims))

@@ -21,9 +21,10 @@ F32 = DType.F32
 
 
 @st.composite
-def configs(draw, valid_groups=True):
+def configs(draw, valid=True):
     """A random convolution: 1 to 3 spatial dims, any layouts, strides, padding (negative
-    too), both dilations, and feature or batch groups."""
+    too), both dilations, and feature or batch groups. `valid`: padding never more
+    negative than the input is large."""
     n = draw(st.integers(1, 3))
     rank = n + 2
     labels = ConvDimensionLabels(*(tuple(draw(st.permutations(range(rank))))
@@ -36,10 +37,13 @@ def configs(draw, valid_groups=True):
     out_features = draw(st.integers(1, 2)) * groups
     spatial = [draw(st.integers(1, 6)) for _ in range(n)]
     kernel = [draw(st.integers(1, 3)) for _ in range(n)]
-    dims = window(kernel, [draw(st.integers(1, 3)) for _ in range(n)],
-                  [(draw(st.integers(-1, 3)), draw(st.integers(-1, 3))) for _ in range(n)],
-                  [draw(st.integers(1, 3)) for _ in range(n)],
-                  [draw(st.integers(1, 3)) for _ in range(n)])
+    base_dilation = [draw(st.integers(1, 3)) for _ in range(n)]
+    padding = [(draw(st.integers(-1, 3)), draw(st.integers(-1, 3))) for _ in range(n)]
+    if valid:
+        padding = [(lo, hi) if (size - 1) * d + 1 + lo + hi >= 0 else (0, 0)
+                   for (lo, hi), size, d in zip(padding, spatial, base_dilation)]
+    dims = window(kernel, [draw(st.integers(1, 3)) for _ in range(n)], padding,
+                  [draw(st.integers(1, 3)) for _ in range(n)], base_dilation)
     lhs = [0] * rank
     lhs[labels.lhs[0]], lhs[labels.lhs[1]] = batch, kernel_in * feature_groups
     rhs = [0] * rank
@@ -68,10 +72,16 @@ def _jax_shape(lhs, rhs, attrs):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(configs())
+@given(configs(valid=False))
 def test_shape_rule_matches_jax(config):
     lhs, rhs, attrs = config
-    assert infer_shape("convolution", [lhs, rhs], attrs, {}).dims == _jax_shape(lhs, rhs, attrs)
+    try:
+        expected = _jax_shape(lhs, rhs, attrs)
+    except ValueError:   # padding more negative than the input is large
+        with pytest.raises(ShapeError, match="more negative"):
+            infer_shape("convolution", [lhs, rhs], attrs, {})
+        return
+    assert infer_shape("convolution", [lhs, rhs], attrs, {}).dims == expected
 
 
 @settings(max_examples=40, deadline=None)
