@@ -56,24 +56,44 @@ class _Emit:
 
 def _patches(emit: _Emit, x, dims, out_spatial):
     """[batch, out spatial..., taps * features]: the input under each window tap, tap-major
-    (x is channels-last)."""
+    (x is channels-last). Built from one strided slice per tap, or, where there are fewer
+    output positions than taps (a kernel's gradient: a window as large as the image), one
+    window-sized slice per output position."""
     rank = x.shape.rank
     config = [(0, 0, 0)] + [(max(d.padding_low, 0), max(d.padding_high, 0),
                              d.base_dilation - 1) for d in dims] + [(0, 0, 0)]
     if any(c != (0, 0, 0) for c in config):
         zero = emit.constant(0, x.shape.dtype)
         x = emit("pad", x, zero, padding=tuple(config))
-    taps = []
-    for tap in itertools.product(*(range(d.size) for d in dims)):
-        ranges = [(0, x.shape.dims[0], 1)]
-        for t, d, out in zip(tap, dims, out_spatial):
-            start = t * d.window_dilation + max(-d.padding_low, 0)   # negative padding crops
-            ranges.append((start, start + (out - 1) * d.stride + 1, d.stride))
-        ranges.append((0, x.shape.dims[-1], 1))
-        whole = all(r[:2] == (0, size) and (r[2] == 1 or size == 1)
-                    for r, size in zip(ranges, x.shape.dims))
-        taps.append(x if whole else emit("slice", x, slice=tuple(ranges)))
-    return taps[0] if len(taps) == 1 else emit("concatenate", *taps, dimensions=(rank - 1,))
+    crop = [max(-d.padding_low, 0) for d in dims]    # negative padding crops
+    taps = math.prod(d.size for d in dims)
+    positions = math.prod(out_spatial)
+    pieces = []
+    if taps <= positions:
+        for tap in itertools.product(*(range(d.size) for d in dims)):
+            ranges = [(start, start + (out - 1) * d.stride + 1, d.stride)
+                      for start, d, out in zip((t * d.window_dilation + c for t, d, c in
+                                                zip(tap, dims, crop)), dims, out_spatial)]
+            pieces.append(_strided(emit, x, ranges))
+        return pieces[0] if len(pieces) == 1 else emit("concatenate", *pieces,
+                                                       dimensions=(rank - 1,))
+    batch, features = x.shape.dims[0], x.shape.dims[-1]
+    for position in itertools.product(*(range(out) for out in out_spatial)):
+        ranges = [(o * d.stride + c, o * d.stride + c + (d.size - 1) * d.window_dilation + 1,
+                   d.window_dilation) for o, d, c in zip(position, dims, crop)]
+        window_values = _strided(emit, x, ranges)           # [N, window..., C]
+        pieces.append(emit.reshape(window_values, (batch, 1, taps * features)))
+    stacked = pieces[0] if len(pieces) == 1 else emit("concatenate", *pieces, dimensions=(1,))
+    return emit.reshape(stacked, [batch] + list(out_spatial) + [taps * features])
+
+
+def _strided(emit: _Emit, x, spatial_ranges):
+    """x[:, ranges..., :] (the slice left out where it is all of x)."""
+    ranges = [(0, x.shape.dims[0], 1)] + list(spatial_ranges) + [(0, x.shape.dims[-1], 1)]
+    if all(r[:2] == (0, size) and (r[2] == 1 or size == 1)
+           for r, size in zip(ranges, x.shape.dims)):
+        return x
+    return emit("slice", x, slice=tuple(ranges))
 
 
 def _lower(inst: Instruction, names: NameTable, uses):
