@@ -233,31 +233,28 @@ def conv_transpose(lhs, rhs, strides: Sequence[int], padding,
 def convolve(a, v, mode: str = "full", *, precision=None, preferred_element_type=None):
     """numpy.convolve (as jax.numpy.convolve): 1-D arrays, mode "full", "same" or
     "valid"; integer inputs convolve in the default float type."""
-    from flowjit.lax import rev, slice as lax_slice
+    from flowjit.lax import reshape, rev
     from flowjit.numpy._promote import inexact_dtype, promote, result_type
-    if len(shape_of_any(a)) != 1 or len(shape_of_any(v)) != 1:
+    if len(_dims(a)) != 1 or len(_dims(v)) != 1:
         raise ValueError("convolve() only support 1-dimensional inputs.")
-    if preferred_element_type is None:
-        a, v = promote(a, v, dtype=inexact_dtype(a, v))
-    else:
-        a, v = promote(a, v, dtype=result_type(a, v))
-    if shape_of_any(a)[0] == 0 or shape_of_any(v)[0] == 0:
-        raise ValueError(f"convolve: inputs cannot be empty, got shapes "
-                         f"{tuple(shape_of_any(a))} and {tuple(shape_of_any(v))}.")
-    if shape_of_any(a)[0] < shape_of_any(v)[0]:
+    dtype = inexact_dtype(a, v) if preferred_element_type is None else result_type(a, v)
+    a, v = promote(a, v, dtype=dtype)
+    if not _dims(a)[0] or not _dims(v)[0]:
+        raise ValueError(f"convolve: inputs cannot be empty, got shapes {_dims(a)} and "
+                         f"{_dims(v)}.")
+    if _dims(a)[0] < _dims(v)[0]:
         a, v = v, a
-    v = rev(v, (0,))
-    n = shape_of_any(v)[0]
+    n = _dims(v)[0]
     padding = {"valid": [(0, 0)], "same": [(n // 2, n - n // 2 - 1)],
                "full": [(n - 1, n - 1)]}.get(mode)
     if padding is None:
         raise ValueError("mode must be one of ['full', 'same', 'valid']")
-    from flowjit.lax import reshape
-    out = conv_general_dilated(reshape(a, (1, 1, shape_of_any(a)[0])),
-                               reshape(v, (1, 1, n)), (1,), padding, precision=precision,
+    # numpy's convolution flips the kernel; the op correlates.
+    out = conv_general_dilated(reshape(a, (1, 1, _dims(a)[0])), reshape(rev(v, (0,)), (1, 1, n)),
+                               (1,), padding, precision=precision,
                                preferred_element_type=preferred_element_type)
-    return reshape(out, (shape_of_any(out)[2],))
+    return reshape(out, (_dims(out)[2],))
 
 
-def shape_of_any(x) -> tuple[int, ...]:
-    return tuple(x.shape) if isinstance(x, Tracer) else np.shape(x)
+def _dims(x) -> tuple[int, ...]:
+    return tuple(x.shape) if isinstance(x, Tracer) else tuple(np.shape(x))

@@ -521,6 +521,6 @@ bitcast_convert = bitcast_convert_type
 
 
 # Convolutions live in their own module (flowjit.convolution); jax.lax has them here.
-from flowjit.convolution import (ConvDimensionNumbers, conv, conv_dimension_numbers,  # noqa: E402,F401
-                                 conv_general_dilated, conv_transpose,
-                                 conv_with_general_padding, padtype_to_pads)
+from flowjit.convolution import (  # noqa: E402,F401 - re-exported, after lax is defined
+    ConvDimensionNumbers, conv, conv_dimension_numbers, conv_general_dilated, conv_transpose,
+    conv_with_general_padding, padtype_to_pads)

@@ -186,7 +186,8 @@ def test_a_3x3_convolution_is_one_pad_nine_slices_and_a_dot():
 ENTRY %e {
   %x = f32[2,6,6,3] parameter(0)
   %w = f32[3,3,3,4] parameter(1)
-  ROOT %c = f32[2,3,3,4] convolution(%x, %w), window={size=3x3 stride=2x2 pad=1_1x1_1}, dim_labels=b01f_01io->b01f
+  ROOT %c = f32[2,3,3,4] convolution(%x, %w),
+      window={size=3x3 stride=2x2 pad=1_1x1_1}, dim_labels=b01f_01io->b01f
 }
 """)
     assert ops.count("pad") == 1 and ops.count("slice") == 9
@@ -195,12 +196,25 @@ ENTRY %e {
     assert module.entry.root.opcode == "dot" and module.entry.root.shape.dims == (2, 3, 3, 4)
 
 
+def test_a_window_larger_than_the_output_slices_once_per_output_position():
+    # A kernel's gradient: 6x6 window taps (36) over 2x2 output positions (4).
+    module, ops = _lowered("""HloModule m
+ENTRY %e {
+  %x = f32[3,7,7,2] parameter(0)
+  %g = f32[6,6,2,4] parameter(1)
+  ROOT %c = f32[3,2,2,4] convolution(%x, %g), window={size=6x6}, dim_labels=b01f_01io->b01f
+}
+""")
+    assert ops.count("slice") == 4 and ops.count("dot") == 1
+
+
 def test_groups_become_the_dots_batch_dimension():
     module, ops = _lowered("""HloModule m
 ENTRY %e {
   %x = f32[2,4,6,6] parameter(0)
   %w = f32[8,1,3,3] parameter(1)
-  ROOT %c = f32[2,8,6,6] convolution(%x, %w), window={size=3x3 pad=1_1x1_1}, dim_labels=bf01_oi01->bf01, feature_group_count=4
+  ROOT %c = f32[2,8,6,6] convolution(%x, %w), window={size=3x3 pad=1_1x1_1},
+      dim_labels=bf01_oi01->bf01, feature_group_count=4
 }
 """)
     (dot,) = [i for i in module.entry.instructions if i.opcode == "dot"]
