@@ -181,7 +181,7 @@ ENTRY %e {
     assert dot.attrs == {"lhs_contracting_dims": (3,), "rhs_contracting_dims": (0,)}
 
 
-def test_a_3x3_convolution_is_one_pad_nine_slices_and_a_dot():
+def test_a_3x3_convolution_is_one_pad_nine_slices_a_tree_of_concatenates_and_a_dot():
     module, ops = _lowered("""HloModule m
 ENTRY %e {
   %x = f32[2,6,6,3] parameter(0)
@@ -191,7 +191,9 @@ ENTRY %e {
 }
 """)
     assert ops.count("pad") == 1 and ops.count("slice") == 9
-    assert ops.count("concatenate") == 1 and ops.count("dot") == 1
+    concatenates = [i for i in module.entry.instructions if i.opcode == "concatenate"]
+    assert len(concatenates) == 4 and all(len(c.operands) == 3 for c in concatenates)
+    assert ops.count("dot") == 1
     assert "convolution" not in ops
     assert module.entry.root.opcode == "dot" and module.entry.root.shape.dims == (2, 3, 3, 4)
 
