@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from flowjit.ir.builder import NameTable
+from flowjit.ir.builder import NameTable, scalar_computation
 from flowjit.ir.module import Instruction, Module
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.ops import infer_shape
@@ -41,6 +41,15 @@ class _Emit:
         literal = np.array(value, dtype=dtype.to_numpy())
         inst = Instruction(self.names.fresh("constant"), "constant", ArrayShape(dtype, ()),
                            literal=literal, metadata=dict(self.like.metadata))
+        self.added.append(inst)
+        return inst
+
+    def reduce_sum(self, x, axis: int, add) -> Instruction:
+        zero = self.constant(0, x.shape.dtype)
+        dims = tuple(d for k, d in enumerate(x.shape.dims) if k != axis)
+        inst = Instruction(self.names.fresh("reduce"), "reduce", ArrayShape(x.shape.dtype, dims),
+                           [x, zero], {"dimensions": (axis,)}, {"to_apply": add},
+                           metadata=dict(self.like.metadata))
         self.added.append(inst)
         return inst
 
@@ -111,7 +120,27 @@ def _strided(emit: _Emit, x, spatial_ranges):
     return emit("slice", x, slice=tuple(ranges))
 
 
-def _lower(inst: Instruction, names: NameTable, uses):
+def _depthwise(emit: _Emit, patches, w, out_spatial, groups: int, add):
+    """One input and one output feature per group: out[..., g] = sum over taps of
+    patches[..., tap, g] * kernel[tap, g], a multiply and a reduce that fuse into one loop
+    kernel; a dot per group would be many products of a handful of taps (measured: half the
+    time at 8x56x56x64; with two outputs per group the dots were faster)."""
+    spatial = len(out_spatial)
+    batch, taps, per_group = patches.shape.dims[0], w.shape.dims[0], w.shape.dims[-1] // groups
+    full = [batch] + list(out_spatial) + [taps, groups, per_group]
+    dtype = patches.shape.dtype
+    shape = ArrayShape(dtype, tuple(full))
+    split = emit.reshape(patches, full[:-1])
+    spread = emit("broadcast", split, shape=shape, dimensions=tuple(range(spatial + 3)))
+    kernel = emit.reshape(w, (taps, groups, per_group))
+    kernel = emit("broadcast", kernel, shape=shape, dimensions=(spatial + 1, spatial + 2,
+                                                                spatial + 3))
+    products = emit("multiply", spread, kernel)
+    summed = emit.reduce_sum(products, spatial + 1, add(dtype))
+    return emit.reshape(summed, [batch] + list(out_spatial) + [groups * per_group])
+
+
+def _lower(inst: Instruction, names: NameTable, uses, add=None):
     labels = inst.attrs["dim_labels"]
     dims = inst.attrs.get("window", ())
     feature_groups = inst.attrs.get("feature_group_count", 1)
@@ -141,7 +170,10 @@ def _lower(inst: Instruction, names: NameTable, uses):
     patches = _patches(emit, x, dims, out_spatial)     # [N, o..., taps * C]
     batch = patches.shape.dims[0]
     groups = max(feature_groups, batch_groups)
-    if groups == 1:
+    if feature_groups == out_features and kernel_in == 1 and add is not None:
+        product = _depthwise(emit, patches, emit.reshape(w, (taps, out_features)),
+                             out_spatial, groups, add)
+    elif groups == 1:
         kernel = emit.reshape(w, (taps * kernel_in, out_features))
         product = emit("dot", patches, kernel, lhs_contracting_dims=(spatial + 1,),
                        rhs_contracting_dims=(0,))
@@ -169,7 +201,17 @@ def _lower(inst: Instruction, names: NameTable, uses):
 def run(module: Module) -> bool:
     """Rewrite every convolution into pad, strided slices, concatenate and one dot."""
     names = NameTable.for_module(module)
+    adders: dict = {}
+
+    def add(dtype):
+        """The scalar add computation a depthwise convolution's reduce calls (one per type)."""
+        if dtype not in adders:
+            adders[dtype] = module.add_computation(scalar_computation("add", dtype, names))
+        return adders[dtype]
+
+    def rule(inst, names, uses):
+        return _lower(inst, names, uses, add)
     changed = False
-    for comp in module.computations:
-        changed |= rewrite_computation(comp, {Opcode.CONVOLUTION: _lower}, names)
+    for comp in list(module.computations):
+        changed |= rewrite_computation(comp, {Opcode.CONVOLUTION: rule}, names)
     return changed

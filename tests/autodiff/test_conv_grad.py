@@ -35,6 +35,8 @@ CASES = [
          ((2, 4, 4, 4), (6, 2, 3, 3))),
     Case("depthwise", _conv((2, 2), "SAME", dimension_numbers=NHWC, feature_group_count=3),
          ((1, 5, 5, 3), (3, 3, 1, 6))),
+    Case("pure-depthwise", _conv((1, 1), "SAME", feature_group_count=3),
+         ((2, 3, 4, 4), (3, 1, 3, 3))),
     Case("batch-groups", _conv((1, 1), "VALID", batch_group_count=2),
          ((4, 3, 4, 4), (4, 3, 2, 2))),
     Case("conv-1d", _conv((2,), "SAME", dimension_numbers=("NWC", "WIO", "NWC")),

@@ -71,6 +71,9 @@ API_CASES = {
                                      x, w, (1, 1), "SAME", feature_group_count=2,
                                      dimension_numbers=lax.ConvDimensionNumbers(
                                          (0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2)))),
+    "depthwise": (((2, 6, 6, 5), (3, 3, 1, 5)), lambda lax: lambda x, w:
+                  lax.conv_general_dilated(x, w, (2, 1), "SAME", dimension_numbers=NHWC,
+                                           feature_group_count=5)),
     "batch-groups": (((4, 3, 5, 5), (6, 3, 2, 2)), lambda lax: lambda x, w:
                      lax.conv_general_dilated(x, w, (1, 1), "VALID", batch_group_count=2)),
     "conv-1d": (((2, 3, 9), (4, 3, 4)), lambda lax: lambda x, w: lax.conv_general_dilated(
@@ -208,6 +211,20 @@ ENTRY %e {
 }
 """)
     assert ops.count("slice") == 4 and ops.count("dot") == 1
+
+
+def test_a_depthwise_convolution_is_a_multiply_and_a_reduce_not_a_dot():
+    module, ops = _lowered("""HloModule m
+ENTRY %e {
+  %x = f32[2,6,6,4] parameter(0)
+  %w = f32[3,3,1,4] parameter(1)
+  ROOT %c = f32[2,6,6,4] convolution(%x, %w), window={size=3x3 pad=1_1x1_1},
+      dim_labels=b01f_01io->b01f, feature_group_count=4
+}
+""")
+    assert "dot" not in ops and ops.count("multiply") == 1 and ops.count("reduce") == 1
+    (reduce,) = [i for i in module.entry.instructions if i.opcode == "reduce"]
+    assert reduce.attrs["dimensions"] == (3,)      # the taps of [2, 6, 6, 9, 4, 1]
 
 
 def test_groups_become_the_dots_batch_dimension():
