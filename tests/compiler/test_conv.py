@@ -256,3 +256,13 @@ def test_flowjit_run_matches_jax_on_a_fixture(name, tmp_path, capsys):
                  str(tmp_path / "in.npz"), "--out", str(tmp_path / "out.npz"), "--check"]) == 0
     np.testing.assert_allclose(np.load(tmp_path / "out.npz")["r0"], want, rtol=1e-5,
                                atol=1e-5)
+
+
+@pytest.mark.parametrize("lhs, rhs", [((0, 3, 5, 5), (4, 3, 3, 3)), ((2, 3, 2, 2), (4, 3, 3, 3)),
+                                      ((2, 0, 5, 5), (4, 0, 3, 3))])
+def test_empty_inputs_and_outputs_are_jaxs(lhs, rhs):
+    x, w = _arrays(lhs, rhs)
+    want = np.asarray(jlax.conv(x, w, (1, 1), "VALID"))
+    got = flowjit.jit(lambda x, w: flax.conv(x, w, (1, 1), "VALID"))(x, w)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
