@@ -247,13 +247,14 @@ def test_every_pipeline_lowers_convolutions(opt_level):
 
 
 @pytest.mark.parametrize("name", ["conv_nchw", "conv_depthwise", "conv_transpose"])
-def test_flowjit_run_matches_jax_on_a_fixture(name, tmp_path, capsys):
+def test_flowjit_run_matches_jax_on_a_fixture(name, opt_level, tmp_path, capsys):
     with np.load(os.path.join(FIXTURES, f"{name}.npz")) as data:
         inputs = {f"a{k}": data[f"arg{k}"] for k in range(2)}
         want = data["out0"]
     np.savez(tmp_path / "in.npz", **inputs)
     assert main(["run", os.path.join(FIXTURES, f"{name}.hlo"), "--inputs",
-                 str(tmp_path / "in.npz"), "--out", str(tmp_path / "out.npz"), "--check"]) == 0
+                 str(tmp_path / "in.npz"), "--out", str(tmp_path / "out.npz"), "--check",
+                 "--opt-level", str(opt_level)]) == 0
     np.testing.assert_allclose(np.load(tmp_path / "out.npz")["r0"], want, rtol=1e-5,
                                atol=1e-5)
 
