@@ -42,13 +42,17 @@ def _flops(batch, size, cin, kernel, cout, stride) -> float:
     return 2.0 * batch * out * out * cout * kernel * kernel * cin
 
 
-def matmul_gflops(repeats: int) -> float:
-    """flowjit's f32 matmul (1024 x 1024 x 1024) on this machine, in GFLOP/s."""
+def matmul_gflops(repeats: int, jax) -> dict[str, float]:
+    """f32 matmul (1024 x 1024 x 1024) GFLOP/s on this machine: flowjit's, and JAX's."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((1024, 1024)).astype(np.float32) for _ in range(2))
-    f = flowjit.jit(lambda a, b: a @ b)
-    seconds = interleaved_medians({"matmul": lambda: f(a, b)}, repeats=repeats)["matmul"]
-    return 2 * 1024 ** 3 / seconds / 1e9
+    ours = flowjit.jit(lambda a, b: a @ b)
+    fns = {"flowjit": lambda: ours(a, b)}
+    if jax is not None:
+        theirs, ja, jb = jax.jit(lambda a, b: a @ b), jax.numpy.asarray(a), jax.numpy.asarray(b)
+        fns["jax"] = lambda: theirs(ja, jb)
+    return {name: 2 * 1024 ** 3 / seconds / 1e9
+            for name, seconds in interleaved_medians(fns, repeats=repeats).items()}
 
 
 def single_convolutions(batch: int, repeats: int, peak: float, jax) -> list[list[str]]:
@@ -140,8 +144,12 @@ def main() -> None:
     except ImportError:
         jax = None
         print("JAX is not installed: its columns are skipped")
-    peak = matmul_gflops(args.repeats)
-    print(f"flowjit f32 matmul 1024^3: {peak:.1f} GFLOP/s (the 'of matmul' column's base)\n")
+    matmul = matmul_gflops(args.repeats, jax)
+    peak = matmul["flowjit"]
+    print(f"flowjit f32 matmul 1024^3: {peak:.1f} GFLOP/s (the 'of matmul' column's base)")
+    if "jax" in matmul:
+        print(f"JAX f32 matmul 1024^3: {matmul['jax']:.1f} GFLOP/s")
+    print()
     header = ["ResNet-18 conv (NHWC, batch %d)" % args.batch, "flowjit ms", "GFLOP/s",
               "of matmul"]
     if jax is not None:
