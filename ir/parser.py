@@ -16,7 +16,8 @@ import numpy as np
 
 from flowjit.ir import dtypes
 from flowjit.ir.errors import HloParseError, ShapeError
-from flowjit.ir.attributes import AttrKind, BufferSlice, ConvDimensionLabels, window
+from flowjit.ir.attributes import AttrKind, BufferSlice, window
+from flowjit.ir.attributes import ConvDimensionLabels
 from flowjit.ir.graph import use_graph
 from flowjit.ir.module import Computation, Instruction, Module, UseCycleError
 from flowjit.ir.ops import OPS, infer_shape, spec

@@ -11,7 +11,8 @@ from typing import Optional
 
 import numpy as np
 
-from flowjit.ir.attributes import AttrKind, BufferSlice, ConvDimensionLabels, WindowDim
+from flowjit.ir.attributes import AttrKind, BufferSlice, WindowDim
+from flowjit.ir.attributes import ConvDimensionLabels
 from flowjit.ir.errors import ShapeError, VerifierError
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.ops import OPS, infer_shape

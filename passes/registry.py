@@ -1,6 +1,7 @@
 """Every pass by its name (slug = module name): the function and its one-line doc."""
 from flowjit.passes import (assign_buffers, cse, dce, flatten_call_graph, fold_constants, fusion,
-                            inline_calls, lower_convolution, lower_custom_calls, simplify)
+                            inline_calls, lower_custom_calls, simplify)
+from flowjit.passes import lower_convolution
 
 PASSES = {
     "dce": (dce.run, dce.run.__doc__),
