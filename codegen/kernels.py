@@ -741,4 +741,6 @@ CPU_LOWERING: dict = {
     Opcode.CONDITIONAL: ModuleLowering.emit_conditional,
     Opcode.CUSTOM_CALL: Unsupported("custom calls are replaced by IR in the "
                                     "lower-custom-calls pass, before codegen"),
+    Opcode.CONVOLUTION: Unsupported("rewritten to pads, slices and a dot by the "
+                                    "lower-convolution pass, before codegen"),
 }

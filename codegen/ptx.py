@@ -258,6 +258,8 @@ PTX_LOWERING: dict = {
     Opcode.CONDITIONAL: PtxLowering.branch,
     Opcode.CUSTOM_CALL: Unsupported("custom calls are replaced by IR in the "
                                     "lower-custom-calls pass, before codegen"),
+    Opcode.CONVOLUTION: Unsupported("rewritten to pads, slices and a dot by the "
+                                    "lower-convolution pass, before codegen"),
 }
 
 

@@ -534,3 +534,7 @@ from flowjit.lax_more import (acos, acosh, argmax, argmin, asin, asinh, atan,  #
                               reduce_max, reduce_min, reduce_or, reduce_prod, reduce_sum,
                               scan, sinh, slice_in_dim, square, squeeze, stop_gradient,
                               switch, while_loop)
+# Convolutions live in their own module (flowjit.convolution); jax.lax has them here.
+from flowjit.convolution import (  # noqa: E402,F401 - re-exported, after lax is defined
+    ConvDimensionNumbers, conv, conv_dimension_numbers, conv_general_dilated, conv_transpose,
+    conv_with_general_padding, padtype_to_pads)

@@ -27,6 +27,7 @@ class AttrKind(enum.Enum):
     TRIP_COUNT = "trip count"       # backend_config={"known_trip_count":{"n":"5"}} -> 5
     BUFFER = "buffer"               # {offset=0,size=64} / output -> BufferSlices
     WINDOW = "window"               # {size=3x3 stride=2x2 pad=1_1x1_1} -> WindowDims
+    DIM_LABELS = "dim labels"       # b01f_01io->b01f             -> ConvDimensionLabels
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,49 @@ KNOWN_TRIP_COUNT = Attr("known_trip_count", AttrKind.TRIP_COUNT, required=False,
 # Every op may carry the buffer the `assign-buffers` pass gave its result.
 BUFFER = Attr("buffer", AttrKind.BUFFER, required=False)
 COMMON_ATTRS = (BUFFER,)
+
+
+@dataclass(frozen=True)
+class ConvDimensionLabels:
+    """A convolution's `dim_labels` (XLA's ConvolutionDimensionNumbers), as JAX holds them:
+    `lhs` = (batch, feature, spatial...), `rhs` = (output feature, input feature,
+    spatial...), `out` = (batch, feature, spatial...), each naming dimensions of its array.
+    Text: `b01f_01io->b01f` (b/f or o/i where those dims sit, digit k at spatial dim k)."""
+
+    lhs: tuple[int, ...]
+    rhs: tuple[int, ...]
+    out: tuple[int, ...]
+
+    @property
+    def spatial_count(self) -> int:
+        return len(self.lhs) - 2
+
+    @staticmethod
+    def _spell(spec: tuple[int, ...], first: str, second: str) -> str:
+        letters = [""] * len(spec)
+        letters[spec[0]], letters[spec[1]] = first, second
+        for k, dim in enumerate(spec[2:]):
+            letters[dim] = str(k)
+        return "".join(letters)
+
+    def text(self) -> str:
+        return (f"{self._spell(self.lhs, 'b', 'f')}_{self._spell(self.rhs, 'o', 'i')}->"
+                f"{self._spell(self.out, 'b', 'f')}")
+
+    @staticmethod
+    def _read(part: str, first: str, second: str) -> tuple[int, ...]:
+        spatial = len(part) - 2
+        wanted = sorted([first, second] + [str(k) for k in range(spatial)])
+        if spatial < 0 or spatial > 10 or sorted(part) != wanted:
+            raise ValueError(f"'{part}' must name {first}, {second} and 0..{spatial - 1} once")
+        return (part.index(first), part.index(second)) + tuple(
+            part.index(str(k)) for k in range(spatial))
+
+    @classmethod
+    def parse(cls, text: str) -> "ConvDimensionLabels":
+        """`b01f_01io->b01f` -> labels; ValueError on anything else."""
+        inputs, arrow, out = text.partition("->")
+        lhs, underscore, rhs = inputs.partition("_")
+        if not (arrow and underscore) or not len(lhs) == len(rhs) == len(out):
+            raise ValueError(f"dim_labels '{text}' is not lhs_rhs->out of one rank")
+        return cls(cls._read(lhs, "b", "f"), cls._read(rhs, "o", "i"), cls._read(out, "b", "f"))

@@ -80,6 +80,7 @@ class Opcode(str, enum.Enum):
     WHILE = "while"
     CONDITIONAL = "conditional"
     CUSTOM_CALL = "custom-call"
+    CONVOLUTION = "convolution"
 
     def __str__(self) -> str:
         return self.value

@@ -204,6 +204,12 @@ _SPECS = [
     OpSpec(Opcode.CUSTOM_CALL, None, rules.custom_call_rule, FusionRole.OPAQUE, _HEAVY, (
         Attr("custom_call_target", K.STRING),
         optional("called_computations", K.COMPUTATIONS)), side_effecting=True),
+    # Opaque: passes/lower_convolution rewrites it into pads, slices and a dot (which fuse
+    # and go to BLAS) before fusion and codegen ever see it.
+    OpSpec(Opcode.CONVOLUTION, 2, rules.convolution_rule, FusionRole.OPAQUE, _HEAVY, (
+        optional("window", K.WINDOW), Attr("dim_labels", K.DIM_LABELS),
+        optional("feature_group_count", K.INT), optional("batch_group_count", K.INT)),
+        rereads_operands=True),
 ]
 
 OPS: dict[Opcode, OpSpec] = {spec.opcode: spec for spec in _SPECS}

@@ -17,6 +17,7 @@ import numpy as np
 from flowjit.ir import dtypes
 from flowjit.ir.errors import HloParseError, ShapeError
 from flowjit.ir.attributes import AttrKind, BufferSlice, window
+from flowjit.ir.attributes import ConvDimensionLabels
 from flowjit.ir.graph import use_graph
 from flowjit.ir.module import Computation, Instruction, Module, UseCycleError
 from flowjit.ir.ops import OPS, infer_shape, spec
@@ -419,6 +420,8 @@ class _Parser:
         AttrKind.TRIP_COUNT: lambda self, tokens, words, raw: self.decode_trip_count(raw),
         AttrKind.BUFFER: lambda self, tokens, words, raw: self.decode_buffer(raw),
         AttrKind.WINDOW: lambda self, tokens, words, raw: self.decode_window(raw),
+        AttrKind.DIM_LABELS: lambda self, tokens, words, raw: ConvDimensionLabels.parse(
+            _one(words).text),
     }
 
     def decode_metadata(self, tokens: list[Token]) -> dict:

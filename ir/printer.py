@@ -94,6 +94,7 @@ FORMATTERS = {
     AttrKind.TRIP_COUNT: lambda n: f'{{"known_trip_count":{{"n":"{n}"}}}}',
     AttrKind.BUFFER: _buffer,
     AttrKind.WINDOW: _window,
+    AttrKind.DIM_LABELS: lambda labels: labels.text(),
 }
 
 

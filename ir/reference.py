@@ -16,6 +16,7 @@ from flowjit.ir.dtypes import DType, from_numpy
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.op_tables import Unsupported
 from flowjit.ir.opcodes import Opcode
+from flowjit.ir.shape_rules import dilated_size
 from flowjit.ir.shapes import ArrayShape
 
 Value = object  # np.ndarray, or a tuple of values
@@ -511,6 +512,63 @@ def _custom_call(inst, args):
     raise NotImplementedError(f"custom-call target {target!r} has no reference semantics")
 
 
+def _dilate_and_pad(x: np.ndarray, window) -> np.ndarray:
+    """x ([batch, feature, spatial...]) with `base_dilation - 1` zeros between elements
+    and each spatial dim padded (negative padding crops), as a convolution sees it."""
+    for k, dim in enumerate(window):
+        axis = 2 + k
+        size = x.shape[axis]
+        spread = np.zeros(x.shape[:axis] + (dilated_size(size, dim.base_dilation),)
+                          + x.shape[axis + 1:], x.dtype)
+        index = [np.s_[:]] * x.ndim
+        index[axis] = np.s_[::dim.base_dilation]
+        spread[tuple(index)] = x
+        widths = [(0, 0)] * x.ndim
+        widths[axis] = (max(dim.padding_low, 0), max(dim.padding_high, 0))
+        padded = np.pad(spread, widths)
+        index[axis] = np.s_[max(-dim.padding_low, 0):padded.shape[axis]
+                            - max(-dim.padding_high, 0)]
+        x = padded[tuple(index)]
+    return x
+
+
+def _convolution(inst, args):
+    """XLA's convolution, accumulated in float64 (int64 for integers): for each window tap,
+    the strided view of the padded, dilated input it meets, contracted with that tap of
+    the kernel within each feature group (or batch group)."""
+    labels = inst.attrs["dim_labels"]
+    window = inst.attrs.get("window", ())
+    feature_groups = inst.attrs.get("feature_group_count", 1)
+    batch_groups = inst.attrs.get("batch_group_count", 1)
+    wide = np.int64 if args[0].dtype.kind in "iub" else np.float64
+    x = np.transpose(args[0], labels.lhs).astype(wide)     # [N, C, spatial...]
+    w = np.transpose(args[1], labels.rhs).astype(wide)     # [O, I, kernel spatial...]
+    for k, dim in enumerate(window):
+        if dim.reversal:
+            w = np.flip(w, 2 + k)
+    canonical = tuple(inst.shape.dims[d] for d in labels.out)   # [N', O, out spatial...]
+    out = np.zeros(canonical, wide)
+    if out.size:
+        x = _dilate_and_pad(x, window)
+        groups = max(feature_groups, batch_groups)
+        out = out.reshape((canonical[0], groups, canonical[1] // groups) + canonical[2:])
+        for tap in np.ndindex(*w.shape[2:]):
+            view = x[(np.s_[:], np.s_[:]) + tuple(
+                np.s_[t * d.window_dilation:t * d.window_dilation + (n - 1) * d.stride + 1:
+                      d.stride] for t, d, n in zip(tap, window, canonical[2:]))]
+            kernel = w[(np.s_[:], np.s_[:]) + tap]
+            kernel = kernel.reshape((groups, -1) + kernel.shape[1:])    # [G, O/G, I]
+            if batch_groups > 1:     # batch b of group g reads input batch g * N' + b
+                view = view.reshape((groups, -1) + view.shape[1:])
+                out += np.einsum("gnc...,goc->ngo...", view, kernel)
+            else:
+                view = view.reshape((view.shape[0], groups, -1) + view.shape[2:])
+                out += np.einsum("ngc...,goc->ngo...", view, kernel)
+        out = out.reshape(canonical)
+    return np.ascontiguousarray(np.transpose(out, np.argsort(labels.out))).astype(
+        _np(inst.shape))
+
+
 _f = _via_f64
 REFERENCE: dict[Opcode, "Rule | Unsupported"] = {
     Opcode.PARAMETER: Unsupported("a parameter's value is its argument, bound by "
@@ -582,6 +640,7 @@ REFERENCE: dict[Opcode, "Rule | Unsupported"] = {
     Opcode.WHILE: _while,
     Opcode.CONDITIONAL: _conditional,
     Opcode.CUSTOM_CALL: _custom_call,
+    Opcode.CONVOLUTION: _convolution,
 }
 
 

@@ -500,3 +500,71 @@ def custom_call_rule(shapes, attrs, calls, result):
 
 def parameter_rule(shapes, attrs, calls, result):
     return result
+
+
+def dilated_size(size: int, dilation: int) -> int:
+    """How many positions `size` elements span with `dilation - 1` holes between them."""
+    return 0 if size == 0 else (size - 1) * dilation + 1
+
+
+def window_output_size(base: int, dim) -> int:
+    """Positions a window dimension (`WindowDim`) takes over a base of `base` elements:
+    XLA's StridedBound of the padded, dilated base (0 when the window does not fit)."""
+    bound = dilated_size(base, dim.base_dilation) + dim.padding_low + dim.padding_high
+    window = dilated_size(dim.size, dim.window_dilation)
+    return 0 if bound < window else (bound - window) // dim.stride + 1
+
+
+def convolution_rule(shapes, attrs, calls, result):
+    """XLA's ShapeInference::InferConvolveShape: labels of the operands' rank, one window
+    dimension per spatial dimension of the kernel's size, groups that divide the features
+    (feature_group_count) or the batch (batch_group_count), never both."""
+    arrays_only("convolution", shapes)
+    lhs, rhs = shapes
+    labels = attrs["dim_labels"]
+    window = attrs.get("window", ())
+    features = attrs.get("feature_group_count", 1)
+    batches = attrs.get("batch_group_count", 1)
+
+    def bad(message):
+        return fail("convolution", message, shapes)
+    if lhs.rank != len(labels.lhs) or rhs.rank != len(labels.rhs):
+        raise bad(f"dim_labels={labels.text()} is for rank {len(labels.lhs)} operands")
+    if lhs.dtype != rhs.dtype:
+        raise bad("operands must have the same element type")
+    check_dtype("convolution", "numeric", shapes)
+    if features < 1 or batches < 1:
+        raise bad(f"feature_group_count={features} and batch_group_count={batches} must "
+                  "be >= 1")
+    if features > 1 and batches > 1:
+        raise bad("feature_group_count and batch_group_count cannot both be above 1")
+    if len(window) != labels.spatial_count:
+        raise bad(f"window has {len(window)} dimensions for {labels.spatial_count} spatial "
+                  "dimensions")
+    kernel_spatial = [rhs.dims[d] for d in labels.rhs[2:]]
+    for k, (dim, size) in enumerate(zip(window, kernel_spatial)):
+        if dim.size != size:
+            raise bad(f"window size {dim.size} in spatial dimension {k} differs from the "
+                      f"kernel's {size}")
+        if dim.size < 1 or dim.stride < 1 or dim.base_dilation < 1 or dim.window_dilation < 1:
+            raise bad(f"window dimension {k} has a size, stride or dilation below 1")
+    batch, in_features = lhs.dims[labels.lhs[0]], lhs.dims[labels.lhs[1]]
+    out_features, kernel_in = rhs.dims[labels.rhs[0]], rhs.dims[labels.rhs[1]]
+    if in_features % features or in_features // features != kernel_in:
+        raise bad(f"input features ({in_features}) / feature_group_count ({features}) must "
+                  f"equal the kernel's input features ({kernel_in})")
+    if out_features % features or out_features % batches:
+        raise bad(f"kernel output features ({out_features}) must be a multiple of "
+                  f"feature_group_count ({features}) and batch_group_count ({batches})")
+    if batch % batches:
+        raise bad(f"batch ({batch}) must be a multiple of batch_group_count ({batches})")
+    dims = [0] * lhs.rank
+    dims[labels.out[0]], dims[labels.out[1]] = batch // batches, out_features
+    for k, dim in enumerate(window):
+        size = dilated_size(lhs.dims[labels.lhs[2 + k]], dim.base_dilation)
+        if size + dim.padding_low + dim.padding_high < 0:
+            raise bad(f"padding {dim.padding_low}_{dim.padding_high} is more negative than "
+                      f"spatial dimension {k} is large ({size})")
+        dims[labels.out[2 + k]] = window_output_size(lhs.dims[labels.lhs[2 + k]], dim)
+    dtype = result.dtype if result is not None and not result.is_tuple else lhs.dtype
+    return ArrayShape(dtype, tuple(dims))

@@ -12,6 +12,7 @@ from typing import Optional
 import numpy as np
 
 from flowjit.ir.attributes import AttrKind, BufferSlice, WindowDim
+from flowjit.ir.attributes import ConvDimensionLabels
 from flowjit.ir.errors import ShapeError, VerifierError
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.ops import OPS, infer_shape
@@ -46,6 +47,9 @@ _ATTR_VALUE_OK = {
     AttrKind.WINDOW: lambda v: isinstance(v, tuple) and all(
         isinstance(d, WindowDim) and d.size >= 0 and d.stride >= 1 and d.window_dilation >= 1
         and d.base_dilation >= 1 for d in v),
+    AttrKind.DIM_LABELS: lambda v: isinstance(v, ConvDimensionLabels) and all(
+        _is_int_tuple(spec, len(v.lhs)) and sorted(spec) == list(range(len(v.lhs)))
+        for spec in (v.lhs, v.rhs, v.out)) and len(v.lhs) >= 2,
     AttrKind.BUFFER: lambda v: isinstance(v, tuple) and all(
         isinstance(b, BufferSlice) and b.offset >= 0 and b.size >= 0 for b in v),
 }

@@ -99,6 +99,9 @@ _PIPELINES = {
     2: ["lower-custom-calls", "inline-calls", "simplify*", "fold-constants", "cse", "dce",
         "fusion", "dce", "flatten-call-graph", "assign-buffers"],
 }
+# Convolutions become patches and a dot at every level, before anything else sees them.
+for _pipeline in _PIPELINES.values():
+    _pipeline.insert(_pipeline.index("lower-custom-calls") + 1, "lower-convolution")
 
 
 def pipeline_for(opt_level: int) -> list[str]:

@@ -19,6 +19,7 @@ from flowjit.ir.dtypes import DType
 from flowjit.ir.shapes import ArrayShape
 from flowjit.passes.vjp import output_leaves
 from flowjit.passes.vjp_control import call_rule, conditional_rule, while_rule
+from flowjit.passes.vjp_convolution import convolution_rule
 
 
 
@@ -421,6 +422,7 @@ VJP_RULES = {
     Opcode.CALL: call_rule,
     Opcode.CONDITIONAL: conditional_rule,
     Opcode.WHILE: while_rule,
+    Opcode.CONVOLUTION: convolution_rule,
     Opcode.PARAMETER: Unsupported("a parameter's cotangent is a result of the VJP, not "
                                   "propagated further"),
     Opcode.FUSION: Unsupported("autodiff runs on unfused modules; fusion comes after it"),

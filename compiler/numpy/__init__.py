@@ -40,6 +40,7 @@ from flowjit.numpy.small_names import (atleast_1d, atleast_2d, broadcast_arrays,
                                        degrees, dstack, fliplr, flipud, fmax, fmin, hsplit,
                                        isin, logspace, nanargmax, nanargmin, ptp, rad2deg,
                                        radians, rot90, signbit, sinc, trapezoid, vsplit)
+from flowjit.convolution import convolve
 
 
 def take(a, indices, axis=None):

@@ -18,6 +18,7 @@ import pytest
 from flowjit.ir.parser import parse_module
 from flowjit.ir.reference import evaluate
 from flowjit.ir.verifier import verify
+from tests import conv_oracle
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.hlo"))
@@ -262,6 +263,70 @@ ORACLES = {
 # polynomial, so a little more).
 TOLERANCE = {"gelu": dict(rtol=1e-5, atol=2e-6), "mlp_grad": dict(rtol=1e-4, atol=1e-6)}
 DEFAULT_TOLERANCE = dict(rtol=2e-6, atol=1e-6)
+
+
+# --- convolutions, by their definition (tests/conv_oracle.py) ------------------------------
+
+_NHWC = ((0, 3, 1, 2), (3, 2, 0, 1), (0, 3, 1, 2))   # JAX's specs of NHWC, HWIO, NHWC
+
+
+def np_conv_batch_group(x, y):
+    """d/dw sum(conv(x, w, 2 feature groups) * y): each group's own kernel gradient."""
+    w = np.zeros((3, 3, 2, 6))
+    grads = []
+    for g in range(2):
+        xs, ws, ys = x[..., 2 * g:2 * g + 2], w[..., 3 * g:3 * g + 3], y[..., 3 * g:3 * g + 3]
+        grads.append(conv_oracle.conv_vjp(xs, ws, ys, (1, 1), [(1, 1), (1, 1)],
+                                          specs=_NHWC)[1])
+    return [np.concatenate(grads, axis=-1)]
+
+
+def np_cnn_forward(x, w1, b1, w2, b2, wd, bd, keep=False):
+    z1 = conv_oracle.conv(x, w1, (1, 1), [(1, 1), (1, 1)], specs=_NHWC) + b1
+    h1 = _relu(z1)
+    z2 = conv_oracle.conv(h1, w2, (2, 2), [(0, 1), (0, 1)], specs=_NHWC) + b2
+    h2 = _relu(z2)
+    pooled = h2.mean(axis=(1, 2))
+    out = pooled @ wd.astype(np.float64) + bd
+    return (out, z1, h1, z2, h2, pooled) if keep else [out]
+
+
+def np_cnn_grad(x, y, w1, b1, w2, b2, wd, bd):
+    """Backprop by hand through np_cnn_forward for loss = mean((out - y)^2)."""
+    out, z1, h1, z2, h2, pooled = np_cnn_forward(x, w1, b1, w2, b2, wd, bd, keep=True)
+    d_out = 2.0 * (out - y) / out.size
+    d_pooled = d_out @ wd.T.astype(np.float64)
+    d_z2 = np.broadcast_to(d_pooled[:, None, None, :] / (h2.shape[1] * h2.shape[2]),
+                           h2.shape) * (z2 > 0)
+    d_h1, d_w2 = conv_oracle.conv_vjp(h1, w2, d_z2, (2, 2), [(0, 1), (0, 1)], specs=_NHWC)
+    d_z1 = d_h1 * (z1 > 0)
+    _, d_w1 = conv_oracle.conv_vjp(x, w1, d_z1, (1, 1), [(1, 1), (1, 1)], specs=_NHWC)
+    return [d_w1, d_z1.sum(axis=(0, 1, 2)), d_w2, d_z2.sum(axis=(0, 1, 2)),
+            pooled.T @ d_out, d_out.sum(axis=0)]
+
+
+ORACLES.update({
+    "conv_nhwc": lambda x, w: [conv_oracle.conv(x, w, (1, 1), [(1, 1), (1, 1)],
+                                                specs=_NHWC)],
+    "conv_nchw": lambda x, w: [conv_oracle.conv(x, w, (1, 2), [(0, 0), (0, 0)])],
+    "conv_strided": lambda x, w: [conv_oracle.conv(x, w, (2, 2), [(1, 1), (0, 1)],
+                                                   specs=_NHWC)],
+    "conv_dilated": lambda x, w: [conv_oracle.conv(x, w, (1, 1), [(1, 1), (2, 0)], (2, 1),
+                                                   (1, 2))],
+    "conv_depthwise": lambda x, w: [conv_oracle.conv(x, w, (1, 1), [(1, 1), (1, 1)],
+                                                     specs=_NHWC, feature_groups=4)],
+    "conv_batch_group": np_conv_batch_group,
+    # conv_transpose(x, w, 2, SAME) for a 3x3 kernel: lhs dilation 2, padding 2_1 (JAX's
+    # _conv_transpose_padding: k + s - 2 = 3 split 2 before, 1 after).
+    "conv_transpose": lambda x, w: [conv_oracle.conv(x, w, (1, 1), [(2, 1), (2, 1)], (2, 2),
+                                                     specs=_NHWC)],
+    "cnn_forward": np_cnn_forward,
+    "cnn_grad": np_cnn_grad,
+})
+# f32 sums of 27 to 192 products against float64.
+TOLERANCE.update({name: dict(rtol=2e-5, atol=2e-5) for name in (
+    "conv_nhwc", "conv_nchw", "conv_strided", "conv_dilated", "conv_depthwise",
+    "conv_batch_group", "conv_transpose", "cnn_forward", "cnn_grad")})
 
 
 def assert_close(actual, expected, name):
