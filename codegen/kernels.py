@@ -16,6 +16,8 @@ from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, Elementa
                                        RowCache, emit_scalar_computation, is_elemental,
                                        linearize, load_element, scatter_target)
 from flowjit.codegen.scalar_ops import ScalarContext, convert, to_memory
+from flowjit.codegen.window_kernels import (emit_prefix_scan, emit_select_and_scatter,
+                                            prefix_scan_of, scan_splits_rows)
 from flowjit.codegen.llvm_types import PTR, i64, memory_type
 from flowjit.ir.dtypes import DType
 from flowjit.ir.graph import post_order, structure_key
@@ -322,6 +324,18 @@ class ModuleLowering:
         inputs = pointers[len(out_slots):]
         if inst.opcode == "scatter":
             self.emit_scatter(ctx, inst, outputs[0], inputs)
+        elif inst.opcode == "select-and-scatter":
+            emitter = ElementalEmitter(ctx, _no_parameters, self.constants,
+                                       {id(inst.operands[2]): inputs[2]})
+            emit_select_and_scatter(ctx, emitter, inst, outputs[0], inputs[0], inputs[1])
+        elif prefix_scan_of(inst) is not None:
+            if inst.opcode == "fusion":
+                comp = inst.calls["calls"]
+                buffers = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
+            else:
+                buffers = {id(o): p for o, p in zip(operands, inputs)}
+            emitter = ElementalEmitter(ctx, _no_parameters, self.constants, buffers)
+            emit_prefix_scan(ctx, emitter, prefix_scan_of(inst), outputs[0], rows)
         elif inst.opcode == "dot" and gemm_plan(inst) is not None:
             emit_gemm(ctx, gemm_plan(inst), outputs[0], inputs[0], inputs[1], rows)
         elif inst.opcode == "fusion" and self.output_fusion_dot(inst) is not None:
@@ -365,6 +379,8 @@ class ModuleLowering:
         if thread_count() < 2 or inst.shape.is_tuple or inst.shape.rank == 0:
             return 0
         if inst.opcode not in ("fusion",) and not is_elemental(inst):
+            return 0
+        if scan_splits_rows(inst):
             return 0
         plan = self.gemm_of(inst)
         if inst.opcode == "dot" or plan is not None:
@@ -592,6 +608,7 @@ CPU_LOWERING: dict = {
     **{op: ModuleLowering.emit_nothing for op in NO_KERNEL},
     Opcode.FUSION: ModuleLowering.emit_kernel_call,
     Opcode.SCATTER: ModuleLowering.emit_kernel_call,
+    Opcode.SELECT_AND_SCATTER: ModuleLowering.emit_kernel_call,
     Opcode.CALL: ModuleLowering.emit_call,
     Opcode.WHILE: ModuleLowering.emit_while,
     Opcode.CONDITIONAL: ModuleLowering.emit_conditional,

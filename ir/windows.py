@@ -84,3 +84,9 @@ def prefix_scan_axis(dims: tuple, window: tuple) -> Optional[tuple[int, bool]]:
         else:
             return None
     return found
+
+
+def is_prefix_scan(inst) -> bool:
+    """Whether `inst` is a single-operand reduce-window that is a prefix scan."""
+    return (inst.opcode == "reduce-window" and len(inst.operands) == 2
+            and prefix_scan_axis(inst.operands[0].shape.dims, inst.attrs["window"]) is not None)
