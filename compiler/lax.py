@@ -518,3 +518,8 @@ def bitcast_convert_type(operand, new_dtype):
 
 
 bitcast_convert = bitcast_convert_type
+
+
+# Windowed reductions and cumulative ops (compiler/windows.py builds on the names above).
+from flowjit.windows import (associative_scan, cumlogsumexp, cummax, cummin,  # noqa: E402
+                             cumprod, cumsum, padtype_to_pads, reduce_window)
