@@ -107,8 +107,8 @@ def reduce_window(operand, init_value, computation: Callable, window_dimensions,
             raise ShapeError(at_user_line(f"reduce_window: {name} has {len(values)} entries "
                                           f"for an operand of rank {rank} {list(dims)}"))
     if isinstance(padding, str):
-        pads = padtype_to_pads(_dilate(dims, base), _dilate(window_dimensions, dilation),
-                               strides, padding)
+        # As jax.lax does: the operand's own extent, not the base-dilated one.
+        pads = padtype_to_pads(dims, _dilate(window_dimensions, dilation), strides, padding)
     else:
         pads = [tuple(int(v) for v in p) for p in padding]
         if len(pads) != rank or any(len(p) != 2 for p in pads):
@@ -182,7 +182,8 @@ def cumsum(operand, axis: int = 0, reverse: bool = False):
 
 def _scan_differentiated(name: str, combine: Callable, kind: str):
     """A cumulative op that runs as a prefix reduce-window and differentiates as JAX does:
-    through the associative scan of `combine` (custom_vjp keeps the one-pass forward)."""
+    through the associative scan of `combine` (custom_vjp keeps the one-pass forward where
+    no gradient is taken)."""
     from flowjit.ad import custom_vjp, vjp
 
     def op(operand, axis: int = 0, reverse: bool = False):
@@ -198,7 +199,9 @@ def _scan_differentiated(name: str, combine: Callable, kind: str):
             return _prefix_window(x, _identity(kind, dtype), combine, axis, reverse, name)
 
         def forward_with_residuals(x):
-            return forward(x), x
+            # Under differentiation the value comes from the scan too, so that a second
+            # derivative (which differentiates this) has rules to follow.
+            return associative_scan(combine, x, axis=axis, reverse=reverse), x
 
         def backward(x, g):
             _, pull_back = vjp(partial(associative_scan, combine, axis=axis,

@@ -16,6 +16,9 @@ import flowjit.numpy as fnp  # noqa: E402
 from flowjit import lax, nn  # noqa: E402
 from flowjit.ir.errors import ShapeError  # noqa: E402
 
+# JAX's default 32-bit types on both sides, whatever other tests set for the process.
+pytestmark = pytest.mark.usefixtures("no_x64")
+
 
 def _parameters(fn):
     return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
