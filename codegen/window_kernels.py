@@ -63,12 +63,19 @@ def emit_prefix_scan(ctx: ScalarContext, emitter: ElementalEmitter, scan: Instru
     index: list = []
 
     def combine(previous, position: list):
+        """fold(previous, x[position]); just x[position] when previous is None."""
         emitter.push_scope()
         element = emitter.value(x, position)
         emitter.pop_scope()
+        if previous is None:
+            return element
         return emit_scalar_computation(emitter, comp, [previous, element])
 
     def along_axis() -> None:
+        if all(d == 1 for d in inner) and _vector_scan_op(scan) is not None:
+            _vector_scan(ctx, scan, out, index, n, len(inner), reverse, initial, combine,
+                         emitter.buffers)
+            return
         if all(d == 1 for d in inner):
             slot = alloca_at_entry(b, initial.type, "scan.acc")
             b.store(initial, slot)
@@ -111,6 +118,126 @@ def emit_prefix_scan(ctx: ScalarContext, emitter: ElementalEmitter, scan: Instru
             index.pop()
     if shape.size:
         outer(0)
+
+
+# Lanes of the in-register scan: 8 x f32 is one AVX2 register (wider types take two);
+# vectors per loop step: their prefixes are independent, only the running total is chained.
+_SCAN_LANES = 8
+_SCAN_VECTORS = 4
+
+
+def _vector_scan_op(scan: Instruction) -> Optional[str]:
+    """The LLVM instruction of a sum or product scan over 32/64-bit numbers (which the
+    in-register scan handles), else None."""
+    from flowjit.ir.reference import simple_reducer
+    dtype = scan.shape.dtype
+    if dtype.bits not in (32, 64) or not (dtype.is_float or dtype.is_int):
+        return None
+    kind = simple_reducer(scan.calls["to_apply"])
+    if kind == "add":
+        return "fadd" if dtype.is_float else "add"
+    if kind == "multiply":
+        return "fmul" if dtype.is_float else "mul"
+    return None
+
+
+def _vector_scan(ctx: ScalarContext, scan: Instruction, out, index: list, n: int,
+                 trailing: int, reverse: bool, initial, combine, buffers: dict) -> None:
+    """A sum/product scan along a contiguous axis, _SCAN_VECTORS vectors of _SCAN_LANES
+    elements per step: each vector's own prefix in log2(lanes) shifted adds, the vectors
+    chained to each other, then the running total added to all. The loop-carried chain is
+    one add and one lane broadcast per step instead of one add per element, so the scan
+    runs near memory speed. Like a reduction's, the sum is reassociated (within a step)."""
+    b = ctx.builder
+    dtype = scan.shape.dtype
+    opname = _vector_scan_op(scan)
+    vector_type = llvm_ir.VectorType(initial.type, _SCAN_LANES)
+    identity = 0 if opname in ("fadd", "add") else 1
+    identities = llvm_ir.Constant(vector_type, [llvm_ir.Constant(
+        initial.type, float(identity) if dtype.is_float else identity).constant] * _SCAN_LANES)
+    apply = getattr(b, opname)
+    step_size = _SCAN_LANES * _SCAN_VECTORS
+    # The running total is kept broadcast to every lane.
+    carry = alloca_at_entry(b, vector_type, "scan.carry")
+    b.store(_broadcast(b, initial, vector_type, 0), carry)
+
+    def position(offset) -> list:
+        i = b.sub(i64(n - 1), offset) if reverse else offset
+        return index + [i] + [i64(0)] * trailing
+
+    def address(pointer, first):
+        """Where the vector of elements first .. first + lanes - 1 starts in memory."""
+        lowest = position(b.add(first, i64(_SCAN_LANES - 1 if reverse else 0)))
+        return b.gep(pointer, [linearize(b, lowest, scan.shape.dims)], inbounds=True,
+                     source_etype=memory_type(dtype))
+
+    def load(first):
+        source = buffers.get(id(scan.operands[0]))
+        if source is not None and scan.operands[0].shape.dtype == dtype:
+            # An operand in memory: one vector load (LLVM splits per-lane loads up).
+            return _reversed(b, b.load(address(source, first), typ=vector_type,
+                                       align=dtype.itemsize), reverse)
+        lanes = llvm_ir.Constant(vector_type, None)
+        for lane in range(_SCAN_LANES):
+            element = combine(None, position(b.add(first, i64(lane))))
+            lanes = b.insert_element(lanes, element, llvm_ir.Constant(llvm_ir.IntType(32),
+                                                                       lane))
+        return lanes
+
+    with for_range(b, n // step_size, "scan.step") as step:
+        first = b.mul(step, i64(step_size))
+        vectors = []
+        for k in range(_SCAN_VECTORS):
+            lanes = _prefix_in_register(b, apply, load(b.add(first, i64(k * _SCAN_LANES))),
+                                        identities)
+            if vectors:
+                lanes = apply(_broadcast(b, vectors[-1], vector_type, _SCAN_LANES - 1), lanes)
+            vectors.append(lanes)
+        total = b.load(carry)
+        for k, lanes in enumerate(vectors):
+            lanes = apply(total, lanes)
+            b.store(_reversed(b, lanes, reverse),
+                    address(out, b.add(first, i64(k * _SCAN_LANES))), align=dtype.itemsize)
+        b.store(apply(total, _broadcast(b, vectors[-1], vector_type, _SCAN_LANES - 1)), carry)
+    tail = alloca_at_entry(b, initial.type, "scan.tail.carry")
+    b.store(b.extract_element(b.load(carry), llvm_ir.Constant(llvm_ir.IntType(32), 0)), tail)
+    with for_range(b, n, "scan.tail", start=i64(n // step_size * step_size)) as offset:
+        folded = combine(b.load(tail), position(offset))
+        b.store(folded, tail)
+        _store(ctx, out, scan.shape, position(offset), folded)
+
+
+def _prefix_in_register(b: llvm_ir.IRBuilder, apply, lanes, identities):
+    """Each lane folded with the lanes before it: log2(lanes) shifts (identity shifted in)."""
+    count = lanes.type.count
+    shift = 1
+    while shift < count:
+        mask = [count + j if j < shift else j - shift for j in range(count)]
+        shifted = b.shuffle_vector(lanes, identities, llvm_ir.Constant(
+            llvm_ir.VectorType(llvm_ir.IntType(32), count), mask))
+        lanes = apply(lanes, shifted)
+        shift *= 2
+    return lanes
+
+
+def _reversed(b: llvm_ir.IRBuilder, lanes, reverse: bool):
+    """The lanes in reverse order when `reverse` (a backwards scan's memory order)."""
+    if not reverse:
+        return lanes
+    count = lanes.type.count
+    return b.shuffle_vector(lanes, lanes, llvm_ir.Constant(
+        llvm_ir.VectorType(llvm_ir.IntType(32), count), list(range(count - 1, -1, -1))))
+
+
+def _broadcast(b: llvm_ir.IRBuilder, value, vector_type, lane: int):
+    """Lane `lane` of vector `value` (or scalar `value`) in every lane."""
+    i32 = llvm_ir.IntType(32)
+    if not isinstance(value.type, llvm_ir.VectorType):
+        value = b.insert_element(llvm_ir.Constant(vector_type, None), value,
+                                 llvm_ir.Constant(i32, 0))
+        lane = 0
+    return b.shuffle_vector(value, value, llvm_ir.Constant(
+        llvm_ir.VectorType(i32, vector_type.count), [lane] * vector_type.count))
 
 
 def emit_select_and_scatter(ctx: ScalarContext, emitter: ElementalEmitter, inst: Instruction,
