@@ -16,7 +16,8 @@ from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, Elementa
                                        RowCache, emit_scalar_computation, is_elemental,
                                        linearize, load_element, scatter_target)
 from flowjit.codegen.scalar_ops import ScalarContext, convert, to_memory
-from flowjit.codegen.window_kernels import (emit_prefix_scan, emit_select_and_scatter,
+from flowjit.codegen.window_kernels import (emit_pooling, emit_prefix_scan,
+                                            emit_select_and_scatter, pooling_of,
                                             prefix_scan_of, scan_splits_rows)
 from flowjit.codegen.llvm_types import PTR, i64, memory_type
 from flowjit.ir.dtypes import DType
@@ -336,6 +337,14 @@ class ModuleLowering:
                 buffers = {id(o): p for o, p in zip(operands, inputs)}
             emitter = ElementalEmitter(ctx, _no_parameters, self.constants, buffers)
             emit_prefix_scan(ctx, emitter, prefix_scan_of(inst), outputs[0], rows)
+        elif pooling_of(inst) is not None:
+            if inst.opcode == "fusion":
+                comp = inst.calls["calls"]
+                buffers = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
+            else:
+                buffers = {id(o): p for o, p in zip(operands, inputs)}
+            emitter = ElementalEmitter(ctx, _no_parameters, self.constants, buffers)
+            emit_pooling(ctx, emitter, pooling_of(inst), outputs[0], rows)
         elif inst.opcode == "dot" and gemm_plan(inst) is not None:
             emit_gemm(ctx, gemm_plan(inst), outputs[0], inputs[0], inputs[1], rows)
         elif inst.opcode == "fusion" and self.output_fusion_dot(inst) is not None:

@@ -22,7 +22,7 @@ from flowjit.codegen.llvm_types import i64, memory_type
 from flowjit.codegen.scalar_ops import ScalarContext, from_memory, to_memory
 from flowjit.codegen.window_elemental import tap_position
 from flowjit.ir.module import Instruction
-from flowjit.ir.windows import is_prefix_scan, prefix_scan_axis
+from flowjit.ir.windows import is_pooling, is_prefix_scan, is_trivial, prefix_scan_axis
 
 
 def prefix_scan_of(inst: Instruction) -> Optional[Instruction]:
@@ -238,6 +238,76 @@ def _broadcast(b: llvm_ir.IRBuilder, value, vector_type, lane: int):
         lane = 0
     return b.shuffle_vector(value, value, llvm_ir.Constant(
         llvm_ir.VectorType(i32, vector_type.count), [lane] * vector_type.count))
+
+
+def pooling_of(inst: Instruction) -> Optional[Instruction]:
+    """The pooling reduce-window `inst` computes (itself, or its fusion's root), if any."""
+    root = inst.calls["calls"].root if inst.opcode == "fusion" else inst
+    return root if is_pooling(root) else None
+
+
+def emit_pooling(ctx: ScalarContext, emitter: ElementalEmitter, pool: Instruction, out,
+                 rows=None) -> None:
+    """For each output position but the minor dimension: fill its row with the init value,
+    then for each window tap (bounds checked once per tap, not per element) fold the
+    operand's row into it, a contiguous loop that LLVM vectorizes (NHWC: the channels)."""
+    x, init = pool.operands
+    window = pool.attrs["window"]
+    comp = pool.calls["to_apply"]
+    shape = pool.shape
+    dims, in_dims = shape.dims, x.shape.dims
+    minor = dims[-1]
+    b = ctx.builder
+    initial = emitter.value(init, [])
+    index: list = []
+
+    def fold(operand_index: list) -> None:
+        with for_range(b, minor, "pool.minor") as c:
+            emitter.push_scope()
+            value = emitter.value(x, operand_index + [c])
+            emitter.pop_scope()
+            old = load_element(ctx, out, shape, index + [c])
+            ctx.reassociate = True
+            try:
+                new = emit_scalar_computation(emitter, comp, [old, value])
+            finally:
+                ctx.reassociate = False
+            _store(ctx, out, shape, index + [c], new)
+
+    def taps(d: int, operand_index: list, conditions: list) -> None:
+        if d == len(dims) - 1:
+            live = [c for c in conditions if c is not None]
+            if not live:
+                fold(operand_index)
+                return
+            condition = live[0]
+            for c in live[1:]:
+                condition = b.and_(condition, c)
+            with b.if_then(condition):
+                fold(operand_index)
+            return
+        w = window[d]
+        if is_trivial(w):
+            taps(d + 1, operand_index + [index[d]], conditions)
+            return
+        with for_range(b, w.size, f"pool.tap{d}") as k:
+            position, condition = tap_position(b, index[d], k, w, in_dims[d], dims[d])
+            taps(d + 1, operand_index + [position], conditions + [condition])
+
+    def outer(level: int) -> None:
+        if level == len(dims) - 1:
+            with for_range(b, minor, "pool.fill") as c:
+                _store(ctx, out, shape, index + [c], initial)
+            taps(0, [], [])
+            return
+        bounds = ({"count": rows[1], "start": rows[0]} if level == 0 and rows is not None
+                  else {"count": dims[level]})
+        with for_range(b, name=f"pool.out{level}", **bounds) as v:
+            index.append(v)
+            outer(level + 1)
+            index.pop()
+    if shape.size:
+        outer(0)
 
 
 def emit_select_and_scatter(ctx: ScalarContext, emitter: ElementalEmitter, inst: Instruction,

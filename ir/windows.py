@@ -90,3 +90,26 @@ def is_prefix_scan(inst) -> bool:
     """Whether `inst` is a single-operand reduce-window that is a prefix scan."""
     return (inst.opcode == "reduce-window" and len(inst.operands) == 2
             and prefix_scan_axis(inst.operands[0].shape.dims, inst.attrs["window"]) is not None)
+
+
+# A minor dimension at least this long makes a pooling kernel worth it: its loop over that
+# dimension is contiguous and vectorizes.
+POOLING_MIN_MINOR = 4
+
+
+def is_pooling(inst) -> bool:
+    """Whether `inst` is a single-operand reduce-window whose window leaves the minor
+    (contiguous) dimension alone: the CPU backend runs it with the window taps outside a
+    vectorized loop over that dimension (NHWC pooling: over the channels)."""
+    if inst.opcode != "reduce-window" or len(inst.operands) != 2 or is_prefix_scan(inst):
+        return False
+    dims = inst.operands[0].shape.dims
+    return (len(dims) >= 2 and dims[-1] >= POOLING_MIN_MINOR
+            and is_trivial(inst.attrs["window"][-1])
+            and not all(is_trivial(w) for w in inst.attrs["window"]))
+
+
+def runs_as_own_kernel(inst) -> bool:
+    """A reduce-window that codegen runs with its own loop structure (a prefix scan or a
+    pooling): producers fuse into it, it does not fuse into its consumers."""
+    return is_prefix_scan(inst) or is_pooling(inst)
