@@ -13,6 +13,7 @@ from llvmlite import ir as llvm_ir
 
 from flowjit.codegen.control import alloca_at_entry, for_range
 from flowjit.codegen.llvm_types import i64
+from flowjit.codegen.scalar_ops import wide_accumulator
 from flowjit.ir.attributes import WindowDim
 from flowjit.ir.windows import is_trivial
 
@@ -47,15 +48,24 @@ def reduce_window_value(em, inst, index):
     window = inst.attrs["window"]
     comp = inst.calls["to_apply"]
     b = em.b
+    # f16/bf16 sums and products accumulate in f32 and round once, as XLA's do.
+    wide = wide_accumulator(comp, inst.shape.dtype) if n == 1 else None
     slots = []
     for init in inits:
         value = yield init, []
+        if wide is not None:
+            value = wide.widen(em.ctx, value)
         slots.append(alloca_at_entry(b, value.type, "window.acc"))
         b.store(value, slots[-1])
     dims = inputs[0].shape.dims
-    if inputs[0].shape.size == 0:
+
+    def result():
         out = [b.load(s) for s in slots]
+        if wide is not None:
+            return wide.narrow(em.ctx, out[0])
         return out[0] if n == 1 else out
+    if inputs[0].shape.size == 0:
+        return result()
     operand_index = [None] * len(dims)
     conditions = []
 
@@ -66,6 +76,10 @@ def reduce_window_value(em, inst, index):
             elements.append((yield x, list(operand_index)))
         em.pop_scope()
         accumulators = [b.load(s) for s in slots]
+        if wide is not None:
+            b.store(wide.combine(em.ctx, accumulators[0], wide.widen(em.ctx, elements[0])),
+                    slots[0])
+            return
         em.ctx.reassociate = True   # as for reduce: lets LLVM reorder a sum
         try:
             result = emit_scalar_computation(em, comp, accumulators + elements)
@@ -99,8 +113,7 @@ def reduce_window_value(em, inst, index):
             yield from nest(d + 1)
             conditions.pop()
     yield from nest(0)
-    out = [b.load(s) for s in slots]
-    return out[0] if n == 1 else out
+    return result()
 
 
 def _out_dims(inst) -> tuple:

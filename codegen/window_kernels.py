@@ -19,7 +19,8 @@ from flowjit.codegen.control import alloca_at_entry, for_range
 from flowjit.codegen.elemental import (ElementalEmitter, emit_scalar_computation, linearize,
                                        load_element)
 from flowjit.codegen.llvm_types import i64, memory_type
-from flowjit.codegen.scalar_ops import ScalarContext, from_memory, to_memory
+from flowjit.codegen.scalar_ops import (ScalarContext, from_memory, to_memory,
+                                        wide_accumulator)
 from flowjit.codegen.window_elemental import tap_position
 from flowjit.ir.module import Instruction
 from flowjit.ir.windows import is_pooling, is_prefix_scan, is_trivial, prefix_scan_axis
@@ -77,14 +78,22 @@ def emit_prefix_scan(ctx: ScalarContext, emitter: ElementalEmitter, scan: Instru
                          emitter.buffers)
             return
         if all(d == 1 for d in inner):
-            slot = alloca_at_entry(b, initial.type, "scan.acc")
-            b.store(initial, slot)
+            # f16/bf16 sums and products carry an f32 total, each output rounded once.
+            wide = wide_accumulator(comp, shape.dtype)
+            start = wide.widen(ctx, initial) if wide is not None else initial
+            slot = alloca_at_entry(b, start.type, "scan.acc")
+            b.store(start, slot)
             with for_range(b, n, "scan") as step:
                 i = b.sub(i64(n - 1), step) if reverse else step
                 position = index + [i] + [i64(0)] * len(inner)
-                folded = combine(b.load(slot), position)
+                if wide is not None:
+                    element = wide.widen(ctx, combine(None, position))
+                    folded = wide.combine(ctx, b.load(slot), element)
+                    stored = wide.narrow(ctx, folded)
+                else:
+                    folded = stored = combine(b.load(slot), position)
                 b.store(folded, slot)
-                _store(ctx, out, shape, position, folded)
+                _store(ctx, out, shape, position, stored)
             return
         with for_range(b, n, "scan") as step:
             i = b.sub(i64(n - 1), step) if reverse else step
@@ -243,7 +252,10 @@ def _broadcast(b: llvm_ir.IRBuilder, value, vector_type, lane: int):
 def pooling_of(inst: Instruction) -> Optional[Instruction]:
     """The pooling reduce-window `inst` computes (itself, or its fusion's root), if any."""
     root = inst.calls["calls"].root if inst.opcode == "fusion" else inst
-    return root if is_pooling(root) else None
+    if not is_pooling(root) or wide_accumulator(root.calls["to_apply"],
+                                                root.shape.dtype) is not None:
+        return None   # f16/bf16 sums: the elemental rule accumulates them in f32
+    return root
 
 
 def emit_pooling(ctx: ScalarContext, emitter: ElementalEmitter, pool: Instruction, out,

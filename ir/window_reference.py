@@ -9,6 +9,7 @@ are made of elementwise ops only, element by element otherwise.
 from __future__ import annotations
 
 import itertools
+from functools import partial
 
 import numpy as np
 
@@ -69,14 +70,25 @@ def reduce_window(inst: Instruction, args: list):
     operands, inits = args[:n], args[n:]
     window = inst.attrs["window"]
     out = output_dims(operands[0].shape, window)
+    comp = inst.calls["to_apply"]
+    result_dtypes = [init.dtype for init in inits]
+    fold = partial(apply_computation, comp)
+    from flowjit.ir.reference import simple_reducer
+    kind = simple_reducer(comp) if n == 1 else None
+    if (kind in ("add", "multiply") and operands[0].dtype.itemsize < 4
+            and operands[0].dtype.kind in "fV" and operands[0].dtype != np.bool_):
+        # f16/bf16 sums and products accumulate in f32 and round once, as XLA's do.
+        operands, inits = [operands[0].astype(np.float32)], [inits[0].astype(np.float32)]
+        ufunc = np.add if kind == "add" else np.multiply
+        fold = lambda args: [ufunc(*args)]  # noqa: E731
     accumulators = [np.full(out, init, dtype=init.dtype) for init in inits]
     if operands[0].size and accumulators[0].size:
-        comp = inst.calls["to_apply"]
         for index, valid in _taps(operands[0].shape, window):
             values = [x[index] for x in operands]
-            folded = apply_computation(comp, accumulators + values)
+            folded = fold(accumulators + values)
             accumulators = [np.where(valid, f, a).astype(a.dtype)
                             for f, a in zip(folded, accumulators)]
+    accumulators = [a.astype(d) for a, d in zip(accumulators, result_dtypes)]
     return accumulators[0] if n == 1 else tuple(accumulators)
 
 
