@@ -329,22 +329,18 @@ class ModuleLowering:
             emitter = ElementalEmitter(ctx, _no_parameters, self.constants,
                                        {id(inst.operands[2]): inputs[2]})
             emit_select_and_scatter(ctx, emitter, inst, outputs[0], inputs[0], inputs[1])
-        elif prefix_scan_of(inst) is not None:
+        elif prefix_scan_of(inst) is not None or pooling_of(inst) is not None:
+            # A windowed kernel (codegen/window_kernels.py), its producers fused in.
             if inst.opcode == "fusion":
                 comp = inst.calls["calls"]
                 buffers = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
             else:
                 buffers = {id(o): p for o, p in zip(operands, inputs)}
             emitter = ElementalEmitter(ctx, _no_parameters, self.constants, buffers)
-            emit_prefix_scan(ctx, emitter, prefix_scan_of(inst), outputs[0], rows)
-        elif pooling_of(inst) is not None:
-            if inst.opcode == "fusion":
-                comp = inst.calls["calls"]
-                buffers = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
+            if prefix_scan_of(inst) is not None:
+                emit_prefix_scan(ctx, emitter, prefix_scan_of(inst), outputs[0], rows)
             else:
-                buffers = {id(o): p for o, p in zip(operands, inputs)}
-            emitter = ElementalEmitter(ctx, _no_parameters, self.constants, buffers)
-            emit_pooling(ctx, emitter, pooling_of(inst), outputs[0], rows)
+                emit_pooling(ctx, emitter, pooling_of(inst), outputs[0], rows)
         elif inst.opcode == "dot" and gemm_plan(inst) is not None:
             emit_gemm(ctx, gemm_plan(inst), outputs[0], inputs[0], inputs[1], rows)
         elif inst.opcode == "fusion" and self.output_fusion_dot(inst) is not None:
