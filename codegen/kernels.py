@@ -2,6 +2,7 @@
 `entry(ptr slots)` function that calls them all in order (one call from the runtime)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -18,7 +19,8 @@ from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, Elementa
 from flowjit.codegen.scalar_ops import ScalarContext, convert, to_memory
 from flowjit.codegen.window_kernels import (emit_pooling, emit_prefix_scan,
                                             emit_select_and_scatter, pooling_of,
-                                            prefix_scan_of, scan_splits_rows)
+                                            prefix_scan_of, scan_splits_rows,
+                                            select_and_scatter_rows)
 from flowjit.codegen.llvm_types import PTR, i64, memory_type
 from flowjit.ir.dtypes import DType
 from flowjit.ir.graph import post_order, structure_key
@@ -328,7 +330,8 @@ class ModuleLowering:
         elif inst.opcode == "select-and-scatter":
             emitter = ElementalEmitter(ctx, _no_parameters, self.constants,
                                        {id(inst.operands[2]): inputs[2]})
-            emit_select_and_scatter(ctx, emitter, inst, outputs[0], inputs[0], inputs[1])
+            emit_select_and_scatter(ctx, emitter, inst, outputs[0], inputs[0], inputs[1],
+                                    rows)
         elif prefix_scan_of(inst) is not None or pooling_of(inst) is not None:
             # A windowed kernel (codegen/window_kernels.py), its producers fused in.
             if inst.opcode == "fusion":
@@ -383,6 +386,10 @@ class ModuleLowering:
         output elements times the instructions computed per element."""
         if thread_count() < 2 or inst.shape.is_tuple or inst.shape.rank == 0:
             return 0
+        if inst.opcode == "select-and-scatter":
+            rows = select_and_scatter_rows(inst)
+            work = inst.operands[1].shape.size * math.prod(w.size for w in inst.attrs["window"])
+            return rows if rows >= thread_count() and work >= MIN_PARALLEL_WORK else 0
         if inst.opcode not in ("fusion",) and not is_elemental(inst):
             return 0
         if scan_splits_rows(inst):

@@ -322,16 +322,29 @@ def emit_pooling(ctx: ScalarContext, emitter: ElementalEmitter, pool: Instructio
         outer(0)
 
 
+def select_and_scatter_rows(inst: Instruction) -> int:
+    """Rows of dimension 0 a select-and-scatter can be split into across threads: all of
+    them when its window passes dimension 0 through (each row's windows then write only
+    that row, as in a batch of images), else 0."""
+    if not inst.shape.rank or not is_trivial(inst.attrs["window"][0]):
+        return 0
+    return inst.shape.dims[0]
+
+
 def emit_select_and_scatter(ctx: ScalarContext, emitter: ElementalEmitter, inst: Instruction,
-                            out, operand_ptr, source_ptr) -> None:
+                            out, operand_ptr, source_ptr, rows=None) -> None:
     """The result: init everywhere, then each source element scattered onto the operand
-    element its window selects."""
+    element its window selects (with `rows`, only rows [begin, end) of dimension 0, which
+    select_and_scatter_rows allows)."""
     operand, source, init = inst.operands
     window = inst.attrs["window"]
     b = ctx.builder
     shape = inst.shape
     initial = emitter.value(init, [])
-    with for_range(b, shape.size, "fill") as k:
+    row_size = shape.size // shape.dims[0] if shape.rank and shape.dims[0] else 0
+    fill = ({"start": b.mul(rows[0], i64(row_size)), "count": b.mul(rows[1], i64(row_size))}
+            if rows is not None else {"count": shape.size})
+    with for_range(b, name="fill", **fill) as k:
         address = b.gep(out, [k], inbounds=True, source_etype=memory_type(shape.dtype))
         b.store(to_memory(ctx, initial, shape.dtype), address)
     if source.shape.size == 0 or shape.size == 0:
@@ -391,7 +404,9 @@ def emit_select_and_scatter(ctx: ScalarContext, emitter: ElementalEmitter, inst:
                                                    [old, update])
                 b.store(to_memory(ctx, combined, dtype), address)
             return
-        with for_range(b, source.shape.dims[d], f"source{d}") as v:
+        bounds = ({"count": rows[1], "start": rows[0]} if d == 0 and rows is not None
+                  else {"count": source.shape.dims[d]})
+        with for_range(b, name=f"source{d}", **bounds) as v:
             position.append(v)
             sources(d + 1)
             position.pop()

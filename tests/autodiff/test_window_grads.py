@@ -155,3 +155,18 @@ def test_a_generic_reducer_says_it_has_no_gradient():
         x, 0.0, lambda a, b: a * 0.5 + b, (2,), (1,)))
     with pytest.raises(NotImplementedError, match="only add, maximum and minimum reducers"):
         flowjit.grad(f)(np.arange(4.0))
+
+
+def test_max_pool_gradient_split_over_threads_by_batch_rows_matches_jax():
+    # Large enough for the select-and-scatter kernel to run rows of the batch on several
+    # threads (each image's windows write only that image); ties decide by position.
+    from flowjit.codegen.parallel import thread_count
+    x = np.random.default_rng(7).integers(0, 4, (8, 112, 112, 8)).astype(np.float32)
+    fn = flowjit.jit(flowjit.grad(lambda x: flowjit.numpy.sum(
+        _max_pool(flowjit_lib(), x) ** 2)))
+    kernels = fn.lower(x).compile().executable.kernels
+    scatter = [k for k in kernels if "select_and_scatter" in k.name]
+    assert len(scatter) == 1
+    assert (scatter[0].parallel_rows > 0) == (thread_count() > 1)
+    want = jax.jit(jax.grad(lambda x: (_max_pool(jax_lib(), x) ** 2).sum()))(x)
+    np.testing.assert_array_equal(fn(x), want)
