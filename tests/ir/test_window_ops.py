@@ -24,7 +24,7 @@ from flowjit.ir.shapes import ArrayShape, TupleShape  # noqa: E402
 from flowjit.ir.verifier import verify  # noqa: E402
 
 F32 = DType.F32
-SETTINGS = settings(max_examples=60, deadline=None,
+SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
