@@ -25,6 +25,7 @@ from flowjit.codegen.scalar_ops import (SCALAR_RULES, ScalarContext, convert, em
                                         from_memory, round_to_dtype, to_memory,
                                         wide_accumulator)
 from flowjit.codegen.llvm_types import i64, memory_type, register_type
+from flowjit.codegen.window_elemental import reduce_window_value
 from flowjit.ir.dtypes import DType
 from flowjit.ir.module import Computation, Instruction
 from flowjit.ir.opcodes import Opcode
@@ -623,6 +624,7 @@ _GENERATORS = {
     Opcode.DYNAMIC_SLICE: _dynamic_slice, Opcode.DYNAMIC_UPDATE_SLICE: _dynamic_update_slice,
     Opcode.REDUCE: _reduce, Opcode.DOT: _dot, Opcode.GATHER: _gather,
     Opcode.GET_TUPLE_ELEMENT: _get_tuple_element, Opcode.TUPLE: _tuple,
+    Opcode.REDUCE_WINDOW: reduce_window_value,
 }
 
 ELEMENTAL_OPCODES = frozenset(SCALAR_RULES) | (frozenset(_GENERATORS) - {Opcode.PARAMETER})

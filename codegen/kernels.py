@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -18,6 +19,10 @@ from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, Elementa
                                        RowCache, emit_scalar_computation, is_elemental,
                                        linearize, load_element, scatter_target)
 from flowjit.codegen.scalar_ops import ScalarContext, convert, to_memory
+from flowjit.codegen.window_kernels import (emit_pooling, emit_prefix_scan,
+                                            emit_select_and_scatter, pooling_of,
+                                            prefix_scan_of, scan_splits_rows,
+                                            select_and_scatter_rows)
 from flowjit.codegen.llvm_types import PTR, i64, memory_type
 from flowjit.ir.buffers import accumulated_parameter, updated_operand
 from flowjit.ir.dtypes import DType
@@ -373,6 +378,23 @@ class ModuleLowering:
                         for p in inst.calls["calls"].parameters} if inst.opcode == "fusion"
                        else {id(o): p for o, p in zip(operands, inputs)})
             self.emit_update(ctx, self.update_in_place(inst), outputs[0], buffers)
+        elif inst.opcode == "select-and-scatter":
+            emitter = ElementalEmitter(ctx, _no_parameters, self.constants,
+                                       {id(inst.operands[2]): inputs[2]})
+            emit_select_and_scatter(ctx, emitter, inst, outputs[0], inputs[0], inputs[1],
+                                    rows)
+        elif prefix_scan_of(inst) is not None or pooling_of(inst) is not None:
+            # A windowed kernel (codegen/window_kernels.py), its producers fused in.
+            if inst.opcode == "fusion":
+                comp = inst.calls["calls"]
+                buffers = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
+            else:
+                buffers = {id(o): p for o, p in zip(operands, inputs)}
+            emitter = ElementalEmitter(ctx, _no_parameters, self.constants, buffers)
+            if prefix_scan_of(inst) is not None:
+                emit_prefix_scan(ctx, emitter, prefix_scan_of(inst), outputs[0], rows)
+            else:
+                emit_pooling(ctx, emitter, pooling_of(inst), outputs[0], rows)
         elif inst.opcode == "dot" and gemm_plan(inst) is not None:
             emit_gemm(ctx, gemm_plan(inst), outputs[0], inputs[0], inputs[1], rows)
         elif self.accumulates_in_place(inst):
@@ -480,7 +502,13 @@ class ModuleLowering:
             return 0
         if self.update_in_place(inst) is not None:
             return 0   # writes only its update: small work
+        if inst.opcode == "select-and-scatter":
+            rows = select_and_scatter_rows(inst)
+            work = inst.operands[1].shape.size * math.prod(w.size for w in inst.attrs["window"])
+            return rows if rows >= thread_count() and work >= MIN_PARALLEL_WORK else 0
         if inst.opcode not in ("fusion",) and not is_elemental(inst):
+            return 0
+        if scan_splits_rows(inst):
             return 0
         plan = self.gemm_of(inst)
         if inst.opcode == "dot" or plan is not None:
@@ -736,6 +764,7 @@ CPU_LOWERING: dict = {
     **{op: ModuleLowering.emit_nothing for op in NO_KERNEL},
     Opcode.FUSION: ModuleLowering.emit_kernel_call,
     Opcode.SCATTER: ModuleLowering.emit_kernel_call,
+    Opcode.SELECT_AND_SCATTER: ModuleLowering.emit_kernel_call,
     Opcode.CALL: ModuleLowering.emit_call,
     Opcode.WHILE: ModuleLowering.emit_while,
     Opcode.CONDITIONAL: ModuleLowering.emit_conditional,

@@ -18,12 +18,15 @@ from typing import Union
 
 from llvmlite import ir as llvm_ir
 
-from flowjit.codegen.elemental import ELEMENTAL_OPCODES, ConstantPool, is_elemental
+from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, ElementalEmitter,
+                                       is_elemental)
+from flowjit.codegen.window_kernels import emit_select_and_scatter
 from flowjit.codegen.kernels import NO_KERNEL
 from flowjit.codegen.ptx_dot import dot_grid, dot_tiling, emit_dot_kernel, fusion_dot
 from flowjit.codegen.ptx_kernels import (LOOP_BLOCK, MAX_GRID, emit_loop_kernel, emit_row_kernel,
                                          emit_scatter_kernel, loop_grid, row_block_size,
                                          row_reductions, scatter_is_atomic)
+from flowjit.codegen.ptx_kernels import no_parameters
 from flowjit.codegen.ptx_target import (TRIPLE, compile_to_ptx, cuda_scalar_context, data_layout,
                                         target_machine)
 from flowjit.codegen.llvm_types import I32, PTR
@@ -175,6 +178,8 @@ class PtxLowering:
         in_slots = [s for o in inst.operands for s in self.slots_of(o)]
         if inst.opcode == "scatter":
             return self.scatter_steps(inst, out_slots, in_slots)
+        if inst.opcode == "select-and-scatter":
+            return self.select_and_scatter_steps(inst, out_slots, in_slots)
         if inst.opcode == "fusion":
             comp = inst.calls["calls"]
             root, dot = comp.root, fusion_dot(comp)
@@ -216,6 +221,15 @@ class PtxLowering:
                                         LOOP_BLOCK)]
         return steps + [self.finish(fn, ctx, inst, "scatter", (1, 1, 1), 1)]
 
+    def select_and_scatter_steps(self, inst: Instruction, out_slots, in_slots) -> list[Step]:
+        """One thread, in XLA's order (the CPU kernel's code): correct for any select and
+        scatter computation, but serial; a parallel version (atomic adds) is future work."""
+        fn, ctx, outputs, inputs = self.new_kernel(inst, out_slots, in_slots)
+        emitter = ElementalEmitter(ctx, no_parameters, self.constants,
+                                   {id(inst.operands[2]): inputs[2]})
+        emit_select_and_scatter(ctx, emitter, inst, outputs[0], inputs[0], inputs[1])
+        return [self.finish(fn, ctx, inst, "select-and-scatter", (1, 1, 1), 1)]
+
     def new_kernel(self, inst: Instruction, out_slots: list[int], in_slots: list[int]):
         """A kernel function taking one pointer per buffer; (fn, ctx, outputs, inputs)."""
         name = f"kernel_{len(self.kernels)}_" + re.sub(r"[^A-Za-z0-9_]", "_", inst.name)
@@ -253,6 +267,7 @@ PTX_LOWERING: dict = {
     **{op: PtxLowering.no_steps for op in NO_KERNEL},
     Opcode.FUSION: PtxLowering.kernel_steps,
     Opcode.SCATTER: PtxLowering.kernel_steps,
+    Opcode.SELECT_AND_SCATTER: PtxLowering.kernel_steps,
     Opcode.CALL: PtxLowering.call,
     Opcode.WHILE: PtxLowering.loop,
     Opcode.CONDITIONAL: PtxLowering.branch,

@@ -538,3 +538,6 @@ from flowjit.lax_more import (acos, acosh, argmax, argmin, asin, asinh, atan,  #
 from flowjit.convolution import (  # noqa: E402,F401 - re-exported, after lax is defined
     ConvDimensionNumbers, conv, conv_dimension_numbers, conv_general_dilated, conv_transpose,
     conv_with_general_padding, padtype_to_pads)
+# Windowed reductions and cumulative ops (compiler/windows.py builds on the names above).
+from flowjit.windows import (associative_scan, cumlogsumexp, cummax, cummin,  # noqa: E402
+                             cumprod, cumsum, reduce_window)

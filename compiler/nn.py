@@ -179,3 +179,56 @@ def softmax_cross_entropy(logits, labels):
     logp = log_softmax(logits, axis=-1)
     picked = fnp.sum(logp * one_hot(labels, logits.shape[-1], dtype_of(logp)), axis=-1)
     return -fnp.mean(picked)
+
+
+# --- pooling, with flax.linen's names, signatures and defaults ----------------------------
+
+def pool(inputs, init, reduce_fn, window_shape, strides, padding):
+    """`reduce_fn` over windows of the spatial dims of (batch..., spatial..., features)
+    `inputs` (flax.linen.pool); unbatched inputs get a batch dim for the call only."""
+    window_shape = tuple(window_shape)
+    strides = tuple(strides) if strides is not None else (1,) * len(window_shape)
+    if len(strides) != len(window_shape):
+        raise ValueError(f"pool: strides {strides} must match window_shape {window_shape}")
+    x = fnp.asarray(inputs) if not hasattr(inputs, "shape") else inputs
+    batch_dims = x.ndim - (len(window_shape) + 1)
+    single = batch_dims == 0
+    if single:
+        x = fnp.expand_dims(x, 0)
+        batch_dims = 1
+    if batch_dims < 0:
+        raise ValueError(f"pool: inputs of shape {tuple(x.shape)} have fewer dims than the "
+                         f"window {window_shape} plus a feature dim")
+    dims = (1,) * batch_dims + window_shape + (1,)
+    full_strides = (1,) * batch_dims + strides + (1,)
+    if not isinstance(padding, str):
+        padding = tuple(tuple(p) for p in padding)
+        if len(padding) != len(window_shape) or any(len(p) != 2 for p in padding):
+            raise ValueError(f"pool: padding {padding} needs one (low, high) pair per window "
+                             f"dim ({len(window_shape)})")
+        padding = ((0, 0),) * batch_dims + padding + ((0, 0),)
+    y = lax.reduce_window(x, init, reduce_fn, dims, full_strides, padding)
+    return fnp.squeeze(y, axis=0) if single else y
+
+
+def max_pool(inputs, window_shape, strides=None, padding="VALID"):
+    """Max over windows of the spatial dims (flax.linen.max_pool)."""
+    return pool(inputs, -np.inf, lax.max, window_shape, strides, padding)
+
+
+def min_pool(inputs, window_shape, strides=None, padding="VALID"):
+    """Min over windows of the spatial dims (flax.linen.min_pool)."""
+    return pool(inputs, np.inf, lax.min, window_shape, strides, padding)
+
+
+def avg_pool(inputs, window_shape, strides=None, padding="VALID", count_include_pad=True):
+    """Mean over windows of the spatial dims (flax.linen.avg_pool); with
+    count_include_pad=False a window at the border divides by the elements it covers."""
+    y = pool(inputs, 0.0, lax.add, window_shape, strides, padding)
+    if count_include_pad:
+        return y / math.prod(window_shape)
+    shape = tuple(inputs.shape[:-1]) + (1,)
+    if len(shape) - 2 == len(window_shape):
+        shape = (1,) + shape[1:]
+    dtype = y.dtype
+    return y / pool(np.ones(shape, dtype), 0.0, lax.add, window_shape, strides, padding)

@@ -70,6 +70,8 @@ class Opcode(str, enum.Enum):
     PAD = "pad"
     REVERSE = "reverse"
     REDUCE = "reduce"
+    REDUCE_WINDOW = "reduce-window"
+    SELECT_AND_SCATTER = "select-and-scatter"
     DOT = "dot"
     GATHER = "gather"
     SCATTER = "scatter"

@@ -188,6 +188,12 @@ _SPECS = [
         Attr("scatter_dims_to_operand_dims", K.INT_LIST), Attr("index_vector_dim", K.INT),
         optional("indices_are_sorted", K.BOOL), optional("unique_indices", K.BOOL),
         _TO_APPLY)),
+    # Each output folds a window of operand elements; a pooling fuses with its producers.
+    OpSpec(Opcode.REDUCE_WINDOW, None, rules.reduce_window_rule, FusionRole.REDUCTION, _HEAVY,
+           (Attr("window", K.WINDOW), _TO_APPLY), rereads_operands=True),
+    OpSpec(Opcode.SELECT_AND_SCATTER, 3, rules.select_and_scatter_rule, FusionRole.OPAQUE,
+           _HEAVY, (Attr("window", K.WINDOW), Attr("select", K.COMPUTATION),
+                    Attr("scatter", K.COMPUTATION))),
     OpSpec(Opcode.TUPLE, None, rules.tuple_rule, FusionRole.BOOKKEEPING, CostClass.FREE),
     OpSpec(Opcode.GET_TUPLE_ELEMENT, 1, rules.get_tuple_element_rule, FusionRole.BOOKKEEPING,
            CostClass.FREE, (Attr("index", K.INT),)),

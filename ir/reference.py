@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from flowjit.ir import window_reference
 from flowjit.ir.dtypes import DType, from_numpy
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.op_tables import Unsupported
@@ -630,6 +631,8 @@ REFERENCE: dict[Opcode, "Rule | Unsupported"] = {
     Opcode.PAD: _pad,
     Opcode.REVERSE: _reverse,
     Opcode.REDUCE: _reduce,
+    Opcode.REDUCE_WINDOW: window_reference.reduce_window,
+    Opcode.SELECT_AND_SCATTER: window_reference.select_and_scatter,
     Opcode.DOT: _dot,
     Opcode.GATHER: _gather,
     Opcode.SCATTER: _scatter,

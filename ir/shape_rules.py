@@ -568,3 +568,49 @@ def convolution_rule(shapes, attrs, calls, result):
         dims[labels.out[2 + k]] = window_output_size(lhs.dims[labels.lhs[2 + k]], dim)
     dtype = result.dtype if result is not None and not result.is_tuple else lhs.dtype
     return ArrayShape(dtype, tuple(dims))
+def _window_output(opcode: str, operand: ArrayShape, window, shapes) -> tuple[int, ...]:
+    from flowjit.ir.windows import output_dims, window_problem
+    problem = window_problem(operand.dims, window)
+    if problem:
+        raise fail(opcode, problem, shapes)
+    return output_dims(operand.dims, window)
+
+
+def reduce_window_rule(shapes, attrs, calls, result):
+    """N operands of equal dims, then N scalar init values of their element types; a tuple
+    of N results when N > 1 (XLA's InferReduceWindowShape)."""
+    n = len(shapes) // 2
+    inputs, inits = shapes[:n], shapes[n:]
+    arrays_only("reduce-window", shapes)
+    if n == 0 or len(shapes) % 2:
+        raise fail("reduce-window", "needs as many init values as operands", shapes)
+    if any(s.dims != inputs[0].dims for s in inputs):
+        raise fail("reduce-window", "operands must have equal dims", shapes)
+    if any(i.rank != 0 for i in inits):
+        raise fail("reduce-window", "init values must be scalars", shapes)
+    if any(i.dtype != s.dtype for i, s in zip(inits, inputs)):
+        raise fail("reduce-window", "each init value must have its operand's element type",
+                   shapes)
+    dims = _window_output("reduce-window", inputs[0], attrs["window"], shapes)
+    outs = [ArrayShape(s.dtype, dims) for s in inputs]
+    return outs[0] if n == 1 else TupleShape(tuple(outs))
+
+
+def select_and_scatter_rule(shapes, attrs, calls, result):
+    """(operand, source, init): the source has one element per window position over the
+    operand; the result has the operand's shape (XLA's InferSelectAndScatterShape)."""
+    arrays_only("select-and-scatter", shapes)
+    operand, source, init = shapes
+    window = attrs["window"]
+    if any(w.base_dilation != 1 or w.window_dilation != 1 for w in window):
+        raise fail("select-and-scatter", "window dilation is not allowed", shapes)
+    dims = _window_output("select-and-scatter", operand, window, shapes)
+    if source.dims != dims:
+        raise fail("select-and-scatter", f"source dims {list(source.dims)} must be the "
+                   f"window's positions over the operand, {list(dims)}", shapes)
+    if init.rank != 0:
+        raise fail("select-and-scatter", "init value must be a scalar", shapes)
+    if not operand.dtype == source.dtype == init.dtype:
+        raise fail("select-and-scatter", "operand, source and init value must have one "
+                   "element type", shapes)
+    return ArrayShape(operand.dtype, operand.dims)

@@ -13,6 +13,7 @@ import numpy as np
 
 from flowjit.ir.attributes import AttrKind, BufferSlice, WindowDim
 from flowjit.ir.attributes import ConvDimensionLabels
+from flowjit.ir.dtypes import DType
 from flowjit.ir.errors import ShapeError, VerifierError
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.ops import OPS, infer_shape
@@ -75,6 +76,37 @@ def _check_reducer(inst: Instruction) -> None:
         raise ShapeError(f"{inst.opcode}: to_apply=%{comp.name} is ({shown}) -> "
                          f"{comp.root.shape}, needs {len(scalars) * 2} scalar parameters "
                          f"({', '.join(map(str, scalars))} twice) and result {result}")
+
+
+def _signature_error(inst: Instruction, role: str, comp: Computation, wants: list,
+                     result) -> ShapeError:
+    shown = ", ".join(str(p.shape) for p in comp.parameters)
+    wanted = ", ".join(map(str, wants))
+    return ShapeError(f"{inst.opcode}: {role}=%{comp.name} is ({shown}) -> {comp.root.shape}, "
+                      f"needs ({wanted}) -> {result}")
+
+
+def _check_window_computations(inst: Instruction) -> None:
+    """reduce-window's `to_apply` folds (accumulators..., values...) into the accumulators,
+    as reduce's does; select-and-scatter's `select` takes two operand scalars to a pred and
+    its `scatter` two scalars of the source's type to one."""
+    if inst.opcode == "reduce-window":
+        n = len(inst.operands) // 2
+        scalars = [ArrayShape(o.shape.dtype, ()) for o in inst.operands[n:]]
+        checks = [("to_apply", scalars + scalars,
+                   scalars[0] if n == 1 else TupleShape(tuple(scalars)))]
+    elif inst.opcode == "select-and-scatter":
+        operand, source, _ = inst.operands
+        value = ArrayShape(operand.shape.dtype, ())
+        update = ArrayShape(source.shape.dtype, ())
+        checks = [("select", [value, value], ArrayShape(DType.PRED, ())),
+                  ("scatter", [update, update], update)]
+    else:
+        return
+    for role, wants, result in checks:
+        comp = inst.calls[role]
+        if [p.shape for p in comp.parameters] != wants or comp.root.shape != result:
+            raise _signature_error(inst, role, comp, wants, result)
 
 
 def _check_attributes(inst: Instruction, where: str, known: set[int]) -> None:
@@ -151,6 +183,7 @@ def verify_computation(comp: Computation, module: Module) -> None:
                 inferred = infer_shape(inst.opcode, [o.shape for o in inst.operands], inst.attrs,
                                        inst.calls, inst.shape)
                 _check_reducer(inst)
+                _check_window_computations(inst)
             except _RULE_ERRORS as e:
                 raise VerifierError(f"{where}: {e}") from None
             if inferred != inst.shape:

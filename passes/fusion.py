@@ -32,6 +32,7 @@ from flowjit.ir.graph import clone_instructions
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.ops import spec
+from flowjit.ir.windows import runs_as_own_kernel
 
 # Beyond about this many instructions in one loop body, LLVM's code generation time per
 # instruction grows with the body; one extra write and read of an intermediate per this
@@ -203,6 +204,9 @@ def _can_fuse(producer, consumer, group, users, grouped, shared,
         return False, f"{op} is expensive and has {shared} (it would be computed twice)"
     if op == "constant" and producer.shape.size > 1 and outside:
         return False, f"array constant of {producer.shape.size} elements shared elsewhere"
+    if runs_as_own_kernel(producer):
+        return False, ("a prefix scan or pooling reduce-window runs as its own kernel "
+                       "(producers fuse into it, it does not fuse into consumers)")
     if op == "reduce":
         if not _row_reduction(producer, consumer, group.root):
             return False, ("reduction is not consumed as a row reduction along the leading "

@@ -18,6 +18,7 @@ from flowjit.ir.ops import OPS
 from flowjit.ir.dtypes import DType
 from flowjit.ir.shapes import ArrayShape
 from flowjit.passes.vjp import output_leaves
+from flowjit.passes import window_vjp
 from flowjit.passes.vjp_control import call_rule, conditional_rule, while_rule
 from flowjit.passes.vjp_convolution import convolution_rule
 
@@ -411,6 +412,8 @@ VJP_RULES = {
     Opcode.PAD: _pad,
     Opcode.CONCATENATE: _concatenate,
     Opcode.REDUCE: _reduce,
+    Opcode.REDUCE_WINDOW: window_vjp.reduce_window_rule,
+    Opcode.SELECT_AND_SCATTER: window_vjp.select_and_scatter_rule,
     Opcode.DOT: _dot,
     Opcode.DYNAMIC_SLICE: _dynamic_slice,
     Opcode.DYNAMIC_UPDATE_SLICE: _dynamic_update_slice,

@@ -22,8 +22,10 @@ from flowjit.numpy.elementwise import (abs, absolute, add, arctan2, around, bitw
                                        rint, round, sign, sin, sinh, sqrt, square, subtract,
                                        tan, tanh, true_divide, where)
 from flowjit.numpy.linalg import dot, einsum, inner, matmul, outer, tensordot, vdot
-from flowjit.numpy.reductions import (all, amax, amin, any, argmax, argmin, cumsum, max,
+from flowjit.numpy.reductions import (all, amax, amin, any, argmax, argmin, max,
                                       mean, min, prod, std, sum, var)
+from flowjit.numpy.cumulative import (cumprod, cumsum, cumulative_prod, cumulative_sum,
+                                      nancumprod, nancumsum)
 from flowjit.numpy.shape_ops import (astype, broadcast_to, concatenate, expand_dims, flip,
                                      hstack, moveaxis, pad, ravel, repeat, reshape, squeeze,
                                      stack, swapaxes, tile, transpose, vstack)

@@ -207,26 +207,3 @@ def argmax(a, axis: Optional[int] = None, keepdims: bool = False):
 
 def argmin(a, axis: Optional[int] = None, keepdims: bool = False):
     return _arg_extreme(a, axis, keepdims, "LT")
-
-
-def cumsum(a, axis: Optional[int] = None, dtype=None):
-    """Running sum along `axis`."""
-    from flowjit.numpy.shape_ops import ravel
-    if axis is None:
-        a, axis = ravel(a), 0
-    dt = _sum_dtype(a, dtype)
-    (a,) = promote(a, dtype=dt)
-    shape = shape_of(a)
-    axis = normalize_axis(axis, len(shape))
-    n = shape[axis]
-    # out[..., i, ...] = sum_j a[..., j, ...] * (j <= i): an O(n^2) reduce, fine for modest n
-    # and fully fusable; a scan-based version belongs with control flow.
-    expanded = list(shape[:axis + 1]) + [n] + list(shape[axis + 1:])
-    rows = lax.broadcasted_iota(np.int64, expanded, axis)
-    cols = lax.broadcasted_iota(np.int64, expanded, axis + 1)
-    mask = lax.compare(cols, rows, "LE")
-    values = lax.broadcast_in_dim(a, expanded, [d if d < axis else d + 1
-                                                for d in range(len(shape))])
-    zero = lax.broadcast_in_dim(np.zeros((), dt), expanded, [])
-    masked = lax.select(mask, values, zero)
-    return wrap(lax.reduce(masked, np.zeros((), dt), "add", (axis + 1,)))

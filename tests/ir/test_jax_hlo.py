@@ -247,6 +247,61 @@ def np_vmap_scatter_add(x, k, v):
         if 0 <= i < x.shape[1]:  # dropped otherwise
             out[r, i] += v[r]
     return [out]
+def _np_windows(x, window, strides, pads):
+    """For NHWC `x` (float64): each output position's window as a list of (h, w) taps inside
+    the image, row-major (padding taps left out)."""
+    n, h, w, c = x.shape
+    out_h = (h + sum(pads[0]) - window[0]) // strides[0] + 1
+    out_w = (w + sum(pads[1]) - window[1]) // strides[1] + 1
+    windows = {}
+    for i in range(out_h):
+        for j in range(out_w):
+            windows[i, j] = [(i * strides[0] + a - pads[0][0], j * strides[1] + b - pads[1][0])
+                             for a in range(window[0]) for b in range(window[1])
+                             if 0 <= i * strides[0] + a - pads[0][0] < h
+                             and 0 <= j * strides[1] + b - pads[1][0] < w]
+    return (out_h, out_w), windows
+
+
+def _np_max_pool(x):
+    (out_h, out_w), windows = _np_windows(x, (3, 3), (2, 2), ((1, 1), (0, 1)))
+    out = np.empty((x.shape[0], out_h, out_w, x.shape[3]))
+    argmax = {}
+    for (i, j), taps in windows.items():
+        values = np.stack([x[:, a, b] for a, b in taps])            # [taps, n, c]
+        out[:, i, j] = values.max(axis=0)
+        argmax[i, j] = (taps, values.argmax(axis=0))                # first maximum wins
+    return out, argmax
+
+
+def np_pooling(x):
+    x = x.astype(np.float64)
+    n, h, w, c = x.shape
+    avg = x[:, :h // 2 * 2, :w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+    return [_np_max_pool(x)[0], avg]
+
+
+def np_pooling_grad(x):
+    x = x.astype(np.float64)
+    n, h, w, c = x.shape
+    pooled, argmax = _np_max_pool(x)
+    grad = np.zeros_like(x)
+    for (i, j), (taps, first) in argmax.items():
+        for b in range(n):
+            for k in range(c):
+                a, col = taps[first[b, k]]
+                grad[b, a, col, k] += 2 * pooled[b, i, j, k]
+    avg = np_pooling(x)[1]
+    spread = np.repeat(np.repeat(np.cos(avg) / 4, 2, axis=1), 2, axis=2)
+    grad[:, :h // 2 * 2, :w // 2 * 2] += spread
+    return [grad]
+
+
+def np_cumulative(x, positive):
+    x, positive = x.astype(np.float64), positive.astype(np.float64)
+    return [np.cumsum(x, axis=1), np.cumsum(x[::-1], axis=0)[::-1],
+            np.cumprod(positive, axis=1), np.maximum.accumulate(x, axis=1),
+            np.minimum.accumulate(x[::-1], axis=0)[::-1]]
 
 
 ORACLES = {
@@ -258,10 +313,12 @@ ORACLES = {
     "take_along_axis": np_take_along_axis, "cross_entropy": np_cross_entropy,
     "cross_entropy_grad": np_cross_entropy_grad, "vmap_gather": np_vmap_gather,
     "vmap_scatter_add": np_vmap_scatter_add,
+    "pooling": np_pooling, "pooling_grad": np_pooling_grad, "cumulative": np_cumulative,
 }
 # float32 results against float64 numpy: a few ulps per op (gelu's erf is JAX's own
 # polynomial, so a little more).
-TOLERANCE = {"gelu": dict(rtol=1e-5, atol=2e-6), "mlp_grad": dict(rtol=1e-4, atol=1e-6)}
+TOLERANCE = {"gelu": dict(rtol=1e-5, atol=2e-6), "mlp_grad": dict(rtol=1e-4, atol=1e-6),
+             "cumulative": dict(rtol=1e-5, atol=1e-5)}
 DEFAULT_TOLERANCE = dict(rtol=2e-6, atol=1e-6)
 
 
