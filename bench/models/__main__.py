@@ -17,16 +17,9 @@ import platform
 import tempfile
 import time
 
+from bench.models.neighbour import busy
 from bench.models.zoo import flowjit_backend, jax_backend, workloads
 from bench.timing import format_table, interleaved_medians
-
-
-def _neighbour(stop) -> None:
-    """A shared machine's other tenant: multithreaded numpy matmuls, back to back."""
-    import numpy as np
-    a = np.random.default_rng(1).standard_normal((1024, 1024)).astype(np.float32)
-    while not stop.is_set():
-        a = (a @ a) * np.float32(1e-3)
 
 
 def _first_call(fn, args) -> float:
@@ -74,7 +67,11 @@ def render(rows: list[dict]) -> str:
 
 
 def plot(results: dict[str, list[dict]], path: str) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        print("--plot needs matplotlib: pip install -e '.[bench]'")
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     names = [r["name"] for r in next(iter(results.values()))]
@@ -107,14 +104,19 @@ def main() -> None:
     if args.load:
         spawn = multiprocessing.get_context("spawn")   # no fork of a process JAX threads in
         stop = spawn.Event()
-        neighbour = spawn.Process(target=_neighbour, args=(stop,), daemon=True)
+        neighbour = spawn.Process(target=busy, args=(stop,), daemon=True)
         neighbour.start()
+        time.sleep(3)   # its start-up (numpy's import) is not the load
+        if not neighbour.is_alive():
+            raise SystemExit("bench.models: the neighbour process died; no table under load")
         try:
             os.environ["FLOWJIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="flowjit-zoo-cache-")
             results["under load"] = measure(args.only, args.repeats)
         finally:
             stop.set()
             neighbour.join(timeout=10)
+        if not neighbour.is_alive() and neighbour.exitcode not in (0, None):
+            raise SystemExit("bench.models: the neighbour process died during the run")
         print("\nunder load (a neighbour process doing multithreaded numpy matmuls):\n"
               + render(results["under load"]))
     if args.plot:

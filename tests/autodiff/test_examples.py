@@ -6,6 +6,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "examples"))
 
+import cnn  # noqa: E402
 import linear_regression  # noqa: E402
 import lstm  # noqa: E402
 import mlp_classifier  # noqa: E402
@@ -51,3 +52,38 @@ def test_lstm_sequence_gradients_match_finite_differences(x64):
         expected = (float(lstm.sequence_loss((up, b), xs, h, c))
                     - float(lstm.sequence_loss((down, b), xs, h, c))) / (2 * eps)
         np.testing.assert_allclose(gw[index], expected, rtol=1e-5, atol=1e-8)
+
+
+def test_cnn_reaches_95_percent():
+    accuracy, _ = cnn.train()
+    assert accuracy > 0.95
+
+
+def test_one_cnn_step_is_jaxs():
+    """The example's SGD step (convolutions, pooling, integer-label cross-entropy and their
+    gradients) against the same step written in JAX."""
+    import pytest
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    images, labels = cnn.stripes(16, seed=3)
+    params = cnn.init(seed=3)
+
+    def conv(x, kernel, bias):
+        y = jax.lax.conv_general_dilated(x, kernel, (1, 1), "SAME",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.nn.relu(y + bias)
+
+    def pool(x):
+        return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1),
+                                     "VALID")
+
+    def loss(p, x, y):
+        x = pool(conv(x, p["conv1"], p["b1"]))
+        x = pool(conv(x, p["conv2"], p["b2"]))
+        z = x.reshape(x.shape[0], -1) @ p["dense"] + p["b3"]
+        return -jnp.take_along_axis(jax.nn.log_softmax(z), y[:, None], axis=-1).mean()
+    grads = jax.grad(loss)(params, images, labels)
+    got = cnn.sgd_step(params, images, labels)
+    for k in params:
+        np.testing.assert_allclose(got[k], params[k] - 0.05 * np.asarray(grads[k]),
+                                   rtol=1e-4, atol=1e-5)
