@@ -112,6 +112,24 @@ def worker_module(triple: str = "", data_layout: str = "") -> str:
     return str(module)
 
 
+def _ceil_div(b: llvm_ir.IRBuilder, a, d):
+    return b.udiv(b.add(a, b.sub(d, i64(1))), d)
+
+
+def _aligned_chunk(b: llvm_ir.IRBuilder, n, even, align: int, threads: int):
+    """A chunk size that is a multiple of `align` rows near `even` (n / threads): the one
+    of the two neighbouring multiples whose chunks finish sooner on `threads` threads
+    (rounds of chunks x rows per chunk; the smaller on a tie, which balances better). Always
+    rounding up split 8 batch rows of 3-row alignment 6 + 2."""
+    lower = b.mul(b.udiv(even, i64(align)), i64(align))
+    lower = b.select(b.icmp_unsigned("<", lower, i64(align)), i64(align), lower)
+    upper = b.mul(_ceil_div(b, even, i64(align)), i64(align))
+
+    def finish(chunk):
+        return b.mul(_ceil_div(b, _ceil_div(b, n, chunk), i64(threads)), chunk)
+    return b.select(b.icmp_unsigned("<=", finish(lower), finish(upper)), lower, upper)
+
+
 def parallel_for(module: llvm_ir.Module, kernel: llvm_ir.Function,
                  align: int = 1) -> llvm_ir.Function:
     """`void run(ptr args, i64 n)`: `kernel` over rows [0, n), in chunks of a multiple of
@@ -138,9 +156,9 @@ def parallel_for(module: llvm_ir.Module, kernel: llvm_ir.Function,
         b.call(kernel, [args, i64(0), n])   # no memory for the shared state: run it here
         b.ret_void()
     chunks = threads * (CHUNKS_PER_THREAD if align == 1 else 1)
-    per_chunk = b.udiv(b.add(n, i64(chunks - 1)), i64(chunks))
-    if align > 1:   # chunk boundaries at multiples of align rows
-        per_chunk = b.mul(b.udiv(b.add(per_chunk, i64(align - 1)), i64(align)), i64(align))
+    per_chunk = _ceil_div(b, n, i64(chunks))
+    if align > 1:
+        per_chunk = _aligned_chunk(b, n, per_chunk, align, threads)
     per_chunk = b.select(b.icmp_unsigned("<", per_chunk, i64(1)), i64(1), per_chunk)
     for k, value in ((_KERNEL, kernel), (_ARGS, args), (_ROWS, n), (_CHUNK, per_chunk),
                      (_NEXT, i64(0)), (_DONE, i64(0)), (_REFS, i64(threads))):
