@@ -59,6 +59,14 @@ def for_range(builder: llvm_ir.IRBuilder, count, name: str = "i",
     builder.position_at_end(exit_block)
 
 
+def level_bounds(level: int, extent: int, rows=None) -> dict:
+    """`for_range` bounds of loop `level` over `extent` elements: only rows [begin, end) of
+    dimension 0 when `rows` is given (a thread's share of a kernel split by rows)."""
+    if level == 0 and rows is not None:
+        return {"count": rows[1], "start": rows[0]}
+    return {"count": extent}
+
+
 def select_by_branch(builder: llvm_ir.IRBuilder, condition, then_fn, else_fn,
                      name: str = "pick"):
     """Emit `condition ? then_fn() : else_fn()` with real branches (so a load that would be

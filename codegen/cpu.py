@@ -42,18 +42,13 @@ def _parallel_support() -> None:
     from flowjit.codegen.parallel import WORKER_SYMBOL, worker_module
     _initialize()
     with _lock:
-        _compile_parallel_support(WORKER_SYMBOL, worker_module)
-
-
-def _compile_parallel_support(symbol: str, worker_module) -> None:
-    tm = host_target_machine()
-    module_ref = llvm.parse_assembly(worker_module(llvm.get_process_triple()),
-                                     context=llvm.create_context())
-    module_ref.verify()
-    engine = llvm.create_mcjit_compiler(module_ref, tm)
-    engine.finalize_object()
-    _support_engines.append((engine, module_ref))
-    llvm.add_symbol(symbol, engine.get_function_address(symbol))
+        module_ref = llvm.parse_assembly(worker_module(llvm.get_process_triple()),
+                                         context=llvm.create_context())
+        module_ref.verify()
+        engine = llvm.create_mcjit_compiler(module_ref, host_target_machine())
+        engine.finalize_object()
+        _support_engines.append((engine, module_ref))
+        llvm.add_symbol(WORKER_SYMBOL, engine.get_function_address(WORKER_SYMBOL))
 
 
 @functools.lru_cache(maxsize=1)

@@ -205,7 +205,6 @@ def erf_f32(ctx, x):
     clamped to ±3.832 (where erf rounds to ±1). Evaluated as x * (P / Q) so that tiny and
     subnormal x keep their precision."""
     b = ctx.builder
-    t = F32
     clamped = _clamp(b, x, -3.832, 3.832)
     z = b.fmul(clamped, clamped)
     p = _poly(ctx, z, [-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06,

@@ -9,7 +9,7 @@ from typing import Callable, Optional
 
 from llvmlite import ir as llvm_ir
 
-from flowjit.codegen.control import alloca_at_entry, for_range
+from flowjit.codegen.control import alloca_at_entry, for_range, level_bounds
 from flowjit.codegen.dot import (emit_gemm, epilogue_of, gemm_plan, row_alignment,
                                  row_split)
 from flowjit.codegen.parallel import MIN_PARALLEL_WORK, parallel_for, thread_count
@@ -373,11 +373,11 @@ class ModuleLowering:
         if inst.opcode == "scatter":
             self.emit_scatter(ctx, inst, outputs[0], inputs,
                               in_place=out_slots[0] == in_slots[0])
-        elif self.update_in_place(inst) is not None:
+        elif (dus := self.update_in_place(inst)) is not None:
             buffers = ({id(p): inputs[p.attrs["number"]]
                         for p in inst.calls["calls"].parameters} if inst.opcode == "fusion"
                        else {id(o): p for o, p in zip(operands, inputs)})
-            self.emit_update(ctx, self.update_in_place(inst), outputs[0], buffers)
+            self.emit_update(ctx, dus, outputs[0], buffers)
         elif inst.opcode == "select-and-scatter":
             emitter = ElementalEmitter(ctx, _no_parameters, self.constants,
                                        {id(inst.operands[2]): inputs[2]})
@@ -577,11 +577,8 @@ class ModuleLowering:
                                         inbounds=True, source_etype=memory_type(shape.dtype))
                         b.store(stored, address)
                     return
-                if level == 0 and rows is not None:
-                    bounds = {"count": rows[1], "start": rows[0]}
-                else:
-                    bounds = {"count": dims[level]}
-                with for_range(b, name=f"d{level}", **bounds) as var:
+                with for_range(b, name=f"d{level}",
+                               **level_bounds(level, dims[level], rows)) as var:
                     index.append(var)
                     emitter.push_scope()
                     # Row reductions the fusion needs are computed once per row, here,

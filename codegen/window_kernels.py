@@ -15,7 +15,7 @@ from typing import Optional
 
 from llvmlite import ir as llvm_ir
 
-from flowjit.codegen.control import alloca_at_entry, for_range
+from flowjit.codegen.control import alloca_at_entry, for_range, level_bounds
 from flowjit.codegen.elemental import (ElementalEmitter, emit_scalar_computation, linearize,
                                        load_element)
 from flowjit.codegen.llvm_types import i64, memory_type
@@ -119,9 +119,8 @@ def emit_prefix_scan(ctx: ScalarContext, emitter: ElementalEmitter, scan: Instru
         if level == axis:
             along_axis()
             return
-        bounds = ({"count": rows[1], "start": rows[0]} if level == 0 and rows is not None
-                  else {"count": dims[level]})
-        with for_range(b, name=f"scan.outer{level}", **bounds) as v:
+        with for_range(b, name=f"scan.outer{level}",
+                       **level_bounds(level, dims[level], rows)) as v:
             index.append(v)
             outer(level + 1)
             index.pop()
@@ -312,9 +311,8 @@ def emit_pooling(ctx: ScalarContext, emitter: ElementalEmitter, pool: Instructio
                 _store(ctx, out, shape, index + [c], initial)
             taps(0, [], [])
             return
-        bounds = ({"count": rows[1], "start": rows[0]} if level == 0 and rows is not None
-                  else {"count": dims[level]})
-        with for_range(b, name=f"pool.out{level}", **bounds) as v:
+        with for_range(b, name=f"pool.out{level}",
+                       **level_bounds(level, dims[level], rows)) as v:
             index.append(v)
             outer(level + 1)
             index.pop()
@@ -404,9 +402,8 @@ def emit_select_and_scatter(ctx: ScalarContext, emitter: ElementalEmitter, inst:
                                                    [old, update])
                 b.store(to_memory(ctx, combined, dtype), address)
             return
-        bounds = ({"count": rows[1], "start": rows[0]} if d == 0 and rows is not None
-                  else {"count": source.shape.dims[d]})
-        with for_range(b, name=f"source{d}", **bounds) as v:
+        with for_range(b, name=f"source{d}",
+                       **level_bounds(d, source.shape.dims[d], rows)) as v:
             position.append(v)
             sources(d + 1)
             position.pop()

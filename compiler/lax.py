@@ -526,7 +526,7 @@ bitcast_convert = bitcast_convert_type
 
 
 # What else jax.lax users call there (composed of the above; see lax_more.py).
-from flowjit.lax_more import (acos, acosh, argmax, argmin, asin, asinh, atan,  # noqa: E402
+from flowjit.lax_more import (acos, acosh, argmax, argmin, asin, asinh, atan,  # noqa: E402,F401
                               atanh, batch_matmul, cond, cosh, digamma,
                               dynamic_index_in_dim, dynamic_slice_in_dim,
                               dynamic_update_slice_in_dim, erf_inv, erfc, expand_dims,
@@ -539,5 +539,5 @@ from flowjit.convolution import (  # noqa: E402,F401 - re-exported, after lax is
     ConvDimensionNumbers, conv, conv_dimension_numbers, conv_general_dilated, conv_transpose,
     conv_with_general_padding, padtype_to_pads)
 # Windowed reductions and cumulative ops (compiler/windows.py builds on the names above).
-from flowjit.windows import (associative_scan, cumlogsumexp, cummax, cummin,  # noqa: E402
+from flowjit.windows import (associative_scan, cumlogsumexp, cummax, cummin,  # noqa: E402,F401
                              cumprod, cumsum, reduce_window)

@@ -16,8 +16,6 @@ def sink_updates(module: Module) -> bool:
     a stacked array and then updates it would otherwise copy the whole stack each step)."""
     changed = False
     for comp in module.computations:
-        if not any(updated_operand(i) is not None for i in comp.instructions):
-            continue
         # Latest first: an earlier update then sinks past later ones that read its operand.
         for inst in [i for i in reversed(comp.instructions) if updated_operand(i) is not None]:
             order = comp.instructions

@@ -312,13 +312,7 @@ def _with_dim(shape: ArrayShape, axis: int, size: int) -> ArrayShape:
 
 def _is_window_of_zeros(inst: Instruction) -> bool:
     """A dynamic-update-slice into an array of zeros (the cotangent of a dynamic-slice)."""
-    if inst.opcode != "dynamic-update-slice":
-        return False
-    base = inst.operands[0]
-    if base.opcode == "broadcast":
-        base = base.operands[0]
-    return (base.opcode == "constant" and base.literal is not None
-            and not np.any(np.asarray(base.literal)))
+    return inst.opcode == "dynamic-update-slice" and _is_zero(inst.operands[0])
 
 
 def no_rule_error(inst: Instruction) -> NonDifferentiableError:

@@ -8,7 +8,7 @@ import numpy as np
 
 from flowjit import lax
 from flowjit.config import canonicalize_dtype
-from flowjit.numpy._promote import (broadcast_to, dtype_of, inexact_dtype, prepare, promote,
+from flowjit.numpy._promote import (broadcast_to, dtype_of, inexact_dtype, promote,
                                     shape_of, wrap)
 from flowjit.numpy.array_ops import diag
 from flowjit.numpy.reductions import (Axis, all as _all, max as _max, mean as _mean,

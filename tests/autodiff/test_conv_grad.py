@@ -7,7 +7,8 @@ import pytest
 
 import flowjit
 from flowjit import lax
-from tests.autodiff.test_vjp_rules import _numeric_grad, _scalar, _second
+from tests.autodiff.test_vjp_rules import _scalar, _second
+from tests.finite_differences import central_difference
 from tests.autodiff.gradient_cases import Case, flowjit_lib, jax_lib
 
 pytestmark = pytest.mark.usefixtures("x64")
@@ -59,7 +60,7 @@ def test_first_order_matches_finite_differences(case):
     f = _scalar(FLOWJIT, case.make(FLOWJIT))
     got = flowjit.grad(f, argnums=(0, 1))(*xs)
     for k in range(2):
-        np.testing.assert_allclose(got[k], _numeric_grad(f, xs, k, 1e-6), rtol=1e-6,
+        np.testing.assert_allclose(got[k], central_difference(f, xs, k, 1e-6), rtol=1e-6,
                                    atol=1e-7)
 
 
@@ -69,7 +70,7 @@ def test_second_order_matches_finite_differences():
     first = _second(FLOWJIT, flowjit.grad, _scalar(FLOWJIT, case.make(FLOWJIT)))
     # d/dx of a bilinear function's gradient in x is a function of w alone: check d/dw.
     analytic = flowjit.grad(first, argnums=1)(*xs)
-    np.testing.assert_allclose(analytic, _numeric_grad(first, xs, 1, 1e-5), rtol=1e-6,
+    np.testing.assert_allclose(analytic, central_difference(first, xs, 1, 1e-5), rtol=1e-6,
                                atol=1e-7)
 
 

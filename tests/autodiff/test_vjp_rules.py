@@ -7,6 +7,7 @@ import pytest
 import flowjit
 import flowjit.numpy as fnp
 from tests.autodiff.gradient_cases import CASES, F32, flowjit_lib, jax_lib
+from tests.finite_differences import central_difference
 
 # numpy's dtypes, float64 and int64 included: 64-bit types on, as JAX needs for them.
 pytestmark = pytest.mark.usefixtures("x64")
@@ -44,17 +45,6 @@ def _second(lib, grad, f):
     return first
 
 
-def _numeric_grad(f, xs, k, eps):
-    g = np.zeros_like(xs[k])
-    for i in np.ndindex(xs[k].shape):
-        plus = [a.copy() for a in xs]
-        minus = [a.copy() for a in xs]
-        plus[k][i] += eps
-        minus[k][i] -= eps
-        g[i] = (float(f(*plus)) - float(f(*minus))) / (2 * eps)
-    return g
-
-
 def _params(order):
     return [pytest.param(c, id=c.name) for c in CASES if order in c.orders]
 
@@ -67,7 +57,7 @@ def test_first_order_matches_finite_differences(case):
     eager = flowjit.grad(f, argnums=argnums)(*xs)
     compiled = flowjit.jit(flowjit.grad(f, argnums=argnums))(*xs)
     for k in range(len(xs)):
-        expected = _numeric_grad(f, xs, k, 1e-6)
+        expected = central_difference(f, xs, k, 1e-6)
         np.testing.assert_allclose(eager[k], expected, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(compiled[k], expected, rtol=1e-5, atol=1e-6)
 
@@ -77,7 +67,7 @@ def test_second_order_matches_finite_differences(case):
     xs = _inputs(case, seed=7)
     first = _second(FLOWJIT, flowjit.grad, _scalar(FLOWJIT, case.make(FLOWJIT)))
     analytic = flowjit.grad(first)(*xs)
-    expected = _numeric_grad(first, xs, 0, 1e-5)
+    expected = central_difference(first, xs, 0, 1e-5)
     np.testing.assert_allclose(analytic, expected, rtol=1e-4, atol=1e-5)
 
 
