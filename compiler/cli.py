@@ -56,6 +56,17 @@ def parse_arg_spec(text: str):
     return _arg_value(tree, text)
 
 
+def _runs(text: str) -> int:
+    """--profile's RUNS: a whole number of at least 1."""
+    try:
+        runs = int(text)
+    except ValueError:
+        runs = 0
+    if runs < 1:
+        raise argparse.ArgumentTypeError(f"RUNS must be a whole number of at least 1, not {text!r}")
+    return runs
+
+
 def _arg_value(node: ast.AST, text: str):
     if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
         return _random_array(node.value.id, node.slice, text)
@@ -367,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument("--explain-fusion", action="store_true", help="say why each "
                       "producer/consumer pair was or was not fused")
     dump.add_argument("--timings", action="store_true", help="time each compile stage")
-    dump.add_argument("--profile", type=int, nargs="?", const=10, default=0, metavar="RUNS",
+    dump.add_argument("--profile", type=_runs, nargs="?", const=10, default=0, metavar="RUNS",
                       help="run the program RUNS times (10) and time each kernel and "
                            "loop-state copy, inside loops too")
     dump.add_argument("--stage", choices=["hlo", "llvm", "asm", "ptx"], default="hlo",
@@ -389,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--check", action="store_true", help="also evaluate with the reference "
                      "(numpy) semantics and print the largest error per output")
     run.add_argument("--opt-level", type=int, default=2, choices=[0, 1, 2])
-    run.add_argument("--profile", type=int, nargs="?", const=10, default=0, metavar="RUNS",
+    run.add_argument("--profile", type=_runs, nargs="?", const=10, default=0, metavar="RUNS",
                      help="time each kernel and loop-state copy over RUNS runs (10)")
     run.set_defaults(handler=cmd_run)
 

@@ -179,6 +179,8 @@ def profile_run(executable: Executable, args: list, runs: int = 10):
     from flowjit.codegen.profile import report
     if executable.profile_counters is None:
         raise ValueError("this executable was not compiled with profile=True")
+    if not isinstance(runs, int) or runs < 1:
+        raise ValueError(f"runs must be a whole number of at least 1, got {runs!r}")
     executable(*args)
     executable.profile_counters[:] = 0
     times = []

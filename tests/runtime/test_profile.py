@@ -103,3 +103,21 @@ def test_the_command_line_prints_a_profile(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "body]" in line]
     assert lines and all(line.split()[2] == "5" for line in lines)
+
+
+@pytest.mark.parametrize("runs", [0, -3, 2.5])
+def test_a_run_count_below_one_is_a_clear_error(runs):
+    f = flowjit.jit(lambda x: jnp.tanh(x))
+    with pytest.raises(ValueError, match="runs must be a whole number of at least 1"):
+        f.profile(np.ones(4, F32), runs=runs)
+
+
+@pytest.mark.parametrize("runs", ["0", "-2", "many"])
+def test_the_command_line_rejects_a_bad_run_count(runs, tmp_path):
+    module = tmp_path / "m.hlo"
+    module.write_text("HloModule m\nENTRY %main {\n  ROOT %x = f32[4] parameter(0)\n}\n")
+    result = subprocess.run([sys.executable, "-m", "flowjit.cli", "run", str(module),
+                             "--profile", runs], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "RUNS must be a whole number of at least 1" in result.stderr
+    assert "Traceback" not in result.stderr
