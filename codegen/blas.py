@@ -12,6 +12,12 @@ threads instead. Two pools on two cores oversubscribed them, and OpenBLAS's spin
 made a busy machine catastrophic (a transformer forward 30x slower under load). scipy's
 OpenBLAS comes first: it is a separate library from numpy's, so numpy's own threading is
 never touched (scipy.linalg's BLAS calls in the same process are one thread each).
+
+Kernels: the runtime picks the library's kernel family by the host's features, as it picks
+LLVM's target features. OpenBLAS reads `OPENBLAS_CORETYPE` once, when it is loaded, and
+its own detection can miss the newest CPUs (an AVX-512 AMD Zen 5 ran its AVX2 kernels at
+half speed: sgemm 105 vs 200 GFLOP/s on one core), as does an `OPENBLAS_CORETYPE` set for
+numpy's copy. `FLOWJIT_BLAS_CORETYPE` overrides the choice ("" leaves the environment alone).
 """
 from __future__ import annotations
 
@@ -23,6 +29,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import llvmlite.binding as llvm
+
+from flowjit.codegen.llvm_target import initialize
 
 # (symbol pattern, integer width) of the CBLAS entry points, by library flavour.
 _FLAVOURS = [("scipy_cblas_{}gemm", 32), ("scipy_cblas_{}gemm64_", 64),
@@ -53,6 +61,33 @@ def _candidates() -> list[str]:
     return found
 
 
+def _core_type() -> Optional[str]:
+    """The OpenBLAS kernel family to load for this host, or None to leave OpenBLAS to choose."""
+    if "FLOWJIT_BLAS_CORETYPE" in os.environ:
+        return os.environ["FLOWJIT_BLAS_CORETYPE"] or None
+    initialize()
+    features = llvm.get_host_cpu_features()
+    # What OpenBLAS's SkylakeX kernels need (its own check in dynamic.c).
+    if all(features.get(f, False) for f in ("avx512f", "avx512bw", "avx512dq", "avx512vl")):
+        return "SkylakeX"
+    return None
+
+
+def _open(path: str) -> ctypes.CDLL:
+    """Load the library with the chosen kernels; the environment is left as it was."""
+    core = _core_type()
+    saved = os.environ.get("OPENBLAS_CORETYPE")
+    if core is not None:
+        os.environ["OPENBLAS_CORETYPE"] = core
+    try:
+        return ctypes.CDLL(path)
+    finally:
+        if saved is None:
+            os.environ.pop("OPENBLAS_CORETYPE", None)
+        else:
+            os.environ["OPENBLAS_CORETYPE"] = saved
+
+
 def _address(library: ctypes.CDLL, name: str) -> Optional[int]:
     try:
         return ctypes.cast(getattr(library, name), ctypes.c_void_p).value
@@ -67,7 +102,7 @@ def blas() -> Optional[Blas]:
         return None
     for path in _candidates():
         try:
-            library = ctypes.CDLL(path)
+            library = _open(path)
         except OSError:
             continue
         for pattern, bits in _FLAVOURS:

@@ -650,13 +650,19 @@ def _concatenated_pieces(comp, rows):
     if (rows is not None and axis == 0) or any(i.opcode in ("reduce", "dot")
                                               for i in comp.instructions):
         return None
-    pieces, at = [], 0
-    for part in root.operands:
-        offsets = [0] * root.shape.rank
-        offsets[axis] = at
-        if part.shape.size:
-            pieces.append((part, offsets))
-        at += part.shape.dims[axis]
+    pieces = []
+
+    def add_parts(concatenate: Instruction, at: int) -> None:
+        for part in concatenate.operands:
+            if part.opcode == "concatenate" and part.attrs["dimensions"] == (axis,):
+                add_parts(part, at)  # a tree of concatenates (im2col's) is one flat list
+            elif part.shape.size:
+                offsets = [0] * root.shape.rank
+                offsets[axis] = at
+                pieces.append((part, offsets))
+            at += part.shape.dims[axis]
+
+    add_parts(root, 0)
     return pieces
 
 

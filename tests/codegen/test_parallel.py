@@ -1,4 +1,6 @@
 """Large kernels split over threads give exactly the single-threaded results."""
+import os
+
 import numpy as np
 import pytest
 
@@ -183,3 +185,47 @@ def test_every_row_is_computed_once_whatever_the_chunks(monkeypatch):
             x = np.arange(rows * 600, dtype=np.float32).reshape(rows, 600)
             got = flowjit.jit(lambda v: fnp.sqrt(v) * 2.0 + fnp.sin(v))(x)
             np.testing.assert_allclose(got, np.sqrt(x) * 2 + np.sin(x), rtol=3e-6, atol=1e-5)
+
+
+_CORE_TYPE_PROBE = """
+import ctypes, os
+from flowjit.codegen.blas import blas
+library = blas()
+lib = ctypes.CDLL(library.path)
+name = next(n for n in ("scipy_openblas_get_corename", "openblas_get_corename",
+                        "scipy_openblas_get_corename64_") if hasattr(lib, n))
+getattr(lib, name).restype = ctypes.c_char_p
+print(getattr(lib, name)().decode(), os.environ.get("OPENBLAS_CORETYPE", "<unset>"))
+"""
+
+
+def _avx512_host() -> bool:
+    # The oracle is the kernel's own list of the CPU's flags, not LLVM's.
+    try:
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        pytest.skip("no /proc/cpuinfo")
+    return all(f in flags for f in ("avx512f", "avx512bw", "avx512dq", "avx512vl"))
+
+
+@pytest.mark.parametrize("override", [None, "Haswell"])
+def test_the_blas_kernels_follow_the_host_not_numpys_setting(override):
+    # An OPENBLAS_CORETYPE meant for numpy's copy (here: AVX2 kernels) must not slow our
+    # products on an AVX-512 host, and the environment the user set is left as it was;
+    # FLOWJIT_BLAS_CORETYPE still chooses explicitly.
+    import subprocess
+    import sys
+    from flowjit.codegen.blas import blas
+    if blas() is None:
+        pytest.skip("no BLAS library found")
+    env = dict(os.environ, OPENBLAS_CORETYPE="Haswell")
+    env.pop("FLOWJIT_BLAS_CORETYPE", None)
+    if override is not None:
+        env["FLOWJIT_BLAS_CORETYPE"] = override
+    out = subprocess.run([sys.executable, "-c", _CORE_TYPE_PROBE], env=env, text=True,
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    core, left = out.stdout.split()
+    assert left == "Haswell"
+    want = "haswell" if override or not _avx512_host() else "skylakex"
+    assert core.lower() == want
