@@ -1,10 +1,12 @@
 """ResNet-18 inference (224x224, NHWC, batch norm folded into scale and shift as at
-inference), flowjit jit vs JAX jit, interleaved medians after warm-up, at batch 1 and 8.
+inference), flowjit jit vs JAX jit and, where installed, onnxruntime on the same number of
+threads; interleaved medians after warm-up, at batch 1 and 8.
 
     python -m bench.resnet [--batches 1 8] [--repeats 5]
 
 The model is written once against a backend (flowjit or JAX: `lax`, `nn`, `numpy`), with the
-same weights for both; the outputs are compared before timing.
+same weights for both (and for the ONNX graph of `bench.resnet_onnx`); the outputs are
+compared before timing.
 """
 from __future__ import annotations
 
@@ -78,8 +80,11 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("FLOWJIT_CACHE_DIR", tempfile.mkdtemp(prefix="flowjit-resnet-"))
     import jax
+    from bench import resnet_onnx
+    from flowjit.codegen.parallel import thread_count
     both = backends()
     p = params()
+    ort = resnet_onnx.session(p, thread_count()) if resnet_onnx.available() else None
     rows = []
     for batch in args.batches:
         x = np.random.default_rng(batch).standard_normal((batch, 224, 224, 3)).astype(
@@ -87,13 +92,25 @@ def main() -> None:
         fns = {name: b.jit(lambda p, x, b=b: forward(b, p, x)) for name, b in both.items()}
         ours, theirs = np.asarray(fns["flowjit"](p, x)), np.asarray(fns["JAX"](p, x))
         error = float(np.abs(ours - theirs).max() / np.abs(theirs).max())
-        times = interleaved_medians(
-            {"flowjit": lambda f=fns["flowjit"]: f(p, x),
-             "JAX": lambda f=fns["JAX"]: jax.block_until_ready(f(p, x))}, args.repeats)
-        rows.append([str(batch), f"{times['flowjit'] * 1e3:.1f}", f"{times['JAX'] * 1e3:.1f}",
-                     f"{times['flowjit'] / times['JAX']:.2f}", f"{error:.1e}"])
-    print(format_table(["batch", "flowjit ms", "JAX ms", "flowjit/JAX",
-                        "max |diff| / max |JAX|"], rows))
+        runs = {"flowjit": lambda f=fns["flowjit"]: f(p, x),
+                "JAX": lambda f=fns["JAX"]: jax.block_until_ready(f(p, x))}
+        if ort is not None:
+            (ort_out,) = ort.run(None, {"x": x})
+            error = max(error, float(np.abs(ort_out - theirs).max() / np.abs(theirs).max()))
+            runs["onnxruntime"] = lambda: ort.run(None, {"x": x})
+        times = interleaved_medians(runs, args.repeats)
+        row = [str(batch), f"{times['flowjit'] * 1e3:.1f}", f"{times['JAX'] * 1e3:.1f}",
+               f"{times['flowjit'] / times['JAX']:.2f}"]
+        if ort is not None:
+            row += [f"{times['onnxruntime'] * 1e3:.1f}",
+                    f"{times['flowjit'] / times['onnxruntime']:.2f}"]
+        rows.append(row + [f"{error:.1e}"])
+    header = ["batch", "flowjit ms", "JAX ms", "flowjit/JAX"]
+    if ort is not None:
+        header += ["onnxruntime ms", "flowjit/onnxruntime"]
+    print(f"threads: {thread_count()}" + ("" if ort is not None else
+          "  (onnxruntime column: pip install onnxruntime onnx)"))
+    print(format_table(header + ["max |diff| / max |ref|"], rows))
 
 
 if __name__ == "__main__":
