@@ -420,11 +420,8 @@ class ModuleLowering:
             pieces = _concatenated_pieces(comp, rows)
             if pieces is None:
                 self.emit_loop_nest(ctx, comp.root, outputs, params, rows)
-            for piece, offsets in pieces or ():
-                # One loop per part of a concatenation, each storing at its offset: no test
-                # of which part an element is in, and loops LLVM vectorizes.
-                self.emit_loop_nest(ctx, piece, outputs, params, rows,
-                                    into=(comp.root.shape.dims, offsets))
+            else:
+                self.emit_concatenation(ctx, comp.root, pieces, outputs[0], params, rows)
         elif is_elemental(inst):
             buffers = {id(o): p for o, p in zip(operands, inputs)}
             self.emit_loop_nest(ctx, inst, outputs, buffers, rows)
@@ -540,10 +537,50 @@ class ModuleLowering:
             return None
         return dot
 
+    def emit_concatenation(self, ctx: ScalarContext, root: Instruction, pieces: list, out,
+                           buffers: dict, rows=None) -> None:
+        """A fused concatenation: one loop nest over the dims before the joined axis, and in
+        it one loop nest per part, storing at the part's offset. No element tests which part
+        it is in, the inner loops vectorize, and the output is written in order (im2col's 49
+        parts of 3 features each, as 49 whole passes over a 59 MB patch matrix, took 3x as
+        long)."""
+        (axis,) = root.attrs["dimensions"]
+        dims = root.shape.dims
+        emitter = ElementalEmitter(ctx, _no_parameters, self.constants, buffers)
+        b = ctx.builder
+        index: list = []
+
+        def loop(level: int, extent: int, body) -> None:
+            with for_range(b, name=f"d{level}", **level_bounds(level, extent, rows)) as var:
+                index.append(var)
+                emitter.push_scope()
+                body()
+                emitter.pop_scope()
+                index.pop()
+
+        def part(piece: Instruction, offset: int, level: int) -> None:
+            if level < root.shape.rank:
+                loop(level, piece.shape.dims[level], lambda: part(piece, offset, level + 1))
+                return
+            target = list(index)
+            if offset:
+                target[axis] = b.add(target[axis], i64(offset))
+            stored = to_memory(ctx, emitter.value(piece, index), piece.shape.dtype)
+            b.store(stored, b.gep(out, [linearize(b, target, dims)], inbounds=True,
+                                  source_etype=memory_type(piece.shape.dtype)))
+
+        def shared(level: int) -> None:
+            if level < axis:
+                loop(level, dims[level], lambda: shared(level + 1))
+                return
+            for piece, offsets in pieces:
+                part(piece, offsets[axis], level)
+
+        shared(0)
+
     def emit_loop_nest(self, ctx: ScalarContext, root: Instruction, outputs: list,
-                       buffers: dict, rows=None, into=None) -> None:
-        """for each output index: out[index] = value(root, index). With `into` (dims,
-        offsets), `root` is one part of a larger output of `dims`, stored at index + offsets."""
+                       buffers: dict, rows=None) -> None:
+        """for each output index: out[index] = value(root, index)."""
         out_shapes = leaves(root.shape)
         groups = [list(range(len(out_shapes)))]
         if len({s.dims for s in out_shapes}) > 1:
@@ -566,14 +603,10 @@ class ModuleLowering:
                 if level == len(dims):
                     value = emitter.value(root, index)
                     values = value if isinstance(value, list) else [value]
-                    target, target_dims = index, dims
-                    if into is not None:
-                        target_dims, offsets = into
-                        target = [b.add(i, i64(o)) if o else i for i, o in zip(index, offsets)]
                     for k in group:
                         shape = out_shapes[k]
                         stored = to_memory(ctx, values[k], shape.dtype)
-                        address = b.gep(outputs[k], [linearize(b, target, target_dims)],
+                        address = b.gep(outputs[k], [linearize(b, index, dims)],
                                         inbounds=True, source_etype=memory_type(shape.dtype))
                         b.store(stored, address)
                     return
