@@ -63,27 +63,32 @@ class _Emit:
             "reshape", x, shape=ArrayShape(x.shape.dtype, dims))
 
 
-def _patches(emit: _Emit, x, dims, out_spatial):
+def _patches(emit: _Emit, x, dims, out_spatial, squeeze: bool = False):
     """[batch, out spatial..., taps * features]: the input under each window tap, tap-major
     (x is channels-last). Built from one strided slice per tap, or, where there are fewer
     output positions than taps (a kernel's gradient: a window as large as the image), one
-    window-sized slice per output position."""
+    window-sized slice per output position. With `squeeze` (a batch of one, tap-major), the
+    batch dim is left out: [out spatial..., taps * features]."""
+    taps = math.prod(d.size for d in dims)
+    positions = math.prod(out_spatial)
+    if squeeze:
+        assert x.shape.dims[0] == 1 and taps <= positions
+        x = emit.reshape(x, x.shape.dims[1:])
+    lead = [] if squeeze else [(0, 0, 0)]
     rank = x.shape.rank
-    config = [(0, 0, 0)] + [(max(d.padding_low, 0), max(d.padding_high, 0),
-                             d.base_dilation - 1) for d in dims] + [(0, 0, 0)]
+    config = lead + [(max(d.padding_low, 0), max(d.padding_high, 0),
+                      d.base_dilation - 1) for d in dims] + [(0, 0, 0)]
     if any(c != (0, 0, 0) for c in config):
         zero = emit.constant(0, x.shape.dtype)
         x = emit("pad", x, zero, padding=tuple(config))
     crop = [max(-d.padding_low, 0) for d in dims]    # negative padding crops
-    taps = math.prod(d.size for d in dims)
-    positions = math.prod(out_spatial)
     pieces = []
     if taps <= positions:
         for tap in itertools.product(*(range(d.size) for d in dims)):
             ranges = [(start, start + (out - 1) * d.stride + 1, d.stride)
                       for start, d, out in zip((t * d.window_dilation + c for t, d, c in
                                                 zip(tap, dims, crop)), dims, out_spatial)]
-            pieces.append(_strided(emit, x, ranges))
+            pieces.append(_strided(emit, x, ranges, batched=not squeeze))
         return _concatenate(emit, pieces, rank - 1)
     batch, features = x.shape.dims[0], x.shape.dims[-1]
     for position in itertools.product(*(range(out) for out in out_spatial)):
@@ -111,9 +116,11 @@ def _concatenate(emit: _Emit, pieces, axis: int):
     return pieces[0] if len(pieces) == 1 else emit("concatenate", *pieces, dimensions=(axis,))
 
 
-def _strided(emit: _Emit, x, spatial_ranges):
-    """x[:, ranges..., :] (the slice left out where it is all of x)."""
-    ranges = [(0, x.shape.dims[0], 1)] + list(spatial_ranges) + [(0, x.shape.dims[-1], 1)]
+def _strided(emit: _Emit, x, spatial_ranges, batched: bool = True):
+    """x[:, ranges..., :] (x[ranges..., :] without a batch dim; the slice left out where it
+    is all of x)."""
+    lead = [(0, x.shape.dims[0], 1)] if batched else []
+    ranges = lead + list(spatial_ranges) + [(0, x.shape.dims[-1], 1)]
     if all(r[:2] == (0, size) and (r[2] == 1 or size == 1)
            for r, size in zip(ranges, x.shape.dims)):
         return x
@@ -167,10 +174,20 @@ def _lower(inst: Instruction, names: NameTable, uses, add=None):
     w = emit.transpose(w, list(labels.rhs[2:]) + [labels.rhs[1], labels.rhs[0]])
     taps = math.prod(d.size for d in dims)
     kernel_in = w.shape.dims[-2]
-    patches = _patches(emit, x, dims, out_spatial)     # [N, o..., taps * C]
-    batch = patches.shape.dims[0]
     groups = max(feature_groups, batch_groups)
-    if feature_groups == out_features and kernel_in == 1 and add is not None:
+    depthwise = feature_groups == out_features and kernel_in == 1 and add is not None
+    # A batch of one goes into the product as [o..., K]: the output's first dim is then a
+    # spatial one, which the runtime splits across threads (a [1, ...] result stays on one).
+    squeeze = (x.shape.dims[0] == 1 and groups == 1 and not depthwise
+               and taps <= math.prod(out_spatial))
+    patches = _patches(emit, x, dims, out_spatial, squeeze)   # [N, o..., taps * C]
+    batch = 1 if squeeze else patches.shape.dims[0]
+    if squeeze:
+        kernel = emit.reshape(w, (taps * kernel_in, out_features))
+        flat = emit("dot", patches, kernel, lhs_contracting_dims=(spatial,),
+                    rhs_contracting_dims=(0,))
+        product = emit.reshape(flat, [1] + list(flat.shape.dims))
+    elif depthwise:
         product = _depthwise(emit, patches, emit.reshape(w, (taps, out_features)),
                              out_spatial, groups, add)
     elif groups == 1:
