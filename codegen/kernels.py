@@ -422,6 +422,10 @@ class ModuleLowering:
                 self.emit_loop_nest(ctx, comp.root, outputs, params, rows)
             else:
                 self.emit_concatenation(ctx, comp.root, pieces, outputs[0], params, rows)
+        elif inst.opcode in ("reshape", "copy") and not inst.shape.is_tuple:
+            # The same elements in the same (row-major) order: a block copy, not an index
+            # computation per element (a weight reshaped for a convolution's product, each run).
+            _emit_block_copy(ctx, outputs[0], inputs[0], inst.shape, rows)
         elif is_elemental(inst):
             buffers = {id(o): p for o, p in zip(operands, inputs)}
             self.emit_loop_nest(ctx, inst, outputs, buffers, rows)
@@ -670,6 +674,23 @@ class ModuleLowering:
                 nest(level + 1)
                 index.pop()
         nest(0)
+
+
+def _emit_block_copy(ctx: ScalarContext, out, source, shape, rows=None) -> None:
+    """out = source, byte for byte; with `rows`, only those rows of out's first dim (the
+    same bytes of source: the order of elements is the same)."""
+    b = ctx.builder
+    row_bytes = shape.nbytes // shape.dims[0] if shape.rank and shape.dims[0] else shape.nbytes
+    begin, end = rows if rows is not None else (i64(0), i64(shape.dims[0] if shape.rank else 1))
+    start = b.mul(begin, i64(row_bytes))
+    size = b.mul(b.sub(end, begin), i64(row_bytes))
+    # memmove: the buffer plan may give the result its operand's buffer.
+    memmove = ctx.declare("llvm.memmove.p0.p0.i64", llvm_ir.VoidType(),
+                          [PTR, PTR, llvm_ir.IntType(64), llvm_ir.IntType(1)])
+    byte = llvm_ir.IntType(8)
+    b.call(memmove, [b.gep(out, [start], source_etype=byte),
+                     b.gep(source, [start], source_etype=byte),
+                     size, llvm_ir.Constant(llvm_ir.IntType(1), 0)])
 
 
 def _concatenated_pieces(comp, rows):

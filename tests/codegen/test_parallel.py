@@ -229,3 +229,17 @@ def test_the_blas_kernels_follow_the_host_not_numpys_setting(override):
     assert left == "Haswell"
     want = "haswell" if override or not _avx512_host() else "skylakex"
     assert core.lower() == want
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8, np.bool_])
+def test_reshapes_are_block_copies_split_by_rows(threads, dtype, monkeypatch):
+    # A reshape keeps the row-major order of elements, so a thread's rows of the result are
+    # the same bytes of the operand.
+    monkeypatch.setenv("FLOWJIT_THREADS", threads)
+    monkeypatch.setenv("FLOWJIT_CACHE_DIR", "off")
+    x = (np.arange(2000 * 1500) % 7).reshape(2000, 1500).astype(dtype)
+    compiled = flowjit.jit(lambda x: x.reshape(1500, 2000)).lower(x).compile()
+    np.testing.assert_array_equal(compiled(x), x.reshape(1500, 2000))
+    if threads == "3" and dtype is np.float32:
+        assert [k.parallel_rows for k in compiled.executable.kernels] == [1500]
