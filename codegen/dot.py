@@ -28,9 +28,12 @@ class GemmPlan:
     lhs_transposed: bool   # lhs stored [K, M]
     rhs_transposed: bool   # rhs stored [N, K]
     dtype: DType
-    # The output's first dim: a batch dim (batch is a multiple of it), or the lhs's first
-    # free dim (m is a multiple of it); 1 when neither. Threads split the output by it.
+    # The rows threads split the output by: its first dim when that is a batch dim (batch
+    # is a multiple of it), else the lhs's free dims merged (the m rows of the product: a
+    # [4, 128, D] @ [D, E] splits its 512 rows, not 4 batch rows of 128); 1 when neither.
     lead: int = 1
+    # How many of the output's leading dims those rows run over (merged when > 1).
+    row_dims: int = 1
 
 
 def _matrix_view(dims: tuple, nb: int, contracting: tuple, k_last_is_plain: bool):
@@ -78,12 +81,15 @@ def gemm_plan(dot: Instruction) -> Optional[GemmPlan]:
         batch *= d
     (m, lhs_t), (n, rhs_t) = lhs_view, rhs_view
     lead = dot.shape.dims[0] if dot.shape.rank else 1
-    if nb == 0 and (m % max(lead, 1) or lead > m):
-        lead = 1      # the first dim is not the lhs's: rows cannot be split
+    row_dims = 1
+    lhs_free = lhs.shape.rank - nb - len(lc)
+    if nb == 0:
+        # The output is [lhs free..., rhs free...]: its first lhs_free dims are the m rows.
+        lead, row_dims = (m, lhs_free) if lhs_free else (1, 1)
     k = 1
     for d in lc:
         k *= lhs.shape.dims[d]
-    return GemmPlan(batch, m, n, k, lhs_t, rhs_t, dtype, lead)
+    return GemmPlan(batch, m, n, k, lhs_t, rhs_t, dtype, lead, row_dims)
 
 
 def epilogue_of(comp: Computation) -> Optional[Instruction]:

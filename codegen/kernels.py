@@ -413,7 +413,7 @@ class ModuleLowering:
             # The epilogue reads the product where it was just written, element by element
             # (the same rows).
             self.emit_loop_nest(ctx, comp.root, outputs, {**params, id(dot): outputs[0]},
-                                rows)
+                                rows, row_dims=gemm_plan(dot).row_dims)
         elif inst.opcode == "fusion":
             comp = inst.calls["calls"]
             params = {id(p): inputs[p.attrs["number"]] for p in comp.parameters}
@@ -583,8 +583,9 @@ class ModuleLowering:
         shared(0)
 
     def emit_loop_nest(self, ctx: ScalarContext, root: Instruction, outputs: list,
-                       buffers: dict, rows=None) -> None:
-        """for each output index: out[index] = value(root, index)."""
+                       buffers: dict, rows=None, row_dims: int = 1) -> None:
+        """for each output index: out[index] = value(root, index). `rows` (a thread's share)
+        run over the first `row_dims` dims merged (one loop, its indices by division)."""
         out_shapes = leaves(root.shape)
         groups = [list(range(len(out_shapes)))]
         if len({s.dims for s in out_shapes}) > 1:
@@ -603,7 +604,41 @@ class ModuleLowering:
                         caches[id(reduction)] = cache
                         emitter.row_caches[id(reduction.operands[0])] = cache
 
+            def enter(level: int) -> None:
+                """Row reductions the fusion needs are computed once per row, here, before
+                the loop over the row (their broadcasts then hit the cache)."""
+                for reduction in row_reductions.get(level + 1, []):
+                    cache = caches.get(id(reduction))
+                    if cache is not None:
+                        cache.state = "filling"
+                    emitter.value(reduction, list(index))
+                    if cache is not None:
+                        cache.state = "filled"
+
+            def leave(level: int) -> None:
+                for reduction in row_reductions.get(level + 1, []):
+                    if caches.get(id(reduction)) is not None:
+                        caches[id(reduction)].state = "off"
+
+            def merged_rows() -> None:
+                merged = dims[:row_dims]
+                with for_range(b, name="row", **level_bounds(0, math.prod(merged), rows)) as r:
+                    for level in reversed(range(row_dims)):   # r = row-major index of merged
+                        index.insert(0, b.urem(r, i64(merged[level])) if level else r)
+                        r = b.udiv(r, i64(merged[level]))
+                    for level in range(row_dims):
+                        emitter.push_scope()
+                        enter(level)
+                    nest(row_dims)
+                    for level in reversed(range(row_dims)):
+                        leave(level)
+                        emitter.pop_scope()
+                    del index[:row_dims]
+
             def nest(level: int) -> None:
+                if level == 0 and row_dims > 1:
+                    merged_rows()
+                    return
                 if level == len(dims):
                     value = emitter.value(root, index)
                     values = value if isinstance(value, list) else [value]
@@ -618,19 +653,9 @@ class ModuleLowering:
                                **level_bounds(level, dims[level], rows)) as var:
                     index.append(var)
                     emitter.push_scope()
-                    # Row reductions the fusion needs are computed once per row, here,
-                    # before the loop over the row (their broadcasts then hit the cache).
-                    for reduction in row_reductions.get(level + 1, []):
-                        cache = caches.get(id(reduction))
-                        if cache is not None:
-                            cache.state = "filling"
-                        emitter.value(reduction, list(index))
-                        if cache is not None:
-                            cache.state = "filled"
+                    enter(level)
                     nest(level + 1)
-                    for reduction in row_reductions.get(level + 1, []):
-                        if caches.get(id(reduction)) is not None:
-                            caches[id(reduction)].state = "off"
+                    leave(level)
                     emitter.pop_scope()
                     index.pop()
             if all(s.size > 0 for s in (out_shapes[k] for k in group)):

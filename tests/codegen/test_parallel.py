@@ -82,7 +82,8 @@ def test_the_blas_runs_one_thread_and_numpys_own_is_untouched():
 
 @pytest.mark.parametrize("threads", ["1", "2", "3"])
 @pytest.mark.parametrize("lhs_shape, rhs_shape, lead", [
-    ((64, 20, 128), (128, 64), 64),      # [B, T, D] @ [D, E]: one [B*T, D] product
+    ((64, 20, 128), (128, 64), 1280),    # [B, T, D] @ [D, E]: the B*T rows of one product
+    ((4, 50, 3, 64), (64, 160), 600),    # three leading dims merged into the rows
     ((10, 2, 40, 64), (10, 2, 64, 50), 10),  # batched: the batch is split
 ])
 def test_merged_and_batched_products_split_across_threads(threads, lhs_shape, rhs_shape,
