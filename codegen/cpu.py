@@ -39,7 +39,7 @@ _support_engines: list = []   # never freed: helper threads may run this code at
 def _parallel_support() -> None:
     """Compile the helper threads' entry (codegen/parallel.py) once, keep it for the life of
     the process, and make its symbol visible to every program the JIT links."""
-    from flowjit.codegen.parallel import WORKER_SYMBOL, worker_module
+    from flowjit.codegen.parallel import POST_SYMBOL, WORKER_SYMBOL, worker_module
     _initialize()
     with _lock:
         module_ref = llvm.parse_assembly(worker_module(llvm.get_process_triple()),
@@ -49,6 +49,7 @@ def _parallel_support() -> None:
         engine.finalize_object()
         _support_engines.append((engine, module_ref))
         llvm.add_symbol(WORKER_SYMBOL, engine.get_function_address(WORKER_SYMBOL))
+        llvm.add_symbol(POST_SYMBOL, engine.get_function_address(POST_SYMBOL))
 
 
 @functools.lru_cache(maxsize=1)

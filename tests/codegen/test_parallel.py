@@ -244,3 +244,65 @@ def test_reshapes_are_block_copies_split_by_rows(threads, dtype, monkeypatch):
     np.testing.assert_array_equal(compiled(x), x.reshape(1500, 2000))
     if threads == "3" and dtype is np.float32:
         assert [k.parallel_rows for k in compiled.executable.kernels] == [1500]
+
+
+def test_launches_from_several_python_threads_share_the_pool_safely(monkeypatch):
+    # Four callers post to the same helpers at once: a launch a helper has not taken yet is
+    # replaced by the next one (its reference dropped), and its caller runs those chunks
+    # itself. Every result must still be whole and right.
+    import threading
+    monkeypatch.setenv("FLOWJIT_THREADS", "3")
+    monkeypatch.setenv("FLOWJIT_CACHE_DIR", "off")
+    x = np.linspace(-2, 2, 512 * 1024, dtype=np.float32).reshape(512, 1024)
+    a = np.random.default_rng(7).standard_normal((400, 300)).astype(np.float32)
+    rowwise = flowjit.jit(lambda v, s: fnp.tanh(v * s) + fnp.exp(-v * v)).lower(
+        x, np.float32(1)).compile()
+    product = flowjit.jit(lambda m: m @ m.T).lower(a).compile()
+    assert rowwise.executable.kernels[0].parallel_rows and \
+        product.executable.kernels[0].parallel_rows
+    want_product = a.astype(np.float64) @ a.T.astype(np.float64)
+    failures = []
+
+    def call(k: int) -> None:
+        for i in range(25):
+            s = np.float32(1 + (k * 25 + i) % 5)
+            got = np.asarray(rowwise(x, s))
+            if not np.allclose(got, np.tanh(x * s) + np.exp(-x * x), rtol=2e-6, atol=2e-6):
+                failures.append(("rowwise", k, i))
+            if not np.allclose(product(a), want_product, rtol=1e-4, atol=1e-3):
+                failures.append(("product", k, i))
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert failures == []
+
+
+_FORK_PROBE = """
+import os, numpy as np, flowjit, flowjit.numpy as fnp
+x = np.linspace(-2, 2, 512 * 1024, dtype=np.float32).reshape(512, 1024)
+f = flowjit.jit(lambda v: fnp.tanh(v) + fnp.exp(-v * v))
+f(x)  # the parent's pool is started
+pid = os.fork()
+if pid == 0:
+    ok = all(np.allclose(f(x), np.tanh(x) + np.exp(-x * x), rtol=2e-6, atol=2e-6)
+             for _ in range(10))
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_runs_parallel_kernels_without_the_parents_helpers():
+    # The child inherits the pool's state but not its threads: its launches are never
+    # taken by a helper, so the caller runs every chunk itself. No hang, right results.
+    import subprocess
+    import sys
+    env = dict(os.environ, FLOWJIT_THREADS="2", FLOWJIT_CACHE_DIR="off")
+    out = subprocess.run([sys.executable, "-c", _FORK_PROBE], env=env, text=True,
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0"]
