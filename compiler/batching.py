@@ -130,6 +130,11 @@ def _argument_names(fun: Callable) -> list[str]:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
+def _is_jitted(fun: Callable) -> bool:
+    from flowjit.jitted import Jitted
+    return isinstance(fun, Jitted) and not fun.static_argnums and not fun.static_argnames
+
+
 def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_name: Any = None,
          axis_size: Optional[int] = None, spmd_axis_name: Any = None) -> Callable:
     """`fun` mapped over an axis of its arguments, as `jax.vmap`.
@@ -152,8 +157,17 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_name: Any = No
     if not callable(fun):
         raise TypeError(f"vmap expects a callable, got {fun!r}")
 
+    compiled: list = []
+
     @functools.wraps(fun)
     def batched(*args, **kwargs):
+        if current_trace() is None and _is_jitted(fun):
+            # vmap of a jitted function, called eagerly: the batched function is compiled
+            # (as JAX's batched pjit is), not run op by op.
+            if not compiled:
+                from flowjit.jitted import jit
+                compiled.append(jit(batched, opt_level=fun.opt_level, device=fun.device))
+            return compiled[0](*args, **kwargs)
         if isinstance(in_axes, tuple) and len(in_axes) != len(args):
             raise ValueError(at_user_line(
                 f"vmap in_axes must be an int, None, or a tuple of entries corresponding to "
