@@ -171,7 +171,7 @@ def batch(comp: Computation, param_bdims: Sequence[BDim], size: int,
     if out_bdims is not None:
         target = tuple(out_bdims) if comp.root.shape.is_tuple else out_bdims[0]
     result, bdim = _transform(b, comp, list(param_bdims), None)
-    if target is not None and bdim != target:
+    if out_bdims is not None and bdim != target:
         leaves = bdim if isinstance(bdim, tuple) else (bdim,)
         wanted = target if isinstance(target, tuple) else (target,)
         for k, (have, want) in enumerate(zip(leaves, wanted)):
@@ -180,6 +180,6 @@ def batch(comp: Computation, param_bdims: Sequence[BDim], size: int,
                                     "inputs, but its out_axes is None (it must not vary "
                                     "along the mapped axis)")
         result.root = b.coerce(result.root, bdim, target)
-        result.instructions = [i for i in result.post_order()]
+        result.instructions = result.post_order()
         bdim = target
     return result, extra, bdim
