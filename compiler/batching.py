@@ -76,7 +76,7 @@ def _broadcast_prefix(prefix: Any, full: Any, what: str) -> list:
 
 def _describe(label: str, leaf: Any) -> str:
     s = shape_of(leaf)
-    return f"{label} of type {s.dtype.to_numpy().name}{list(s.dims)}"
+    return f"{label} of type {s.dtype.to_numpy().name}[{','.join(map(str, s.dims))}]"
 
 
 def _leaf_labels(args: tuple, kwargs: dict, names: list[str]) -> list[str]:
@@ -136,14 +136,16 @@ def _is_jitted(fun: Callable) -> bool:
 
 
 def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_name: Any = None,
-         axis_size: Optional[int] = None, spmd_axis_name: Any = None) -> Callable:
+         axis_size: Optional[int] = None, spmd_axis_name: Any = None,
+         sum_match: bool = False) -> Callable:
     """`fun` mapped over an axis of its arguments, as `jax.vmap`.
 
     `in_axes`: an int, None, or a tuple with one entry per positional argument, each a
     pytree prefix of that argument whose leaves are ints (the mapped axis, negative counts
     from the end) or None (not mapped); keyword arguments are mapped along axis 0.
     `out_axes`: the same for the result. `axis_size` gives the size when nothing is
-    mapped. `axis_name` and `spmd_axis_name` are accepted for JAX's signature; flowjit has
+    mapped. With `sum_match`, a mapped output whose out_axes is None is summed over the
+    mapped axis (else it is an error). `axis_name` and `spmd_axis_name` are accepted for JAX's signature; flowjit has
     no collectives that could use them."""
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)    # as JAX: a list is read as the tuple of positional axes
@@ -203,7 +205,8 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_name: Any = No
             Module("vmap", sub.computation, sub.computations))
         param_bdims = axes + [None] * len(sub.captured)
         try:
-            comp, extra, _ = batch(sub.computation, param_bdims, size, names, out_dims)
+            comp, extra, _ = batch(sub.computation, param_bdims, size, names, out_dims,
+                                  sum_match)
         except BatchingError as e:
             raise BatchingError(at_user_line(str(e))) from None
         if trace is not None:

@@ -157,29 +157,34 @@ def _transform(b: Batcher, comp: Computation, param_bdims: list[BDim],
 
 
 def batch(comp: Computation, param_bdims: Sequence[BDim], size: int,
-          names: Optional[NameTable] = None, out_bdims: Optional[Sequence[Optional[int]]] = None
-          ) -> tuple[Computation, list[Computation], BDim]:
+          names: Optional[NameTable] = None, out_bdims: Optional[Sequence[Optional[int]]] = None,
+          sum_match: bool = False) -> tuple[Computation, list[Computation], BDim]:
     """`comp` batched over `size` examples: parameter k batched at `param_bdims[k]`.
 
     Returns the batched computation, the new computations it calls, and its root's bdim.
     `out_bdims` (one per output leaf: a tuple root's operands, else the root) asks for each
-    output's batch dimension (None: must not be batched; BatchingError names the output
-    when it is); an unbatched output asked for a dimension is broadcast."""
+    output's batch dimension; an unbatched output asked for a dimension is broadcast. An
+    output asked for None that is batched is summed over the batch with `sum_match`, else
+    a BatchingError names it (JAX's rules)."""
     extra: list[Computation] = []
     b = Batcher(Builder(f"{comp.name}_batched", names or NameTable()), extra, size)
-    target = None
-    if out_bdims is not None:
-        target = tuple(out_bdims) if comp.root.shape.is_tuple else out_bdims[0]
     result, bdim = _transform(b, comp, list(param_bdims), None)
-    if out_bdims is not None and bdim != target:
-        leaves = bdim if isinstance(bdim, tuple) else (bdim,)
-        wanted = target if isinstance(target, tuple) else (target,)
-        for k, (have, want) in enumerate(zip(leaves, wanted)):
-            if want is None and is_batched(have):
-                raise BatchingError(f"output {k} of the function depends on the mapped "
-                                    "inputs, but its out_axes is None (it must not vary "
-                                    "along the mapped axis)")
-        result.root = b.coerce(result.root, bdim, target)
-        result.instructions = result.post_order()
-        bdim = target
-    return result, extra, bdim
+    if out_bdims is None:
+        return result, extra, bdim
+    tupled = comp.root.shape.is_tuple
+    values = [b.gte(result.root, k) for k in range(len(bdim))] if tupled else [result.root]
+    have = list(bdim) if tupled else [bdim]
+    outputs = []
+    for k, (value, got, want) in enumerate(zip(values, have, out_bdims)):
+        if want is None and got is not None and sum_match:
+            value = b.sum(value, [got])
+        elif want is None and got is not None:
+            raise BatchingError(f"output {k} of the function depends on the mapped inputs, "
+                                "but its out_axes is None (it must not vary along the "
+                                "mapped axis)")
+        else:
+            value = b.coerce(value, got, want)
+        outputs.append(value)
+    result.root = b.op("tuple", *outputs) if tupled else outputs[0]
+    result.instructions = result.post_order()
+    return result, extra, tuple(out_bdims) if tupled else out_bdims[0]
