@@ -40,7 +40,7 @@ def assert_same(got, want, rtol=2e-5, atol=2e-5):
 def check(make, args, jit=True, eager=True, kwargs=None, **vmap_args):
     """vmap of `make(np, lax, library)` equals JAX's, eagerly and under jit."""
     kwargs = kwargs or {}
-    want = jax.vmap(make(*JAX), **vmap_args)(*args, **kwargs)
+    want = jax.jit(jax.vmap(make(*JAX), **vmap_args))(*args, **kwargs)
     mapped = flowjit.vmap(make(*FLOWJIT), **vmap_args)
     if eager:
         assert_same(mapped(*args, **kwargs), want)
