@@ -87,6 +87,9 @@ OP_CASES = [
      dict(in_axes=(None, 2))),
     ("einsum with dot batch dims", lambda np_, l, m: lambda x, y: np_.einsum(
         "bij,bjk->bik", x, y), (normal(2, 3, 4, 5), normal(2, 5, 3)), dict(in_axes=(1, None))),
+    ("dot_general with its own batch dims", lambda np_, l, m: lambda a, b: l.dot_general(
+        a, b, (((2,), (1,)), ((0,), (0,)))), (normal(3, 2, 4, 5), normal(3, 5, 2, 3)),
+     dict(in_axes=(1, 2))),
     ("gather, both batched", lambda np_, l, m: lambda x, i: x[i],
      (normal(5, 6), indices(5, low=-6, high=6)), {}),
     ("gather, shared indices", lambda np_, l, m: lambda x, i: x[i],
@@ -196,6 +199,11 @@ def test_vmap_of_jit_and_jit_of_vmap():
         return m.jit(lambda x, w: np_.tanh(x @ w))
     args = (normal(4, 3), normal(3, 2))
     check(make, args, in_axes=(0, None))    # eagerly, vmap of a jitted function compiles it
+
+
+def test_nested_vmap_closing_over_the_outer_example():
+    check(lambda np_, l, m: lambda x, ys: m.vmap(lambda y: (x * y).sum())(ys),
+          (normal(4, 3), normal(4, 5, 3)))
 
 
 def test_closure_over_an_outer_traced_value():

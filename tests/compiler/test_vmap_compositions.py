@@ -44,6 +44,16 @@ def test_vmap_of_a_jitted_per_example_gradient():
           jit=False)
 
 
+def test_per_example_gradients_of_a_convolution_and_a_max_pool():
+    def make(np_, lax, m):
+        def loss(w, x):
+            y = np_.tanh(lax.conv_general_dilated(x[None], w, (2, 2), "SAME"))
+            return (lax.reduce_window(y, -np_.inf, lax.max, (1, 1, 2, 2), (1, 1, 1, 1),
+                                      "VALID") ** 2).sum()
+        return m.grad(loss, argnums=(0, 1))
+    check(make, (normal(2, 3, 3, 3), normal(4, 3, 6, 6)), in_axes=(None, 0), eager=False)
+
+
 def test_grad_of_vmap_equals_the_gradient_of_the_batched_loss():
     def make(np_, lax, m):
         def batch_loss(params, x, y):
@@ -109,6 +119,19 @@ def test_cond_with_batched_shared_and_mixed_operands():
     check(make, (normal(4), normal(3)), in_axes=(0, None))
 
 
+def test_cond_returning_a_tuple_under_a_batched_predicate():
+    def make(np_, lax, m):
+        return lambda p, x: lax.cond(p, lambda x: (x, x.sum()), lambda x: (x * 2, x.max()), x)
+    check(make, (np.array([True, False, True]), normal(3, 4)))
+
+
+def test_vmap_inside_a_loop_body_closing_over_a_shared_value():
+    def make(np_, lax, m):
+        return lambda x, w: lax.fori_loop(
+            0, 3, lambda i, c: m.vmap(lambda row: np_.tanh(row * w))(c), x)
+    check(make, (normal(4, 3, 2), normal(2)), in_axes=(0, None))
+
+
 def test_switch_with_a_batched_index_out_of_range_clamps():
     def make(np_, lax, m):
         return lambda i, x: lax.switch(i, [lambda x: x * 2, lambda x: x - 1, np_.sin], x)
@@ -130,6 +153,22 @@ def test_custom_vjp_under_vmap_keeps_its_rule():
         f.defvjp(fwd, bwd)
         return lambda x, y: (f(x, y), m.grad(lambda x, y: f(x, y).sum(), argnums=(0, 1))(x, y))
     check(make, (normal(4, 3), normal(3)), in_axes=(0, None))
+
+
+def test_custom_vjp_with_a_tuple_result_under_vmap():
+    def make(np_, lax, m):
+        @m.custom_vjp
+        def f(x):
+            return np_.sin(x), np_.cos(x)
+
+        def fwd(x):
+            return (np_.sin(x), np_.cos(x)), x
+
+        def bwd(x, g):
+            return (g[0] * np_.cos(x) - 3 * g[1] * np_.sin(x),)
+        f.defvjp(fwd, bwd)
+        return lambda x: (f(x), m.grad(lambda x: f(x)[0].sum() + f(x)[1].sum())(x))
+    check(make, (normal(4, 3),))
 
 
 # --- property: vmap of a random program equals a loop over the examples -----------------

@@ -182,9 +182,34 @@ max {
   b = f32[] parameter(1)
   ROOT c = f32[] maximum(a, b)
 }""", [(6, 5, 6)], [1]),
+    ("""HloModule m
+ENTRY e {
+  x = f32[4,4] parameter(0)
+  s = f32[2,2] parameter(1)
+  z = f32[] constant(0)
+  ROOT w = f32[4,4] select-and-scatter(x, s, z), window={size=2x2 stride=2x2}, select=ge,
+      scatter=add
+}
+ge {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT c = pred[] compare(a, b), direction=GE
+}
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT c = f32[] add(a, b)
+}""", [(4, 4, 3), (2, 2)], [2, None]),
+    ("""HloModule m
+ENTRY e {
+  x = f32[1,5,5,2] parameter(0)
+  k = f32[3,3,2,4] parameter(1)
+  ROOT c = f32[1,3,3,4] convolution(x, k), window={size=3x3 stride=2x2 pad=1_1x1_1},
+      dim_labels=b01f_01io->b01f
+}""", [(1, 5, 3, 5, 2), (3, 3, 3, 2, 4)], [2, 2]),
 ], ids=["transpose", "slice", "reduce", "pad-with-batched-value", "concatenate", "broadcast",
         "reshape", "dynamic-slice-to-gather", "dynamic-update-slice-to-scatter", "gather",
-        "scatter", "reduce-window"])
+        "scatter", "reduce-window", "select-and-scatter", "convolution-nhwc-both-batched"])
 def test_rule_equals_the_loop_over_examples(text, shapes, bdims):
     # Integer parameters are indices: some out of range, to check the clamping.
     params = parse_module(text).entry.parameters
