@@ -145,8 +145,8 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_name: Any = No
     from the end) or None (not mapped); keyword arguments are mapped along axis 0.
     `out_axes`: the same for the result. `axis_size` gives the size when nothing is
     mapped. With `sum_match`, a mapped output whose out_axes is None is summed over the
-    mapped axis (else it is an error). `axis_name` and `spmd_axis_name` are accepted for JAX's signature; flowjit has
-    no collectives that could use them."""
+    mapped axis (else it is an error). `axis_name` and `spmd_axis_name` are accepted for
+    JAX's signature; flowjit has no collectives that could use them."""
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)    # as JAX: a list is read as the tuple of positional axes
     if not (in_axes is None or isinstance(in_axes, (int, tuple)) or

@@ -27,6 +27,8 @@ class BatchingError(ValueError):
     """vmap cannot batch this program (an op without a rule, a batched output that must not
     be): the message names the instruction and the user's source line."""
 
+    located = False     # whether the message already names the instruction
+
 
 def is_batched(bdim: BDim) -> bool:
     """Whether a value with this bdim (an element of it, for a tuple) is batched."""
@@ -140,14 +142,18 @@ def _transform(b: Batcher, comp: Computation, param_bdims: list[BDim],
             continue
         rule = BATCHING_RULES[inst.opcode]
         if isinstance(rule, Unsupported):
-            raise BatchingError(f"vmap cannot batch '{inst.opcode}' {where(inst)}: "
-                                f"{rule.reason}")
+            error = BatchingError(f"vmap cannot batch '{inst.opcode}' {where(inst)}: "
+                                  f"{rule.reason}")
+            error.located = True
+            raise error
         try:
             result, bdim = rule(b, inst, operands, bdims)
         except BatchingError as e:
-            if "%" in str(e):
+            if e.located:
                 raise
-            raise BatchingError(f"vmap of '{inst.opcode}' {where(inst)}: {e}") from None
+            located = BatchingError(f"vmap of '{inst.opcode}' {where(inst)}: {e}")
+            located.located = True
+            raise located from None
         values[id(inst)] = (result, bdim)
     root, bdim = values[id(comp.root)]
     if out_bdim is not None and bdim != out_bdim:

@@ -8,6 +8,7 @@ rules in `passes.batching_control`, windowed ops in `passes.batching_windows`.
 """
 from __future__ import annotations
 
+from flowjit.ir.dtypes import DType
 from flowjit.ir.op_tables import Unsupported
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.ops import OPS, FusionRole
@@ -88,17 +89,12 @@ def _pad(b, inst, operands, bdims):
     x = b.to_front(x, bdim)
     zero = b.scalar(0, x.shape.dtype)
     padded = b.op("pad", x, zero, padding=((0, 0, 0),) + tuple(padding))
-    inside = b.filled(True, ArrayShape(_pred(), inst.operands[0].shape.dims))
-    mask = b.op("pad", inside, b.scalar(False, _pred()), padding=tuple(padding))
-    mask = b.op("broadcast", mask, shape=ArrayShape(_pred(), padded.shape.dims),
+    inside = b.filled(True, ArrayShape(DType.PRED, inst.operands[0].shape.dims))
+    mask = b.op("pad", inside, b.scalar(False, DType.PRED), padding=tuple(padding))
+    mask = b.op("broadcast", mask, shape=ArrayShape(DType.PRED, padded.shape.dims),
                 dimensions=tuple(range(1, padded.shape.rank)))
     fill = b.op("broadcast", value, shape=padded.shape, dimensions=(0,))
     return b.select(mask, padded, fill), 0
-
-
-def _pred():
-    from flowjit.ir.dtypes import DType
-    return DType.PRED
 
 
 def _concatenate(b, inst, operands, bdims):

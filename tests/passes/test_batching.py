@@ -256,7 +256,8 @@ ENTRY e {
   x = f32[] parameter(0)
   zero = s32[] constant(0)
   init = (s32[], f32[]) tuple(zero, x)
-  w = (s32[], f32[]) while(init), condition=cond, body=body, backend_config={"known_trip_count":{"n":"4"}}
+  w = (s32[], f32[]) while(init), condition=cond, body=body,
+      backend_config={"known_trip_count":{"n":"4"}}
   ROOT r = f32[] get-tuple-element(w), index=1
 }
 cond {
@@ -311,3 +312,52 @@ ENTRY e {
     _, batched, _ = _batched(text, [1, None], 5)
     printed = print_module(batched)
     assert print_module(parse_module(printed)) == printed
+
+
+def test_an_op_that_cannot_be_batched_is_named_with_its_instruction():
+    text = """HloModule m
+ENTRY e {
+  x = f32[4] parameter(0)
+  ROOT c = f32[4] custom-call(x), custom_call_target="my_kernel"
+}"""
+    with pytest.raises(BatchingError, match=r"'custom-call' %c.*'my_kernel' has no batching"):
+        _batched(text, [0], 3)
+
+
+def test_a_reduce_whose_init_value_is_batched_is_refused_by_name():
+    text = """HloModule m
+ENTRY e {
+  x = f32[4] parameter(0)
+  z = f32[] parameter(1)
+  ROOT s = f32[] reduce(x, z), dimensions={0}, to_apply=add
+}
+add {
+  a = f32[] parameter(0)
+  b = f32[] parameter(1)
+  ROOT c = f32[] add(a, b)
+}"""
+    with pytest.raises(BatchingError, match=r"'reduce' %s.*init value"):
+        _batched(text, [None, 0], 3)
+
+
+@pytest.mark.parametrize("call", [
+    "call(x, w), to_apply=body",
+    "fusion(x, w), kind=kLoop, calls=body",
+])
+def test_a_called_computation_is_batched_for_its_arguments(call):
+    text = f"""HloModule m
+ENTRY e {{
+  x = f32[4] parameter(0)
+  w = f32[4] parameter(1)
+  ROOT c = f32[4] {call}
+}}
+body {{
+  a = f32[4] parameter(0)
+  b = f32[4] parameter(1)
+  bb = f32[4] multiply(b, b)
+  ROOT s = f32[4] add(a, bb)
+}}"""
+    batched = _check(text, [_normal(4, 3), _normal(4)], [1, None], out_bdim=1)
+    callee = batched.entry.root.called_computations()[0]
+    (square,) = [i for i in callee.instructions if i.opcode == "multiply"]
+    assert square.shape.dims == (4,)         # the shared argument's work is not batched
