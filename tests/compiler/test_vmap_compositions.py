@@ -212,3 +212,14 @@ def test_vmap_of_random_programs_equals_a_loop_over_examples(steps, shared, axis
     examples = [np.asarray(_run(steps, np.take(x, k, axis=axis), w if shared else w[k]))
                 for k in range(3)]
     np.testing.assert_allclose(np.asarray(got), np.stack(examples), rtol=1e-5, atol=1e-5)
+
+
+@settings(max_examples=10, deadline=None)
+@given(steps=programs(), shared=st.booleans(), axis=st.integers(0, 2))
+def test_the_batched_module_of_random_programs_prints_and_parses_back(steps, shared, axis):
+    from flowjit.ir.parser import parse_module
+    x = np.zeros((3, 3, 3), np.float32)
+    w = np.zeros((3, 3) if shared else (3, 3, 3), np.float32)
+    mapped = flowjit.vmap(lambda x, w: _run(steps, x, w), in_axes=(axis, None if shared else 0))
+    text = flowjit.jit(mapped).lower(x, w).as_text()
+    assert parse_module(text).to_text() == text
