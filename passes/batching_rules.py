@@ -224,14 +224,19 @@ def _index_vector(b, starts, bdims, limits):
     return b.op("concatenate", *columns, dimensions=(1,))
 
 
+def _zero_index(b, starts):
+    """A start of 0 for the batch dimension, of the other starts' type (s32 for a scalar
+    operand, which has none)."""
+    return b.scalar(0, starts[0].shape.dtype if starts else DType.S32)
+
+
 def _dynamic_slice(b, inst, operands, bdims):
     """Shared starts: one more (zero) start for the batch dim. Per-example starts: a gather
     with a batching dimension."""
     (x, *starts), (xb, *start_bdims) = operands, bdims
     sizes = tuple(inst.attrs["dynamic_slice_sizes"])
     if all(d is None for d in start_bdims):
-        zero = b.scalar(0, starts[0].shape.dtype)
-        starts.insert(xb, zero)
+        starts.insert(xb, _zero_index(b, starts))
         return b.op("dynamic-slice", x, *starts,
                     dynamic_slice_sizes=sizes[:xb] + (b.size,) + sizes[xb:]), xb
     dims = inst.operands[0].shape.dims
@@ -254,7 +259,7 @@ def _dynamic_update_slice(b, inst, operands, bdims):
     if all(d is None for d in start_bdims):
         bdim = xb if xb is not None else ub
         x, update = b.move(x, xb, bdim), b.move(update, ub, bdim)
-        starts.insert(bdim, b.scalar(0, starts[0].shape.dtype))
+        starts.insert(bdim, _zero_index(b, starts))
         return b.op("dynamic-update-slice", x, update, *starts), bdim
     dims, sizes = inst.operands[0].shape.dims, inst.operands[1].shape.dims
     index = _index_vector(b, starts, start_bdims, [d - s for d, s in zip(dims, sizes)])

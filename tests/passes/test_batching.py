@@ -207,9 +207,15 @@ ENTRY e {
   ROOT c = f32[1,3,3,4] convolution(x, k), window={size=3x3 stride=2x2 pad=1_1x1_1},
       dim_labels=b01f_01io->b01f
 }""", [(1, 5, 3, 5, 2), (3, 3, 3, 2, 4)], [2, 2]),
+    ("""HloModule m
+ENTRY e {
+  x = f32[] parameter(0)
+  ROOT d = f32[] dynamic-slice(x), dynamic_slice_sizes={}
+}""", [(5,)], [0]),
 ], ids=["transpose", "slice", "reduce", "pad-with-batched-value", "concatenate", "broadcast",
         "reshape", "dynamic-slice-to-gather", "dynamic-update-slice-to-scatter", "gather",
-        "scatter", "reduce-window", "select-and-scatter", "convolution-nhwc-both-batched"])
+        "scatter", "reduce-window", "select-and-scatter", "convolution-nhwc-both-batched",
+        "dynamic-slice-of-a-scalar"])
 def test_rule_equals_the_loop_over_examples(text, shapes, bdims):
     # Integer parameters are indices: some out of range, to check the clamping.
     params = parse_module(text).entry.parameters
