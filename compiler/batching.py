@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+import flowjit.numpy  # noqa: F401  (first: flowjit.ad, imported alone, is an import cycle)
 from flowjit import tree
 from flowjit.ad import inline
 from flowjit.core import Tracer, current_trace, shape_of, trace_subfunction

@@ -258,3 +258,14 @@ def test_sum_match_sums_a_mapped_output_whose_out_axes_is_none():
 def test_a_mapped_output_with_out_axes_none_is_an_error():
     message = _error(flowjit.vmap(lambda x: x * 2, out_axes=None), normal(3))
     assert "out_axes is None" in message and "test_vmap.py" in message
+
+
+def test_vmap_is_usable_as_the_first_name_a_program_touches():
+    import subprocess
+    import sys
+    code = ("import flowjit, numpy as np; "
+            "print(flowjit.vmap(lambda x: x * 2)(np.arange(3.0)).tolist())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[0.0, 2.0, 4.0]"
