@@ -186,6 +186,19 @@ def test_dtypes_follow_jax():
           (normal(4, 3), indices(4)))
 
 
+def test_64_bit_types_with_x64_enabled(x64):
+    def make(np_, l, m):
+        return lambda x, k: (x * 2, k + 1, (x @ x.T).sum())
+    args = (RNG.standard_normal((4, 3, 3)), np.arange(4, dtype=np.int64))
+    check(make, args, eager=False)
+    doubled, counted, _ = flowjit.vmap(make(*FLOWJIT))(*args)
+    assert doubled.dtype == np.float64 and counted.dtype == np.int64
+
+
+def test_axis_name_is_accepted():
+    check(lambda np_, l, m: lambda x: x * 2, (normal(4, 3),), jit=False, axis_name="batch")
+
+
 def test_nested_vmap():
     def make(np_, l, m):
         return lambda x, y: m.vmap(lambda a, b: (a * b).sum(), in_axes=(0, None))(x, y)
