@@ -131,6 +131,41 @@ def _argument_names(fun: Callable) -> list[str]:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
+def _flatten_arguments(fun: Callable, in_axes: Any, axis_size: Optional[int], args: tuple,
+                       kwargs: dict) -> tuple[list, Any, list, int]:
+    """The argument leaves (positional, then keyword by name), their tree, each leaf's
+    mapped axis (non-negative, or None) and the mapped size; clear errors otherwise."""
+    if isinstance(in_axes, tuple) and len(in_axes) != len(args):
+        raise ValueError(at_user_line(
+            f"vmap in_axes must be an int, None, or a tuple of entries corresponding to "
+            f"the positional arguments passed to the function, but got "
+            f"len(in_axes)={len(in_axes)}, len(args)={len(args)}"))
+    positional = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args)
+    axes = _broadcast_prefix(tuple(positional), tuple(args), "in_axes")
+    keys = sorted(kwargs)
+    axes += [0] * len(tree.flatten([kwargs[k] for k in keys])[0])   # as JAX: axis 0
+    leaves, in_tree = tree.flatten((tuple(args), [kwargs[k] for k in keys]))
+    leaves = [x if isinstance(x, Tracer) else np.asarray(x) for x in leaves]
+    labels = _leaf_labels(args, kwargs, _argument_names(fun))
+    size = _mapped_size(leaves, axes, labels, axis_size)
+    axes = [None if a is None else a % shape_of(x).rank for a, x in zip(axes, leaves)]
+    return leaves, in_tree, axes, size
+
+
+def _output_axes(out_axes: Any, example_out: Any, comp) -> list:
+    """Each output leaf's mapped axis (non-negative, or None) from the out_axes prefix."""
+    wanted = _broadcast_prefix(out_axes, example_out, "out_axes")
+    dims = []
+    for axis, out in zip(wanted, comp.root.operands):
+        rank = out.shape.rank + 1
+        if axis is not None and not -rank <= axis < rank:
+            raise ValueError(at_user_line(
+                f"vmap out_axes={axis} is out of range for an output of rank {rank} "
+                f"(the mapped {out.shape} with the mapped axis)"))
+        dims.append(None if axis is None else axis % rank)
+    return dims
+
+
 def _is_jitted(fun: Callable) -> bool:
     from flowjit.jitted import Jitted
     return isinstance(fun, Jitted) and not fun.static_argnums and not fun.static_argnames
@@ -171,20 +206,9 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_name: Any = No
                 from flowjit.jitted import jit
                 compiled.append(jit(batched, opt_level=fun.opt_level, device=fun.device))
             return compiled[0](*args, **kwargs)
-        if isinstance(in_axes, tuple) and len(in_axes) != len(args):
-            raise ValueError(at_user_line(
-                f"vmap in_axes must be an int, None, or a tuple of entries corresponding to "
-                f"the positional arguments passed to the function, but got "
-                f"len(in_axes)={len(in_axes)}, len(args)={len(args)}"))
-        positional = in_axes if isinstance(in_axes, tuple) else (in_axes,) * len(args)
-        axes = _broadcast_prefix(tuple(positional), tuple(args), "in_axes")
+        leaves, in_tree, axes, size = _flatten_arguments(fun, in_axes, axis_size, args,
+                                                         kwargs)
         keys = sorted(kwargs)
-        axes += [0] * len(tree.flatten([kwargs[k] for k in keys])[0])
-        leaves, in_tree = tree.flatten((tuple(args), [kwargs[k] for k in keys]))
-        leaves = [x if isinstance(x, Tracer) else np.asarray(x) for x in leaves]
-        labels = _leaf_labels(args, kwargs, _argument_names(fun))
-        size = _mapped_size(leaves, axes, labels, axis_size)
-        axes = [None if a is None else a % shape_of(x).rank for a, x in zip(axes, leaves)]
         shapes = []
         for leaf, axis in zip(leaves, axes):
             s = shape_of(leaf)
@@ -200,7 +224,7 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_name: Any = No
             return out_leaves
         sub = trace_subfunction(flat_fun, shapes, "vmap_fun")
         example_out, out_tree = found[0]
-        out_dims = _output_axes(example_out, sub.computation)
+        out_dims = _output_axes(out_axes, example_out, sub.computation)
         trace = current_trace()
         names = trace.names if trace is not None else NameTable.for_module(
             Module("vmap", sub.computation, sub.computations))
@@ -215,17 +239,5 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0, axis_name: Any = No
                 trace.add_computation(c)
         results = inline(comp, leaves + list(sub.captured))
         return tree.unflatten(out_tree, [wrap(r) for r in results])
-
-    def _output_axes(example_out, comp) -> list:
-        wanted = _broadcast_prefix(out_axes, example_out, "out_axes")
-        dims = []
-        for axis, out in zip(wanted, comp.root.operands):
-            rank = out.shape.rank + 1
-            if axis is not None and not -rank <= axis < rank:
-                raise ValueError(at_user_line(
-                    f"vmap out_axes={axis} is out of range for an output of rank {rank} "
-                    f"(the mapped {out.shape} with the mapped axis)"))
-            dims.append(None if axis is None else axis % rank)
-        return dims
 
     return batched
