@@ -36,6 +36,7 @@ _EXPORTS = {
     "while_loop": ("flowjit.control_flow", "while_loop"),
     "jit": ("flowjit.jitted", "jit"),
     "tree_map": ("flowjit.tree", "tree_map"),
+    "vmap": ("flowjit.batching", "vmap"),
     "devices": ("flowjit.runtime.cuda", "available_devices"),
     "device_put": ("flowjit.runtime.cuda", "device_put"),
     "config": ("flowjit.config", None),

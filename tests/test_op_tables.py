@@ -17,6 +17,7 @@ from flowjit.ir.ops import OPS, FusionRole
 from flowjit.ir.printer import FORMATTERS
 from flowjit.ir.reference import REFERENCE
 from flowjit.passes.vjp_rules import VJP_RULES, no_gradient
+from flowjit.passes.batching_rules import BATCHING_RULES
 
 TABLES = {
     "OPS (flowjit.ir.ops)": OPS,
@@ -24,6 +25,7 @@ TABLES = {
     "VJP_RULES (flowjit.passes.vjp_rules)": VJP_RULES,
     "CPU_LOWERING (flowjit.codegen.kernels)": CPU_LOWERING,
     "PTX_LOWERING (flowjit.codegen.ptx)": PTX_LOWERING,
+    "BATCHING_RULES (flowjit.passes.batching_rules)": BATCHING_RULES,
 }
 
 
