@@ -184,9 +184,11 @@ def _scan_differentiated(name: str, combine: Callable, kind: str):
     """A cumulative op that runs as a prefix reduce-window and differentiates as JAX does:
     through the associative scan of `combine` (custom_vjp keeps the one-pass forward where
     no gradient is taken)."""
-    from flowjit.ad import custom_vjp, vjp
-
     def op(operand, axis: int = 0, reverse: bool = False):
+        # Imported here, not when this module loads: flowjit.ad imports flowjit.numpy,
+        # which imports lax and so this module (a fresh `import flowjit; flowjit.grad`
+        # met a half-initialized flowjit.ad).
+        from flowjit.ad import custom_vjp, vjp
         axis, reverse = int(axis), bool(reverse)
         _check_axis(operand, axis, name)
         dtype = np.dtype(shape_of(operand).dtype.to_numpy())
