@@ -24,6 +24,7 @@ _EXPORTS = {
     "TracerArrayConversionError": ("flowjit.errors", "TracerArrayConversionError"),
     "TracerBoolConversionError": ("flowjit.errors", "TracerBoolConversionError"),
     "custom_vjp": ("flowjit.ad", "custom_vjp"),
+    "custom_jvp": ("flowjit.custom_derivatives", "custom_jvp"),
     "grad": ("flowjit.ad", "grad"),
     "jvp": ("flowjit.forward", "jvp"),
     "linearize": ("flowjit.forward", "linearize"),

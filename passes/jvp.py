@@ -94,10 +94,16 @@ def jvp_inline(e: Emitter, comp: Computation, args: Sequence[Instruction],
         operands = [values[id(o)] for o in inst.operands]
         in_tangents = [tans[id(o)] for o in inst.operands]
         if inst.opcode == "get-tuple-element":
-            value = e.gte(operands[0], inst.attrs["index"])
-        else:
-            value = restate(e, inst, operands)
-            value.metadata = dict(inst.metadata)
+            # Read through a tuple built here (its rule needs the gte itself: do it here).
+            index = inst.attrs["index"]
+            value = e.gte(operands[0], index)
+            t = in_tangents[0]
+            values[id(inst)] = value
+            tans[id(inst)] = clean(t[index] if isinstance(t, list) else
+                                   None if t is None else e.gte(t, index), inst.shape)
+            continue
+        value = restate(e, inst, operands)
+        value.metadata = dict(inst.metadata)
         tangent = None
         if has_float(inst.shape) and any(is_nonzero(t) for t in in_tangents):
             rule = JVP_RULES[inst.opcode]
