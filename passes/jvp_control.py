@@ -12,6 +12,7 @@ from flowjit.ir.module import Computation, Instruction
 from flowjit.ir.shapes import TupleShape
 from flowjit.passes.jvp import (Tangent, WithPrimal, _branches, elements, has_float,
                                 is_nonzero, jvp_inline, loop_mask, mask_any)
+from flowjit.passes.remat import is_checkpoint
 from flowjit.passes.vjp import Emitter, NonDifferentiableError, output_leaves
 
 CUSTOM_JVP_TARGET = "flowjit.custom_jvp"
@@ -104,6 +105,9 @@ def custom_call_rule(e: Emitter, inst: Instruction, tangents: list[Tangent]) -> 
     if target == "flowjit.custom_vjp":
         raise NonDifferentiableError("can't apply forward-mode autodiff (jvp) to a "
                                      "custom_vjp function.")
+    if is_checkpoint(target):   # forward mode saves nothing: the body, inlined
+        (body,) = inst.calls["called_computations"]
+        return WithPrimal(*jvp_inline(e, body, inst.operands, tangents))
     if target != CUSTOM_JVP_TARGET:
         raise NotImplementedError(f"forward-mode derivative of custom-call {target!r}")
     primal, rule = inst.calls["called_computations"][:2]
