@@ -41,6 +41,9 @@ _EXPORTS = {
     "while_loop": ("flowjit.control_flow", "while_loop"),
     "jit": ("flowjit.jitted", "jit"),
     "tree_map": ("flowjit.tree", "tree_map"),
+    "ShapeDtypeStruct": ("flowjit.shape_eval", "ShapeDtypeStruct"),
+    "eval_shape": ("flowjit.shape_eval", "eval_shape"),
+    "block_until_ready": ("flowjit.shape_eval", "block_until_ready"),
     "devices": ("flowjit.runtime.cuda", "available_devices"),
     "device_put": ("flowjit.runtime.cuda", "device_put"),
     "config": ("flowjit.config", None),
@@ -49,6 +52,7 @@ _EXPORTS = {
     "numpy": ("flowjit.numpy", None),
     "random": ("flowjit.random", None),
     "tree": ("flowjit.tree", None),
+    "tree_util": ("flowjit.tree_util", None),
 }
 
 __all__ = sorted(name for name, (_, attr) in _EXPORTS.items() if attr is not None)
