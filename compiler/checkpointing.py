@@ -7,6 +7,7 @@ in the backward pass the values of the function that the policy does not save.
 from __future__ import annotations
 
 import functools
+import inspect
 from types import SimpleNamespace
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -26,17 +27,22 @@ checkpoint_policies = SimpleNamespace(**POLICIES, checkpoint_dots=POLICIES["dots
 
 
 def checkpoint(fun: Callable, *, prevent_cse: bool = True, policy: Optional[Policy] = None,
-               static_argnums: Union[int, Sequence[int]] = ()) -> Callable:
+               static_argnums: Union[int, Sequence[int]] = (),
+               static_argnames: Union[str, Sequence[str]] = (), concrete: bool = False
+               ) -> Callable:
     """`fun`, whose gradient recomputes the values `policy` does not save (default: none
     saved, only the arguments) in the backward pass instead of keeping them from the
-    forward pass. Arguments at `static_argnums` are Python values, the others pytrees of
-    arrays. prevent_cse=False lets CSE merge the recomputation back (saving nothing)."""
+    forward pass. Arguments at `static_argnums` (or named in `static_argnames`, when passed
+    by position) are Python values, the others pytrees of arrays. prevent_cse=False lets
+    CSE merge the recomputation back (saving nothing). `concrete` is JAX's deprecated flag,
+    accepted and ignored."""
     policy = POLICIES["nothing_saveable"] if policy is None else policy
     if not isinstance(policy, Policy):
         raise TypeError(at_user_line(
             f"checkpoint policy {policy!r} is not supported: use one of "
             f"flowjit.checkpoint_policies.{{{', '.join(POLICIES)}}}"))
     static = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    static += argument_positions(fun, static_argnames)
     target = target_for(policy, prevent_cse)
 
     @functools.wraps(fun)
@@ -58,4 +64,22 @@ def checkpoint(fun: Callable, *, prevent_cse: bool = True, policy: Optional[Poli
     return checkpointed
 
 
-remat = checkpoint
+def remat(fun: Callable, *, prevent_cse: bool = True, policy: Optional[Policy] = None,
+          static_argnums: Union[int, Sequence[int]] = (), concrete: bool = False) -> Callable:
+    """`checkpoint` under its older name."""
+    return checkpoint(fun, prevent_cse=prevent_cse, policy=policy,
+                      static_argnums=static_argnums)
+
+
+def argument_positions(fun: Callable, names: Union[str, Sequence[str]]
+                       ) -> tuple[int, ...]:
+    """The positions of the parameters `names` of `fun` (for *_argnames options)."""
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if not names:
+        return ()
+    params = list(inspect.signature(fun).parameters)
+    missing = [n for n in names if n not in params]
+    if missing:
+        raise TypeError(at_user_line(f"{fun.__name__} has no parameter named "
+                                     f"{', '.join(missing)}"))
+    return tuple(params.index(n) for n in names)

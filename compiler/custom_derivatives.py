@@ -24,14 +24,18 @@ class custom_jvp:
     """`f = custom_jvp(fun, nondiff_argnums=())`, then `f.defjvp(rule)` with
     rule(*nondiff_args, primals, tangents) -> (primal_out, tangent_out), or
     `f.defjvps(jvp_0, jvp_1, ...)` with jvp_i(tangent_i, primal_out, *primals) (None for an
-    argument without a derivative). Arguments at `nondiff_argnums` are static Python values
+    argument without a derivative). Arguments at `nondiff_argnums` (or named in
+    `nondiff_argnames`, passed by position) are static Python values
     passed to fun and rule as they are; the others are pytrees of arrays. Used under `jvp`,
     `grad` (the rule transposed), `jit`, and eagerly (fun itself)."""
 
-    def __init__(self, fun: Callable, nondiff_argnums: Sequence[int] = ()):
+    def __init__(self, fun: Callable, nondiff_argnums: Sequence[int] = (),
+                 nondiff_argnames: Sequence[str] = ()):
         functools.update_wrapper(self, fun)
         self.fun = fun
-        self.nondiff_argnums = tuple(nondiff_argnums)
+        from flowjit.checkpointing import argument_positions
+        named = argument_positions(fun, nondiff_argnames)
+        self.nondiff_argnums = tuple(sorted(set(nondiff_argnums) | set(named)))
         self.jvp = None
         self._tracing_rule = False
 

@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+import flowjit.numpy  # noqa: F401  (first: its own imports reach flowjit.ad's custom_vjp)
 from flowjit import tree
 from flowjit.ad import inline
 from flowjit.core import Tracer, shape_of, current_trace, trace_subfunction

@@ -46,12 +46,13 @@ LEAF = TreeDef("leaf")
 _REGISTRY: dict[type, tuple[Callable, Callable]] = {}
 
 
-def register_pytree_node(cls: type, flatten_fn: Callable, unflatten_fn: Callable) -> None:
-    """Make `cls` a pytree node: flatten_fn(x) -> (children, hashable aux_data),
-    unflatten_fn(aux_data, children) -> x (JAX's protocol)."""
-    if cls in _REGISTRY:
-        raise ValueError(f"Duplicate custom PyTreeDef type registration for {cls}.")
-    _REGISTRY[cls] = (flatten_fn, unflatten_fn)
+def register_pytree_node(nodetype: type, flatten_func: Callable, unflatten_func: Callable,
+                         flatten_with_keys_func: Optional[Callable] = None) -> None:
+    """Make `nodetype` a pytree node: flatten_func(x) -> (children, hashable aux_data),
+    unflatten_func(aux_data, children) -> x (JAX's protocol; key paths are not kept)."""
+    if nodetype in _REGISTRY:
+        raise ValueError(f"Duplicate custom PyTreeDef type registration for {nodetype}.")
+    _REGISTRY[nodetype] = (flatten_func, unflatten_func)
 
 
 def registered_children(value: Any) -> Optional[list]:
@@ -116,10 +117,10 @@ def _unflatten(treedef: TreeDef, it) -> Any:
     return dict(zip(treedef.meta, children))
 
 
-def tree_map(fn: Callable, tree: Any, *rest: Any,
+def tree_map(f: Callable, tree: Any, *rest: Any,
              is_leaf: Optional[Callable[[Any], bool]] = None) -> Any:
-    """Apply `fn` to each leaf (and the matching leaves of `rest`)."""
+    """Apply `f` to each leaf (and the matching leaves of `rest`)."""
     leaves, treedef = flatten(tree, is_leaf)
     others = [flatten(r, is_leaf)[0] for r in rest]
-    return unflatten(treedef, [fn(*xs) for xs in zip(leaves, *others)])
+    return unflatten(treedef, [f(*xs) for xs in zip(leaves, *others)])
 

@@ -50,10 +50,12 @@ def register_pytree_node_class(cls: type) -> type:
     return cls
 
 
-def register_dataclass(cls: type, data_fields: Optional[Sequence[str]] = None,
-                       meta_fields: Optional[Sequence[str]] = None, drop_fields=()) -> type:
+def register_dataclass(nodetype: type, data_fields: Optional[Sequence[str]] = None,
+                       meta_fields: Optional[Sequence[str]] = None,
+                       drop_fields: Sequence[str] = ()) -> type:
     """A dataclass as a pytree node: `data_fields` are children, `meta_fields` static
     (hashable) data. Without either, every field is data (JAX's default for dataclasses)."""
+    cls = nodetype
     if data_fields is None and meta_fields is None:
         if not dataclasses.is_dataclass(cls):
             raise TypeError(f"register_dataclass: {cls.__name__} is not a dataclass; give "

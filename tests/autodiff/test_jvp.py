@@ -230,3 +230,10 @@ def test_jvp_of_custom_vjp_is_refused_as_in_jax():
     f.defvjp(lambda x: (x * 2, None), lambda r, g: (g * 2,))
     with pytest.raises(TypeError, match="can't apply forward-mode autodiff"):
         flowjit.jvp(f, (np.float32(1),), (np.float32(1),))
+
+
+@pytest.mark.parametrize("name", ["jvp", "linearize", "custom_jvp", "checkpoint", "remat",
+                                  "eval_shape", "block_until_ready"])
+def test_signatures_are_jax_s(name):
+    from tests.compiler.api_names import compare_signatures
+    assert compare_signatures(getattr(flowjit, name), getattr(jax, name)) == "same"
