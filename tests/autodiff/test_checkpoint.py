@@ -8,6 +8,9 @@ import pytest
 import flowjit
 import flowjit.numpy as fnp
 
+# JAX is compared under its default 32-bit types (some tests turn its x64 on process-wide).
+pytestmark = pytest.mark.usefixtures("no_x64")
+
 rng = np.random.default_rng(0)
 WIDTH, BATCH, DEPTH, SEGMENT = 128, 32, 16, 4
 WEIGHTS = [(rng.standard_normal((WIDTH, WIDTH)) / np.sqrt(WIDTH)).astype(np.float32)

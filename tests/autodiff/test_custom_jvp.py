@@ -10,6 +10,9 @@ import pytest
 import flowjit
 import flowjit.numpy as fnp
 
+# JAX is compared under its default 32-bit types (some tests turn its x64 on process-wide).
+pytestmark = pytest.mark.usefixtures("no_x64")
+
 
 def log1pexp(custom_jvp, np_):
     """The seed talk's example: log(1 + e^x), whose plain gradient is nan at x = 100."""

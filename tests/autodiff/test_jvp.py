@@ -9,6 +9,9 @@ import flowjit
 import flowjit.numpy as fnp
 from flowjit import lax as flax
 
+# JAX is compared under its default 32-bit types (some tests turn its x64 on process-wide).
+pytestmark = pytest.mark.usefixtures("no_x64")
+
 rng = np.random.default_rng(0)
 
 

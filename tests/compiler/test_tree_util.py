@@ -13,6 +13,9 @@ import flowjit
 import flowjit.numpy as fnp
 from flowjit import tree_util
 
+# JAX is compared under its default 32-bit types (some tests turn its x64 on process-wide).
+pytestmark = pytest.mark.usefixtures("no_x64")
+
 Point = namedtuple("Point", "x y")
 
 trees = st.recursive(
