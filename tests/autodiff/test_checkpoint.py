@@ -7,6 +7,7 @@ import pytest
 
 import flowjit
 import flowjit.numpy as fnp
+from flowjit.ir.parser import parse_module
 
 # JAX is compared under its default 32-bit types (some tests turn its x64 on process-wide).
 pytestmark = pytest.mark.usefixtures("no_x64")
@@ -80,6 +81,7 @@ def test_the_backward_pass_recomputes_the_forward():
         return flowjit.jit(fun, opt_level=1).lower(x).compile().as_text()
     text = optimized(True)
     assert text.count(" tanh(") == 2 and "remat=true" in text
+    assert parse_module(text).to_text() == text   # the mark survives the text
     assert optimized(False).count(" tanh(") == 1
     np.testing.assert_allclose(flowjit.grad(flowjit.checkpoint(f))(x),
                                jax.grad(lambda x: jnp.sin(jnp.tanh(x)).sum())(x), rtol=1e-6)

@@ -160,6 +160,52 @@ ENTRY e {
     assert "multiply" in ops and ops.count("multiply") == 1   # d sin = cos(x) * tx only
 
 
+def test_a_loop_carries_only_the_tangents_it_needs():
+    """(counter, x, y) where only x has a tangent and y never depends on it: the JVP loop's
+    state is (counter, x, y, tangent of x), no tangent for the counter or y."""
+    from flowjit.ir.parser import parse_module
+    from flowjit.passes.jvp import jvp
+    module = parse_module("""
+HloModule m
+body {
+  s = (s32[], f32[2], f32[2]) parameter(0)
+  i = s32[] get-tuple-element(s), index=0
+  x = f32[2] get-tuple-element(s), index=1
+  y = f32[2] get-tuple-element(s), index=2
+  one = s32[] constant(1)
+  j = s32[] add(i, one)
+  sx = f32[2] sine(x)
+  y2 = f32[2] multiply(y, y)
+  ROOT t = (s32[], f32[2], f32[2]) tuple(j, sx, y2)
+}
+cond {
+  s = (s32[], f32[2], f32[2]) parameter(0)
+  i = s32[] get-tuple-element(s), index=0
+  n = s32[] constant(3)
+  ROOT lt = pred[] compare(i, n), direction=LT
+}
+ENTRY e {
+  x = f32[2] parameter(0)
+  y = f32[2] parameter(1)
+  zero = s32[] constant(0)
+  init = (s32[], f32[2], f32[2]) tuple(zero, x, y)
+  w = (s32[], f32[2], f32[2]) while(init), condition=cond, body=body
+  a = f32[2] get-tuple-element(w), index=1
+  b = f32[2] get-tuple-element(w), index=2
+  ROOT r = f32[2] add(a, b)
+}""")
+    comp, _ = jvp(module.entry, [0])
+    (loop,) = [i for i in comp.instructions if i.opcode == "while"]
+    assert [str(s) for s in loop.shape.elements] == ["s32[]", "f32[2]", "f32[2]", "f32[2]"]
+    x, y, v = np.array([0.3, -1.2], np.float32), np.array([0.5, 0.9], np.float32), \
+        np.array([1.0, 2.0], np.float32)
+    from flowjit.ir.reference import evaluate_computation
+    value, tangent = evaluate_computation(comp, [x, y, v])
+    want = jax.jvp(lambda x: jnp.sin(jnp.sin(jnp.sin(x))) + y ** 8, (x,), (v,))
+    np.testing.assert_allclose(value, want[0], rtol=1e-5)
+    np.testing.assert_allclose(tangent, want[1], rtol=1e-5)
+
+
 def test_integer_inputs_and_outputs_take_float0_tangents():
     f = lambda x, n: (x * n, n + 1)   # noqa: E731
     primals = (np.float32(1.5), np.int32(3))
