@@ -251,17 +251,11 @@ def grad(fun: Callable, argnums: Union[int, Sequence[int]] = 0,
     return wrapped
 
 
-def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any]):
-    """(fun(*primals), J·tangents), by transposing the (linear) VJP with a second VJP."""
-    if len(primals) != len(tangents):
-        raise TypeError(f"jvp got {len(primals)} primals but {len(tangents)} tangents")
-    out, vjp_fn = vjp(fun, *primals)
-    out_leaves, out_tree = tree.flatten(out)
-    zeros = tree.unflatten(out_tree, [np.zeros(shape_of(o).dims, shape_of(o).dtype.to_numpy())
-                                      for o in out_leaves])
-    _, transpose = vjp(lambda ct: vjp_fn(ct), zeros)
-    (tangent_out,) = transpose(tuple(tangents))
-    return out, tangent_out
+def jvp(fun: Callable, primals: Sequence[Any], tangents: Sequence[Any],
+        has_aux: bool = False):
+    """(fun(*primals), J·tangents): forward mode, `flowjit.forward.jvp`."""
+    from flowjit.forward import jvp as forward_jvp
+    return forward_jvp(fun, primals, tangents, has_aux)
 
 
 def stop_gradient(x: Any) -> Any:

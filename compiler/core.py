@@ -64,6 +64,10 @@ class Array(np.ndarray):
     resize = _immutable("resize")
     # sort() and partition() stay numpy's (in place): np.sort(a) calls them on its copy.
 
+    def block_until_ready(self) -> "Array":
+        """Itself: eager and compiled CPU results are complete when returned (JAX's API)."""
+        return self
+
 
 for _name in ("__add__", "__sub__", "__mul__", "__truediv__", "__floordiv__", "__mod__",
               "__pow__", "__matmul__", "__and__", "__or__", "__xor__", "__lshift__",

@@ -12,7 +12,8 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 
-from flowjit import tree
+from flowjit import tree_util as tree
+from flowjit.core import shape_of
 
 
 def _argnums(argnums: Union[int, Sequence[int]], count: int) -> tuple[int, ...]:
@@ -24,9 +25,13 @@ def _argnums(argnums: Union[int, Sequence[int]], count: int) -> tuple[int, ...]:
     return tuple(n % count for n in nums)
 
 
+def _dtype(leaf) -> np.dtype:
+    return np.dtype(shape_of(leaf).dtype.to_numpy())
+
+
 def _float_check(leaves, name: str) -> None:
     for leaf in leaves:
-        dtype = np.dtype(getattr(leaf, "dtype", np.asarray(leaf).dtype))
+        dtype = _dtype(leaf)
         if not np.issubdtype(dtype, np.inexact):
             raise TypeError(f"{name} requires real- or complex-valued inputs (input dtype that "
                             f"is a sub-dtype of np.inexact), but got {dtype.name}.")
@@ -36,14 +41,13 @@ def _basis(leaves) -> tuple[int, list]:
     """The standard basis of the flattened leaves: for each leaf, an [n, *leaf.shape] array
     whose rows are the basis vectors restricted to that leaf (n: all leaves' sizes)."""
     import flowjit.numpy as fnp
-    sizes = [int(np.prod(np.shape(leaf))) for leaf in leaves]
+    sizes = [int(np.prod(shape_of(leaf).dims)) for leaf in leaves]
     total = sum(sizes)
     parts, at = [], 0
     for leaf, size in zip(leaves, sizes):
-        dtype = getattr(leaf, "dtype", np.asarray(leaf).dtype)
-        eye = np.zeros((total, size), dtype=dtype)
+        eye = np.zeros((total, size), dtype=_dtype(leaf))
         eye[np.arange(at, at + size), np.arange(size)] = 1
-        parts.append(fnp.asarray(eye.reshape((total,) + tuple(np.shape(leaf)))))
+        parts.append(fnp.asarray(eye.reshape((total,) + tuple(shape_of(leaf).dims))))
         at += size
     return total, parts
 
@@ -53,7 +57,7 @@ def _split(batched, leaves, outer_shape: tuple, axis_first: bool):
     leaf and shape each as outer_shape + leaf.shape (axis_first: the basis axis leads)."""
     pieces, at = [], 0
     for leaf in leaves:
-        shape = tuple(np.shape(leaf))
+        shape = tuple(shape_of(leaf).dims)
         size = int(np.prod(shape))
         if axis_first:
             piece = batched[at:at + size]
@@ -132,7 +136,7 @@ def jacrev(fun: Callable, argnums: Union[int, Sequence[int]] = 0, has_aux: bool 
             return pullback(tree.tree_unflatten(out_def, list(directions)))
         # Per argument leaf: [basis, *arg.shape], the basis running over the output leaves.
         pulled = tree.tree_leaves(vmap(pull)(*basis))
-        per_arg = [_split(g, out_leaves, tuple(np.shape(a)), axis_first=True)
+        per_arg = [_split(g, out_leaves, tuple(shape_of(a).dims), axis_first=True)
                    for a, g in zip(leaves, pulled)]
         columns = [_pack([piece[k] for piece in per_arg], treedef, argnums)
                    for k in range(len(out_leaves))]

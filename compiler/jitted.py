@@ -509,6 +509,9 @@ def _leaf_labels(dynamic: tuple, names: list[str]) -> list[str]:
         elif isinstance(value, (tuple, list)):
             for i, v in enumerate(value):
                 walk(v, f"{label}[{i}]")
+        elif tree.registered_children(value) is not None:   # a registered class
+            for i, v in enumerate(tree.registered_children(value)):
+                walk(v, f"{label}<{i}>")
         elif value is not None:
             labels.append(label)
     for value, name in zip(dynamic, names):

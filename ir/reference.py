@@ -508,7 +508,8 @@ def _custom_call(inst, args):
     target = inst.attrs["custom_call_target"]
     if target == "stop_gradient":
         return args[0]
-    if target == "flowjit.custom_vjp":
+    if (target in ("flowjit.custom_vjp", "flowjit.custom_jvp")
+            or target.startswith("flowjit.checkpoint.")):   # the primal computation
         return evaluate_computation(inst.calls["called_computations"][0], args)
     raise NotImplementedError(f"custom-call target {target!r} has no reference semantics")
 

@@ -490,7 +490,8 @@ def custom_call_rule(shapes, attrs, calls, result):
             raise fail("custom-call", "stop_gradient takes one operand", shapes)
         return shapes[0]
     callees = calls.get("called_computations") or []
-    if target == "flowjit.custom_vjp" and callees:
+    if (target in ("flowjit.custom_vjp", "flowjit.custom_jvp")
+            or target.startswith("flowjit.checkpoint.")) and callees:
         return callee_result("called_computations")(shapes, attrs,
                                                     {"called_computations": callees[0]}, result)
     if result is None:

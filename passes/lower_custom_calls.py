@@ -1,8 +1,9 @@
 """lower-custom-calls: the autodiff markers become plain code before codegen.
 
 `custom-call` "stop_gradient" is the identity once gradients are taken; a
-"flowjit.custom_vjp" call is its primal computation (the custom rule only matters to the
-VJP transformation, which ran at trace time).
+"flowjit.custom_vjp", "flowjit.custom_jvp" or "flowjit.checkpoint.*" call is its primal
+computation (the custom rule or policy only matters to the autodiff transformations, which
+ran at trace time).
 """
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from flowjit.ir.builder import NameTable
 from flowjit.ir.module import Instruction, Module
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.rewrite import rewrite_computation
+from flowjit.passes.remat import is_checkpoint
 
 
 def _lower(inst: Instruction, names: NameTable, uses) -> Optional[Instruction]:
     target = inst.attrs.get("custom_call_target")
     if target == "stop_gradient":
         return inst.operands[0]
-    if target == "flowjit.custom_vjp":
+    if target in ("flowjit.custom_vjp", "flowjit.custom_jvp") or is_checkpoint(target):
         primal = inst.calls["called_computations"][0]
         # The same name: the custom call it stands for goes (nothing uses it any more).
         return Instruction(inst.name, Opcode.CALL, inst.shape, inst.operands,

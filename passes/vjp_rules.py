@@ -21,6 +21,8 @@ from flowjit.passes.vjp import output_leaves
 from flowjit.passes import window_vjp
 from flowjit.passes.vjp_control import call_rule, conditional_rule, while_rule
 from flowjit.passes.vjp_convolution import convolution_rule
+from flowjit.passes.vjp_custom_jvp import custom_jvp_vjp_rule
+from flowjit.passes.remat import checkpoint_vjp_rule, is_checkpoint
 
 
 
@@ -349,6 +351,10 @@ def _custom_call(e, inst, g):
     target = inst.attrs["custom_call_target"]
     if target == "stop_gradient":
         return [None]
+    if target == "flowjit.custom_jvp":
+        return custom_jvp_vjp_rule(e, inst, g)
+    if is_checkpoint(target):
+        return checkpoint_vjp_rule(e, inst, g)
     if target != "flowjit.custom_vjp":
         raise NotImplementedError(f"gradient of custom-call {target!r}")
     primal, fwd, bwd = inst.calls["called_computations"]

@@ -18,11 +18,13 @@ from flowjit.ir.printer import FORMATTERS
 from flowjit.ir.reference import REFERENCE
 from flowjit.passes.vjp_rules import VJP_RULES, no_gradient
 from flowjit.passes.batching_rules import BATCHING_RULES
+from flowjit.passes.jvp_rules import JVP_RULES, zero_tangent
 
 TABLES = {
     "OPS (flowjit.ir.ops)": OPS,
     "REFERENCE (flowjit.ir.reference)": REFERENCE,
     "VJP_RULES (flowjit.passes.vjp_rules)": VJP_RULES,
+    "JVP_RULES (flowjit.passes.jvp_rules)": JVP_RULES,
     "CPU_LOWERING (flowjit.codegen.kernels)": CPU_LOWERING,
     "PTX_LOWERING (flowjit.codegen.ptx)": PTX_LOWERING,
     "BATCHING_RULES (flowjit.passes.batching_rules)": BATCHING_RULES,
@@ -57,6 +59,14 @@ def test_differentiability_in_the_op_table_matches_the_vjp_table():
             assert rule is not no_gradient, f"{op} is declared differentiable"
         else:
             assert rule is no_gradient, f"{op} is declared non-differentiable"
+
+
+def test_differentiability_in_the_op_table_matches_the_jvp_table():
+    for op, spec in OPS.items():
+        if spec.differentiable:
+            assert JVP_RULES[op] is not zero_tangent, f"{op} is declared differentiable"
+        else:
+            assert JVP_RULES[op] is zero_tangent, f"{op} is declared non-differentiable"
 
 
 def test_every_elementwise_op_has_a_scalar_rule():

@@ -51,6 +51,8 @@ COMMON = {
     "random": """PRNGKey bernoulli beta bits categorical choice dirichlet exponential fold_in
         gamma gumbel key laplace logistic multivariate_normal normal permutation poisson
         randint split truncated_normal uniform""",
+    "tree_util": """register_dataclass register_pytree_node register_pytree_node_class
+        tree_flatten tree_leaves tree_map tree_structure tree_unflatten""",
 }
 
 # Parameters JAX has that a flowjit function may leave out: sharding and placement (one
