@@ -140,3 +140,9 @@ def _einsum_pair(a, ta: str, b, tb: str, keep: set):
     term = "".join(batch) + "".join(c for c in ta if c not in tb) + "".join(
         c for c in tb if c not in ta)
     return out, term
+
+
+# Decompositions (LAPACK custom calls, as JAX emits them): defined in flowjit.linalg.
+from flowjit.linalg import (cholesky, det, eigh, eigvalsh, inv, lstsq,  # noqa: E402,F401
+                            matrix_power, matrix_rank, multi_dot, norm, pinv, qr, slogdet,
+                            solve, svd, tensorsolve)
