@@ -24,6 +24,11 @@ from flowjit.ir.module import Instruction
 from flowjit.ir.shapes import leaves
 
 _FLIP = {"L": "U", "U": "L", "R": "L"}
+_TRANSPOSE_TILE = 32
+
+
+def _smaller(b: llvm_ir.IRBuilder, x, y):
+    return b.select(b.icmp_signed("<", x, y), x, y)
 
 
 @dataclass
@@ -98,14 +103,22 @@ class _Call:
 
     def transpose(self, dst, src, rows: int, cols: int) -> None:
         """dst[j * rows + i] = src[i * cols + j]: row-major [rows, cols] to column-major
-        (and, with rows and cols swapped, back)."""
+        (and, with rows and cols swapped, back), in square tiles so that both the reads
+        and the writes stay in cache (a plain double loop strides through memory on one
+        side: 2-3x slower at n = 512)."""
         b = self.b
-        with for_range(b, rows, "t.i") as i:
-            with for_range(b, cols, "t.j") as j:
-                value = b.load(b.gep(src, [b.add(b.mul(i, i64(cols)), j)],
-                                     source_etype=self.scalar), typ=self.scalar)
-                b.store(value, b.gep(dst, [b.add(b.mul(j, i64(rows)), i)],
-                                     source_etype=self.scalar))
+        tile = _TRANSPOSE_TILE
+        with for_range(b, (rows + tile - 1) // tile, "t.ti") as ti:
+            with for_range(b, (cols + tile - 1) // tile, "t.tj") as tj:
+                i0, j0 = b.mul(ti, i64(tile)), b.mul(tj, i64(tile))
+                i1 = _smaller(b, b.add(i0, i64(tile)), i64(rows))
+                j1 = _smaller(b, b.add(j0, i64(tile)), i64(cols))
+                with for_range(b, i1, "t.i", start=i0) as i:
+                    with for_range(b, j1, "t.j", start=j0) as j:
+                        value = b.load(b.gep(src, [b.add(b.mul(i, i64(cols)), j)],
+                                             source_etype=self.scalar), typ=self.scalar)
+                        b.store(value, b.gep(dst, [b.add(b.mul(j, i64(rows)), i)],
+                                             source_etype=self.scalar))
 
     def store_info(self, info_out, batch, cell) -> None:
         self.b.store(self.b.load(cell, typ=I32), self.at(info_out, batch, 4))

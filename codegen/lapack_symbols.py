@@ -48,11 +48,13 @@ def address(routine: str) -> int:
 
 @functools.lru_cache(maxsize=1)
 def _one_thread_without_blas() -> None:
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    threadpool_limits(1, user_api="blas")
+    """scipy's OpenBLAS held to one thread when codegen.blas did not load it."""
+    for path in blas._candidates():   # scipy's library first, as codegen.blas picks it
+        try:
+            if blas.hold_to_one_thread(ctypes.CDLL(path)):
+                return
+        except OSError:
+            continue
 
 
 def symbol(routine: str) -> str:

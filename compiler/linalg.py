@@ -184,10 +184,10 @@ def _permutation(pivots, m: int):
     start = broadcast_to(rows, batch + (m,))
 
     def swap(i, perm):
-        target = total(where(arange(k, dtype=np.int32) == i, pivots, 0), axis=-1,
-                       keepdims=True)
-        at_i = total(where(rows == i, perm, 0), axis=-1, keepdims=True)
-        at_target = total(where(rows == target, perm, 0), axis=-1, keepdims=True)
+        # O(m) per swap: the two values are gathered once per element, not summed over rows.
+        target = lax.dynamic_slice_in_dim(pivots, i, 1, axis=-1)
+        at_i = lax.dynamic_slice_in_dim(perm, i, 1, axis=-1)
+        at_target = take_along_axis(perm, target, axis=-1)
         return where(rows == i, at_target, where(rows == target, at_i, perm))
     return fori_loop(0, k, swap, start)
 
