@@ -10,7 +10,7 @@ Workspace sizes are LAPACK's own answers, asked once at compile time.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from llvmlite import ir as llvm_ir
 
@@ -38,7 +38,6 @@ class _Call:
     ctx: ScalarContext
     dtype: DType
     scratch_bytes: int = 0
-    scratch_parts: list = field(default_factory=list)
 
     @property
     def b(self) -> llvm_ir.IRBuilder:

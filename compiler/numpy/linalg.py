@@ -142,7 +142,8 @@ def _einsum_pair(a, ta: str, b, tb: str, keep: set):
     return out, term
 
 
-# Decompositions (LAPACK custom calls, as JAX emits them): defined in flowjit.linalg.
-from flowjit.linalg import (cholesky, det, eigh, eigvalsh, inv, lstsq,  # noqa: E402,F401
-                            matrix_power, matrix_rank, multi_dot, norm, pinv, qr, slogdet,
-                            solve, svd, tensorsolve)
+# Decompositions (LAPACK custom calls, as JAX emits them) and what is built from them.
+from flowjit.linalg import (cholesky, det, eigh, eigvalsh, inv, qr,  # noqa: E402,F401
+                            slogdet, solve, svd)
+from flowjit.linalg_derived import (lstsq, matrix_power, matrix_rank,  # noqa: E402,F401
+                                    multi_dot, norm, pinv, tensorsolve)

@@ -14,6 +14,8 @@ from tests.finite_differences import central_difference
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 jsl = pytest.importorskip("jax.scipy.linalg")
+# JAX's 32-bit defaults, as flowjit's (other tests turn JAX's x64 on for the process).
+pytestmark = pytest.mark.usefixtures("no_x64")
 
 RNG = np.random.default_rng(11)
 SQUARE = (RNG.normal(size=(4, 4)) + 3 * np.eye(4)).astype(np.float32)

@@ -16,6 +16,8 @@ from flowjit.ir.errors import ShapeError
 jax = pytest.importorskip("jax")
 jnp = pytest.importorskip("jax.numpy")
 jsl = pytest.importorskip("jax.scipy.linalg")
+# JAX's 32-bit defaults, as flowjit's (other tests turn JAX's x64 on for the process).
+pytestmark = pytest.mark.usefixtures("no_x64")
 
 NUMPY_NAMES = ["solve", "inv", "cholesky", "det", "slogdet", "qr", "eigh", "eigvalsh", "svd",
                "lstsq", "norm", "matrix_power", "pinv", "multi_dot", "matrix_rank",
