@@ -187,11 +187,15 @@ def _permutation(pivots, m: int):
         at_i = lax.dynamic_slice_in_dim(perm, i, 1, axis=-1)
         at_target = take_along_axis(perm, target, axis=-1)
         return where(rows == i, at_target, where(rows == target, at_i, perm))
+    if k == 0:          # no swaps (an empty matrix): the body could not even be traced
+        return start
     return fori_loop(0, k, swap, start)
 
 
 def _permute_rows(b, permutation):
     """b's rows in the order `permutation` names (b[..., permutation[i], :] at row i)."""
+    if 0 in shape_of(b).dims:
+        return b
     index = broadcast_to(expand_dims(permutation, -1), shape_of(b).dims)
     return take_along_axis(b, index, axis=-2)
 

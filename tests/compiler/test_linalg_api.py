@@ -166,3 +166,20 @@ def test_bad_input_is_a_clear_error_at_the_users_line(call, message):
     with pytest.raises((ShapeError, ValueError, TypeError), match=message) as info:
         call()
     assert "test_linalg_api.py" in str(info.value)
+
+
+EMPTY = {
+    "cholesky": lambda m: m.linalg.cholesky(np.zeros((0, 0), np.float32)),
+    "inv": lambda m: m.linalg.inv(np.zeros((2, 0, 0), np.float32)),
+    "det": lambda m: m.linalg.det(np.zeros((0, 0), np.float32)),
+    "solve": lambda m: m.linalg.solve(np.zeros((0, 0), np.float32), np.zeros((0, 2), np.float32)),
+    "svd": lambda m: m.linalg.svd(np.zeros((0, 3), np.float32), full_matrices=False)[1],
+    "qr": lambda m: tuple(m.linalg.qr(np.zeros((3, 0), np.float32))),
+    "eigh": lambda m: m.linalg.eigh(np.zeros((2, 0, 0), np.float32))[0],
+}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY))
+def test_empty_matrices_give_jaxs_shapes_and_values(name):
+    case = EMPTY[name]
+    _close(flowjit.jit(lambda: case(fnp))(), case(jnp))
