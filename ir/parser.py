@@ -406,10 +406,11 @@ class _Parser:
         return window(ints("size", 0), ints("stride", 1), pads, ints("rhs_dilate", 1),
                       ints("lhs_dilate", 1), [bool(r) for r in reversal])
 
-    _LAYOUT = re.compile(r"\s*([a-z][a-z0-9]*)\[([0-9,]*)\]\{([0-9,]*)\}\s*")
+    _LAYOUT = re.compile(r"\s*([a-z][a-z0-9]*)\[([0-9,]*)\](?:\{([0-9,]*)\})?\s*")
 
     def decode_layouts(self, raw: str) -> tuple:
-        """`{f32[4,4]{0,1}, s32[4]{0}}` -> OperandLayouts (each must carry its layout)."""
+        """`{f32[4,4]{0,1}, s32[4]{0}, f32[]}` -> OperandLayouts (a shape printed without
+        a layout, as XLA prints scalars, has the default: major to minor)."""
         body = raw.strip()
         if not (body.startswith("{") and body.endswith("}")):
             raise ValueError
@@ -421,8 +422,10 @@ class _Parser:
                 raise ValueError
             dtype, dims, order = match.groups()
             dtypes.parse(dtype)
-            layouts.append(OperandLayout(dtype, tuple(int(d) for d in dims.split(",") if d),
-                                         tuple(int(d) for d in order.split(",") if d)))
+            dims = tuple(int(d) for d in dims.split(",") if d)
+            order = (tuple(int(d) for d in order.split(",") if d) if order is not None
+                     else tuple(range(len(dims) - 1, -1, -1)))
+            layouts.append(OperandLayout(dtype, dims, order))
         return tuple(layouts)
 
     _FFI_ENTRY = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(-?\d+)\s*:\s*([a-z]+\d+)\s*")

@@ -55,6 +55,14 @@ def test_layouts_and_config_round_trip_as_typed_attributes(batch, n, uplo):
     assert parse_module(printed).to_text() == printed
 
 
+def test_a_shape_printed_without_a_layout_has_the_default_one():
+    # XLA prints a scalar's layout as nothing at all.
+    text = _call("my_kernel", ["f32[2,3]", "f32[]"], "f32[2,3]",
+                 ", operand_layout_constraints={f32[2,3]{1,0}, f32[]}")
+    layouts = parse_module(text).entry.root.attrs["operand_layout_constraints"]
+    assert layouts == (OperandLayout("f32", (2, 3), (1, 0)), OperandLayout("f32", (), ()))
+
+
 def test_column_major_is_xla_minor_to_major_of_batched_matrices():
     # XLA prints LAPACK operands as f32[2,5,3]{1,2,0}: rows fastest, then columns, batch.
     assert column_major(3) == (1, 2, 0)
