@@ -183,3 +183,19 @@ EMPTY = {
 def test_empty_matrices_give_jaxs_shapes_and_values(name):
     case = EMPTY[name]
     _close(flowjit.jit(lambda: case(fnp))(), case(jnp))
+
+
+def test_float64_runs_the_d_routines_at_float64_accuracy(x64):
+    rng = np.random.default_rng(3)
+    m = rng.normal(size=(3, 5, 5))
+    spd = m @ np.swapaxes(m, -1, -2) + 5 * np.eye(5)
+    b = rng.normal(size=(3, 5, 2))
+    program = flowjit.jit(lambda a, b: (fnp.linalg.cholesky(a), fnp.linalg.solve(a, b),
+                                        fnp.linalg.eigvalsh(a), fnp.linalg.det(a)))
+    text = program.lower(spd, b).as_text()
+    assert "lapack_dpotrf_ffi" in text and "lapack_sgetrf_ffi" not in text
+    chol, x, values, det = program(spd, b)
+    np.testing.assert_allclose(chol, np.linalg.cholesky(spd), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(x, np.linalg.solve(spd, b), rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(values, np.linalg.eigvalsh(spd), rtol=1e-12)
+    np.testing.assert_allclose(det, np.linalg.det(spd), rtol=1e-11)
