@@ -110,16 +110,21 @@ def blas() -> Optional[Blas]:
             if sgemm and dgemm:
                 llvm.add_symbol(SGEMM, sgemm)
                 llvm.add_symbol(DGEMM, dgemm)
-                # One thread for every call of this library, process-wide: a per-call
-                # openblas_set_num_threads_local(1) / restore raced between our threads
-                # (it is one setting for the process in these builds).
-                for name in ("scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
-                             "openblas_set_num_threads"):
-                    if hasattr(library, name):
-                        getattr(library, name)(1)
-                        break
+                hold_to_one_thread(library)
                 return Blas(path, bits)
     return None
+
+
+def hold_to_one_thread(library: ctypes.CDLL) -> bool:
+    """Run every call of this OpenBLAS on one thread, process-wide (a per-call
+    openblas_set_num_threads_local(1) / restore raced between our threads: it is one
+    setting for the process in these builds). False when it is not an OpenBLAS."""
+    for name in ("scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
+                 "openblas_set_num_threads"):
+        if hasattr(library, name):
+            getattr(library, name)(1)
+            return True
+    return False
 
 
 def gemm_symbols() -> Optional[tuple[str, str, int]]:

@@ -13,7 +13,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import llvmlite.binding as llvm
 
-from flowjit.codegen import compile_workers
+from flowjit.codegen import compile_workers, lapack_symbols
 from flowjit.codegen.llvm_target import (host_target_machine, initialize, object_code, optimize,
                                          selected_cpu_features, target_features)
 
@@ -141,6 +141,7 @@ def compile_llvm_ir(texts: Union[str, Sequence[str]], opt_level: int = 3,
     _parallel_support()
     features = target_features(selected_cpu_features())
     texts = [texts] if isinstance(texts, str) else list(texts)
+    lapack_symbols.bind_symbols_in(texts)
     timings: dict = {}
     objects = unpack_objects(object_code, len(texts)) if object_code is not None else None
     with _lock:

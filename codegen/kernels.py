@@ -9,6 +9,7 @@ from typing import Callable, Optional
 
 from llvmlite import ir as llvm_ir
 
+from flowjit.codegen import lapack
 from flowjit.codegen.control import alloca_at_entry, for_range, level_bounds
 from flowjit.codegen.dot import (emit_gemm, epilogue_of, gemm_plan, row_alignment,
                                  row_split)
@@ -28,6 +29,7 @@ from flowjit.ir.buffers import accumulated_parameter, updated_operand
 from flowjit.ir.dtypes import DType
 from flowjit.ir.graph import post_order, structure_key
 from flowjit.ir.module import Instruction, Module
+from flowjit.ir.lapack_targets import parse_target
 from flowjit.ir.op_tables import Unsupported
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.ops import CostClass, opcodes_where, spec
@@ -225,6 +227,14 @@ class ModuleLowering:
         with self.timed(what, inst, info.source_lines):
             self.call_kernel(info)
 
+    def emit_lapack_call(self, inst: Instruction) -> None:
+        """A LAPACK custom call's kernel; any other custom call should not be here."""
+        if parse_target(inst.attrs.get("custom_call_target", "")) is None:
+            raise NotImplementedError(
+                f"the CPU backend cannot run custom-call %{inst.name} to "
+                f"{inst.attrs.get('custom_call_target')!r}: only LAPACK targets reach codegen")
+        self.emit_kernel_call(inst)
+
     def call_kernel(self, info: KernelInfo) -> None:
         kernel = self.llvm.globals[info.name]
         pointers = [self.slot(k) for k in info.output_slots + info.input_slots]
@@ -370,7 +380,9 @@ class ModuleLowering:
         ctx = ScalarContext(builder, self.llvm)
         outputs = pointers[:len(out_slots)]
         inputs = pointers[len(out_slots):]
-        if inst.opcode == "scatter":
+        if inst.opcode in _LAPACK_KERNELS:
+            _LAPACK_KERNELS[inst.opcode](ctx, inst, outputs, inputs)
+        elif inst.opcode == "scatter":
             self.emit_scatter(ctx, inst, outputs[0], inputs,
                               in_place=out_slots[0] == in_slots[0])
         elif (dus := self.update_in_place(inst)) is not None:
@@ -838,6 +850,11 @@ def _source_lines(inst: Instruction) -> list[str]:
     return lines
 
 
+# Kernels that call LAPACK for one opcode (codegen/lapack.py).
+_LAPACK_KERNELS = {Opcode.CUSTOM_CALL: lapack.emit_lapack_custom_call,
+                   Opcode.CHOLESKY: lapack.emit_cholesky,
+                   Opcode.TRIANGULAR_SOLVE: lapack.emit_triangular_solve}
+
 # How each op runs on the CPU: `rule(lowering, inst)` emits it into the entry function.
 # Elemental ops (a rule in codegen.scalar_ops or codegen.elemental), fusions and scatters
 # become kernels; calls, loops and branches become control flow around kernel calls.
@@ -850,8 +867,11 @@ CPU_LOWERING: dict = {
     Opcode.CALL: ModuleLowering.emit_call,
     Opcode.WHILE: ModuleLowering.emit_while,
     Opcode.CONDITIONAL: ModuleLowering.emit_conditional,
-    Opcode.CUSTOM_CALL: Unsupported("custom calls are replaced by IR in the "
-                                    "lower-custom-calls pass, before codegen"),
+    # JAX's LAPACK calls run LAPACK (codegen/lapack.py); the autodiff markers are replaced
+    # by IR in the lower-custom-calls pass, before codegen.
+    Opcode.CUSTOM_CALL: ModuleLowering.emit_lapack_call,
+    Opcode.CHOLESKY: ModuleLowering.emit_kernel_call,
+    Opcode.TRIANGULAR_SOLVE: ModuleLowering.emit_kernel_call,
     Opcode.CONVOLUTION: Unsupported("rewritten to pads, slices and a dot by the "
                                     "lower-convolution pass, before codegen"),
 }

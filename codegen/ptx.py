@@ -272,7 +272,10 @@ PTX_LOWERING: dict = {
     Opcode.WHILE: PtxLowering.loop,
     Opcode.CONDITIONAL: PtxLowering.branch,
     Opcode.CUSTOM_CALL: Unsupported("custom calls are replaced by IR in the "
-                                    "lower-custom-calls pass, before codegen"),
+                                    "lower-custom-calls pass, before codegen; LAPACK calls "
+                                    "run on the host"),
+    Opcode.CHOLESKY: Unsupported("runs on the host (LAPACK)"),
+    Opcode.TRIANGULAR_SOLVE: Unsupported("runs on the host (LAPACK)"),
     Opcode.CONVOLUTION: Unsupported("rewritten to pads, slices and a dot by the "
                                     "lower-convolution pass, before codegen"),
 }

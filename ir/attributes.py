@@ -28,6 +28,8 @@ class AttrKind(enum.Enum):
     BUFFER = "buffer"               # {offset=0,size=64} / output -> BufferSlices
     WINDOW = "window"               # {size=3x3 stride=2x2 pad=1_1x1_1} -> WindowDims
     DIM_LABELS = "dim labels"       # b01f_01io->b01f             -> ConvDimensionLabels
+    LAYOUTS = "layouts"             # {f32[4,4]{0,1}, f32[4]{0}}  -> (OperandLayout, ...)
+    FFI_CONFIG = "ffi config"       # {uplo = 76 : ui8}           -> (("uplo", 76, "ui8"),)
 
 
 @dataclass(frozen=True)
@@ -145,3 +147,28 @@ class ConvDimensionLabels:
         if not (arrow and underscore) or not len(lhs) == len(rhs) == len(out):
             raise ValueError(f"dim_labels '{text}' is not lhs_rhs->out of one rank")
         return cls(cls._read(lhs, "b", "f"), cls._read(rhs, "o", "i"), cls._read(out, "b", "f"))
+
+
+@dataclass(frozen=True)
+class OperandLayout:
+    """One entry of a custom call's `operand_layout_constraints`: the operand's element type
+    and dims as text spells them, and the physical order of its dims (minor to major).
+    Layouts change where elements sit, never their values: flowjit's buffers are row-major
+    and a kernel that needs another order (LAPACK's column-major) transposes."""
+
+    dtype: str
+    dims: tuple[int, ...]
+    minor_to_major: tuple[int, ...]
+
+    def text(self) -> str:
+        dims = ",".join(map(str, self.dims))
+        order = ",".join(map(str, self.minor_to_major))
+        return f"{self.dtype}[{dims}]{{{order}}}"
+
+
+def column_major(rank: int) -> tuple[int, ...]:
+    """The minor-to-major order LAPACK wants: each trailing matrix column-major, leading
+    (batch) dims major."""
+    if rank < 2:
+        return tuple(range(rank - 1, -1, -1))
+    return (rank - 2, rank - 1) + tuple(range(rank - 3, -1, -1))

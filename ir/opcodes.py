@@ -83,6 +83,8 @@ class Opcode(str, enum.Enum):
     CONDITIONAL = "conditional"
     CUSTOM_CALL = "custom-call"
     CONVOLUTION = "convolution"
+    CHOLESKY = "cholesky"
+    TRIANGULAR_SOLVE = "triangular-solve"
 
     def __str__(self) -> str:
         return self.value

@@ -209,13 +209,25 @@ _SPECS = [
         optional("branch_computations", K.COMPUTATIONS))),
     OpSpec(Opcode.CUSTOM_CALL, None, rules.custom_call_rule, FusionRole.OPAQUE, _HEAVY, (
         Attr("custom_call_target", K.STRING),
-        optional("called_computations", K.COMPUTATIONS)), side_effecting=True),
+        optional("called_computations", K.COMPUTATIONS),
+        # Typed-FFI calls (JAX's LAPACK targets): the layouts the target needs, and its
+        # options as MLIR prints them (`{uplo = 76 : ui8}`); other configs stay verbatim.
+        optional("operand_layout_constraints", K.LAYOUTS),
+        Attr("ffi_config", K.FFI_CONFIG, required=False, spelling="backend_config")),
+        side_effecting=True),
     # Opaque: passes/lower_convolution rewrites it into pads, slices and a dot (which fuse
     # and go to BLAS) before fusion and codegen ever see it.
     OpSpec(Opcode.CONVOLUTION, 2, rules.convolution_rule, FusionRole.OPAQUE, _HEAVY, (
         optional("window", K.WINDOW), Attr("dim_labels", K.DIM_LABELS),
         optional("feature_group_count", K.INT), optional("batch_group_count", K.INT)),
         rereads_operands=True),
+    # Decompositions: each runs LAPACK on the host (codegen/lapack.py), never fused.
+    OpSpec(Opcode.CHOLESKY, 1, rules.cholesky_rule, FusionRole.OPAQUE, _HEAVY,
+           (optional("lower", K.BOOL),), dtypes="float"),
+    OpSpec(Opcode.TRIANGULAR_SOLVE, 2, rules.triangular_solve_rule, FusionRole.OPAQUE, _HEAVY,
+           (optional("left_side", K.BOOL), optional("lower", K.BOOL),
+            optional("unit_diagonal", K.BOOL), optional("transpose_a", K.WORD)),
+           dtypes="float"),
 ]
 
 OPS: dict[Opcode, OpSpec] = {spec.opcode: spec for spec in _SPECS}

@@ -17,7 +17,7 @@ import numpy as np
 from flowjit.ir import dtypes
 from flowjit.ir.errors import HloParseError, ShapeError
 from flowjit.ir.attributes import AttrKind, BufferSlice, window
-from flowjit.ir.attributes import ConvDimensionLabels
+from flowjit.ir.attributes import ConvDimensionLabels, OperandLayout
 from flowjit.ir.graph import use_graph
 from flowjit.ir.module import Computation, Instruction, Module, UseCycleError
 from flowjit.ir.ops import OPS, infer_shape, spec
@@ -406,6 +406,48 @@ class _Parser:
         return window(ints("size", 0), ints("stride", 1), pads, ints("rhs_dilate", 1),
                       ints("lhs_dilate", 1), [bool(r) for r in reversal])
 
+    _LAYOUT = re.compile(r"\s*([a-z][a-z0-9]*)\[([0-9,]*)\](?:\{([0-9,]*)\})?\s*")
+
+    def decode_layouts(self, raw: str) -> tuple:
+        """`{f32[4,4]{0,1}, s32[4]{0}, f32[]}` -> OperandLayouts (a shape printed without
+        a layout, as XLA prints scalars, has the default: major to minor)."""
+        body = raw.strip()
+        if not (body.startswith("{") and body.endswith("}")):
+            raise ValueError
+        body = body[1:-1].strip()
+        layouts = []
+        for part in re.split(r",\s*(?=[a-z])", body) if body else []:
+            match = self._LAYOUT.fullmatch(part)
+            if match is None:
+                raise ValueError
+            dtype, dims, order = match.groups()
+            dtypes.parse(dtype)
+            dims = tuple(int(d) for d in dims.split(",") if d)
+            order = (tuple(int(d) for d in order.split(",") if d) if order is not None
+                     else tuple(range(len(dims) - 1, -1, -1)))
+            layouts.append(OperandLayout(dtype, dims, order))
+        return tuple(layouts)
+
+    _FFI_ENTRY = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(-?\d+)\s*:\s*([a-z]+\d+)\s*")
+
+    def decode_ffi_config(self, raw: str):
+        """A typed-FFI custom call's backend_config, `{uplo = 76 : ui8, ...}` (MLIR's
+        dictionary of integers), as sorted (key, value, type); any other text (a JSON
+        config of another kind of custom call) is kept verbatim."""
+        body = raw.strip()
+        if not (body.startswith("{") and body.endswith("}")):
+            return _VERBATIM
+        body = body[1:-1].strip()
+        if not body:
+            return ()
+        entries = [self._FFI_ENTRY.fullmatch(part) for part in body.split(",")]
+        if any(m is None for m in entries):
+            return _VERBATIM
+        keys = [m.group(1) for m in entries]
+        if len(set(keys)) != len(keys):
+            raise ValueError
+        return tuple(sorted((m.group(1), int(m.group(2)), m.group(3)) for m in entries))
+
     # One decoder per attribute kind, (parser, tokens, word tokens, raw text) -> value: the
     # parser's half of the attribute schema (computations are resolved later).
     DECODERS = {
@@ -422,6 +464,8 @@ class _Parser:
         AttrKind.WINDOW: lambda self, tokens, words, raw: self.decode_window(raw),
         AttrKind.DIM_LABELS: lambda self, tokens, words, raw: ConvDimensionLabels.parse(
             _one(words).text),
+        AttrKind.LAYOUTS: lambda self, tokens, words, raw: self.decode_layouts(raw),
+        AttrKind.FFI_CONFIG: lambda self, tokens, words, raw: self.decode_ffi_config(raw),
     }
 
     def decode_metadata(self, tokens: list[Token]) -> dict:

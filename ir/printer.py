@@ -95,6 +95,9 @@ FORMATTERS = {
     AttrKind.BUFFER: _buffer,
     AttrKind.WINDOW: _window,
     AttrKind.DIM_LABELS: lambda labels: labels.text(),
+    AttrKind.LAYOUTS: lambda layouts: "{" + ", ".join(x.text() for x in layouts) + "}",
+    AttrKind.FFI_CONFIG: lambda config: "{" + ", ".join(
+        f"{key} = {value} : {typ}" for key, value, typ in config) + "}",
 }
 
 

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from flowjit.ir import window_reference
+from flowjit.ir import lapack_reference, window_reference
 from flowjit.ir.dtypes import DType, from_numpy
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.op_tables import Unsupported
@@ -393,11 +393,13 @@ def _gather(inst, args):
         starts[:, d] = np.clip(idx[:, k], 0, operand.shape[d] - slice_sizes[d])
     # A batching dim of the operand starts at the position along its paired index dim.
     index_batch_dims = [d for d in range(indices.ndim) if d != ivd]
-    coords = np.indices(batch_shape).reshape(len(batch_shape), -1)
+    # (a scalar index, batch shape (), is one position: reshape cannot infer -1 from 0)
+    coords = np.indices(batch_shape).reshape(len(batch_shape), idx.shape[0])
     for obd, ibd in zip(a.get("operand_batching_dims", ()),
                         a.get("start_indices_batching_dims", ())):
         starts[:, obd] = coords[index_batch_dims.index(ibd)]
-    window = np.indices(slice_sizes).reshape(operand.ndim, -1)          # [rank, W]
+    window = np.indices(slice_sizes).reshape(operand.ndim,
+                                             math.prod(slice_sizes))          # [rank, W]
     full = starts[:, :, None] + window[None, :, :]                       # [B, rank, W]
     values = operand[tuple(full[:, d, :] for d in range(operand.ndim))]  # [B, W]
     values = values.reshape((len(starts),) + tuple(slice_sizes))
@@ -431,7 +433,8 @@ def _scatter(inst, args):
     idx = moved.reshape(-1, indices.shape[ivd])
     # A batching dim of the operand starts at the position along its paired index dim.
     index_batch_dims = [d for d in range(indices.ndim) if d != ivd]
-    coords = np.indices(moved.shape[:-1]).reshape(len(index_batch_dims), -1)
+    coords = np.indices(moved.shape[:-1]).reshape(len(index_batch_dims),
+                                                  math.prod(moved.shape[:-1]))
     batch_starts = [(obd, coords[index_batch_dims.index(ibd)]) for obd, ibd in
                     zip(operand_batching, a.get("scatter_indices_batching_dims", ()))]
     scatter_dims = [d for d in range(updates.ndim) if d not in window_dims]
@@ -443,7 +446,7 @@ def _scatter(inst, args):
     full_window = [1] * operand.ndim
     for k, d in enumerate(operand_window_dims):
         full_window[d] = window_shape[k]
-    window = np.indices(full_window).reshape(operand.ndim, -1)
+    window = np.indices(full_window).reshape(operand.ndim, math.prod(full_window))
     out = operand.copy()
     comp = inst.calls["to_apply"]
     kind = simple_reducer(comp)
@@ -511,6 +514,9 @@ def _custom_call(inst, args):
     if (target in ("flowjit.custom_vjp", "flowjit.custom_jvp")
             or target.startswith("flowjit.checkpoint.")):   # the primal computation
         return evaluate_computation(inst.calls["called_computations"][0], args)
+    lapack = lapack_reference.lapack_custom_call(inst, args)
+    if lapack is not None:
+        return lapack
     raise NotImplementedError(f"custom-call target {target!r} has no reference semantics")
 
 
@@ -645,6 +651,8 @@ REFERENCE: dict[Opcode, "Rule | Unsupported"] = {
     Opcode.CONDITIONAL: _conditional,
     Opcode.CUSTOM_CALL: _custom_call,
     Opcode.CONVOLUTION: _convolution,
+    Opcode.CHOLESKY: lapack_reference.cholesky,
+    Opcode.TRIANGULAR_SOLVE: lapack_reference.triangular_solve,
 }
 
 

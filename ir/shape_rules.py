@@ -11,6 +11,7 @@ from typing import Callable, Optional
 
 from flowjit.ir.dtypes import DType
 from flowjit.ir.errors import ShapeError
+from flowjit.ir.lapack_targets import lapack_result_shape
 from flowjit.ir.shapes import ArrayShape, Shape, TupleShape
 
 ShapeRule = Callable[[list, dict, dict, Optional[Shape]], Shape]
@@ -490,6 +491,9 @@ def custom_call_rule(shapes, attrs, calls, result):
             raise fail("custom-call", "stop_gradient takes one operand", shapes)
         return shapes[0]
     callees = calls.get("called_computations") or []
+    lapack = lapack_result_shape(target, shapes, attrs) if isinstance(target, str) else None
+    if lapack is not None:
+        return lapack
     if (target in ("flowjit.custom_vjp", "flowjit.custom_jvp")
             or target.startswith("flowjit.checkpoint.")) and callees:
         return callee_result("called_computations")(shapes, attrs,
@@ -615,3 +619,39 @@ def select_and_scatter_rule(shapes, attrs, calls, result):
         raise fail("select-and-scatter", "operand, source and init value must have one "
                    "element type", shapes)
     return ArrayShape(operand.dtype, operand.dims)
+
+
+def _float_matrices(opcode: str, shapes) -> None:
+    arrays_only(opcode, shapes)
+    check_dtype(opcode, "float", shapes)
+    if any(s.rank < 2 for s in shapes):
+        raise fail(opcode, "operands must be (batches of) matrices, rank >= 2", shapes)
+    if shapes[0].dims[-1] != shapes[0].dims[-2]:
+        raise fail(opcode, "a must be square in its last two dims", shapes)
+
+
+def cholesky_rule(shapes, attrs, calls, result):
+    """XLA's cholesky: a [..., n, n] -> its factor, the same shape."""
+    _float_matrices("cholesky", shapes)
+    return shapes[0]
+
+
+TRANSPOSE_A = ("NO_TRANSPOSE", "TRANSPOSE", "ADJOINT")
+
+
+def triangular_solve_rule(shapes, attrs, calls, result):
+    """XLA's triangular-solve: a [..., k, k], b [..., m, n] with k = m (left_side) or n;
+    the same batch dims and element type; the result has b's shape."""
+    _float_matrices("triangular-solve", shapes)
+    a, b = shapes
+    if a.dtype != b.dtype or a.dims[:-2] != b.dims[:-2]:
+        raise fail("triangular-solve", "a and b need one element type and batch dims", shapes)
+    left = attrs.get("left_side", False)
+    if a.dims[-1] != b.dims[-2 if left else -1]:
+        side = "rows" if left else "columns"
+        raise fail("triangular-solve", f"a's size must equal b's {side} "
+                   f"(left_side={'true' if left else 'false'})", shapes)
+    if attrs.get("transpose_a", "NO_TRANSPOSE") not in TRANSPOSE_A:
+        raise fail("triangular-solve", f"transpose_a must be one of {', '.join(TRANSPOSE_A)}",
+                   shapes)
+    return b

@@ -12,9 +12,10 @@ from typing import Optional
 import numpy as np
 
 from flowjit.ir.attributes import AttrKind, BufferSlice, WindowDim
-from flowjit.ir.attributes import ConvDimensionLabels
+from flowjit.ir.attributes import ConvDimensionLabels, OperandLayout
 from flowjit.ir.dtypes import DType
 from flowjit.ir.errors import ShapeError, VerifierError
+from flowjit.ir.lapack_targets import runnable_custom_call
 from flowjit.ir.module import Computation, Instruction, Module
 from flowjit.ir.ops import OPS, infer_shape
 from flowjit.ir.shapes import ArrayShape, TupleShape, shape_problem
@@ -53,6 +54,12 @@ _ATTR_VALUE_OK = {
         for spec in (v.lhs, v.rhs, v.out)) and len(v.lhs) >= 2,
     AttrKind.BUFFER: lambda v: isinstance(v, tuple) and all(
         isinstance(b, BufferSlice) and b.offset >= 0 and b.size >= 0 for b in v),
+    AttrKind.LAYOUTS: lambda v: isinstance(v, tuple) and all(
+        isinstance(x, OperandLayout) and _is_int_tuple(x.dims)
+        and sorted(x.minor_to_major) == list(range(len(x.dims))) for x in v),
+    AttrKind.FFI_CONFIG: lambda v: isinstance(v, tuple) and all(
+        isinstance(e, tuple) and len(e) == 3 and isinstance(e[0], str) and _is_int(e[1])
+        and isinstance(e[2], str) for e in v),
 }
 
 
@@ -257,6 +264,12 @@ def verify_compilable(module: Module) -> None:
                                 f"tuple shape {param.shape}; the runtime takes arrays only")
     for comp in module.computations:
         for inst in comp.instructions:
+            target = inst.attrs.get("custom_call_target")
+            if inst.opcode == "custom-call" and not runnable_custom_call(target):
+                raise VerifierError(f"%{inst.name} in %{comp.name}: custom-call target "
+                                    f"{target!r} is not one flowjit runs (it runs "
+                                    f"stop_gradient, flowjit.custom_vjp and JAX's "
+                                    f"lapack_?xxx_ffi calls)")
             for key in _UNCOMPILED_ATTRIBUTES.get(inst.opcode, ()):
                 if inst.attrs.get(key):
                     raise VerifierError(f"%{inst.name} in %{comp.name}: {inst.opcode} with "

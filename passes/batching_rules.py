@@ -283,6 +283,15 @@ def _get_tuple_element(b, inst, operands, bdims):
 
 _NO_OPERANDS = Unsupported("has no operands, so it is never batched: the pass copies it")
 
+def _leading_batch(b, inst, operands, bdims):
+    """An op already batched over its operands' leading dims (cholesky, triangular-solve):
+    every operand gets the batch dim in front (a shared one broadcast), and so does the
+    result."""
+    moved = [b.to_front(value, bdim) for value, bdim in zip(operands, bdims)]
+    shape = batched_shape(inst.shape, 0, b.size)
+    return b.op(inst.opcode, *moved, shape=shape, **inst.attrs), 0
+
+
 BATCHING_RULES = {
     **{op: elementwise for op, spec in OPS.items() if spec.role is FusionRole.ELEMENTWISE},
     Opcode.PARAMETER: Unsupported("parameters are batched by the pass itself (in_axes)"),
@@ -311,4 +320,6 @@ BATCHING_RULES = {
     Opcode.WHILE: batching_control.while_rule,
     Opcode.CONDITIONAL: batching_control.conditional_rule,
     Opcode.CUSTOM_CALL: batching_control.custom_call_rule,
+    Opcode.CHOLESKY: _leading_batch,
+    Opcode.TRIANGULAR_SOLVE: _leading_batch,
 }

@@ -18,7 +18,7 @@ from flowjit.ir.op_tables import Unsupported
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.ops import OPS
 from flowjit.ir.reference import simple_reducer
-from flowjit.passes import window_vjp
+from flowjit.passes import vjp_linalg, window_vjp
 from flowjit.passes.jvp import restate
 from flowjit.passes.jvp_control import (call_rule, conditional_rule, custom_call_rule,
                                         while_rule)
@@ -213,6 +213,9 @@ JVP_RULES = {
     Opcode.CONDITIONAL: conditional_rule,
     Opcode.WHILE: while_rule,
     Opcode.CUSTOM_CALL: custom_call_rule,
+    Opcode.CHOLESKY: lambda e, inst, tangents: vjp_linalg.cholesky_tangent(e, inst,
+                                                                           tangents[0]),
+    Opcode.TRIANGULAR_SOLVE: vjp_linalg.triangular_solve_tangent,
     Opcode.PARAMETER: Unsupported("a parameter's tangent is an input of the JVP, not "
                                   "computed from operands"),
     Opcode.FUSION: Unsupported("autodiff runs on unfused modules; fusion comes after it"),

@@ -18,7 +18,7 @@ from flowjit.ir.ops import OPS
 from flowjit.ir.dtypes import DType
 from flowjit.ir.shapes import ArrayShape
 from flowjit.passes.vjp import output_leaves
-from flowjit.passes import window_vjp
+from flowjit.passes import vjp_linalg, window_vjp
 from flowjit.passes.vjp_control import call_rule, conditional_rule, while_rule
 from flowjit.passes.vjp_convolution import convolution_rule
 from flowjit.passes.vjp_custom_jvp import custom_jvp_vjp_rule
@@ -356,7 +356,10 @@ def _custom_call(e, inst, g):
     if is_checkpoint(target):
         return checkpoint_vjp_rule(e, inst, g)
     if target != "flowjit.custom_vjp":
-        raise NotImplementedError(f"gradient of custom-call {target!r}")
+        lapack = vjp_linalg.lapack_rule(e, inst, g)
+        if lapack is None:
+            raise NotImplementedError(f"gradient of custom-call {target!r}")
+        return lapack
     primal, fwd, bwd = inst.calls["called_computations"]
     saved = e.op("call", *inst.operands, calls={"to_apply": fwd})
     n_out = len(output_leaves(primal))
@@ -432,6 +435,8 @@ VJP_RULES = {
     Opcode.CONDITIONAL: conditional_rule,
     Opcode.WHILE: while_rule,
     Opcode.CONVOLUTION: convolution_rule,
+    Opcode.CHOLESKY: vjp_linalg.cholesky_rule,
+    Opcode.TRIANGULAR_SOLVE: vjp_linalg.triangular_solve_rule,
     Opcode.PARAMETER: Unsupported("a parameter's cotangent is a result of the VJP, not "
                                   "propagated further"),
     Opcode.FUSION: Unsupported("autodiff runs on unfused modules; fusion comes after it"),

@@ -140,3 +140,10 @@ def _einsum_pair(a, ta: str, b, tb: str, keep: set):
     term = "".join(batch) + "".join(c for c in ta if c not in tb) + "".join(
         c for c in tb if c not in ta)
     return out, term
+
+
+# Decompositions (LAPACK custom calls, as JAX emits them) and what is built from them.
+from flowjit.linalg import (cholesky, det, eigh, eigvalsh, inv, qr,  # noqa: E402,F401
+                            slogdet, solve, svd)
+from flowjit.linalg_derived import (lstsq, matrix_power, matrix_rank,  # noqa: E402,F401
+                                    multi_dot, norm, pinv, tensorsolve)

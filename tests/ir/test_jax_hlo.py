@@ -19,6 +19,7 @@ from flowjit.ir.parser import parse_module
 from flowjit.ir.reference import evaluate
 from flowjit.ir.verifier import verify
 from tests import conv_oracle
+from tests.ir import linalg_oracles
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.hlo"))
@@ -380,6 +381,8 @@ ORACLES.update({
     "cnn_forward": np_cnn_forward,
     "cnn_grad": np_cnn_grad,
 })
+ORACLES.update(linalg_oracles.ORACLES)
+TOLERANCE.update(linalg_oracles.TOLERANCE)
 # f32 sums of 27 to 192 products against float64.
 TOLERANCE.update({name: dict(rtol=2e-5, atol=2e-5) for name in (
     "conv_nhwc", "conv_nchw", "conv_strided", "conv_dilated", "conv_depthwise",
