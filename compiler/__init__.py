@@ -67,6 +67,9 @@ def __getattr__(name: str):
         module_name, attr = _EXPORTS[name]
     except KeyError:
         raise AttributeError(f"module 'flowjit' has no attribute '{name}'") from None
+    # flowjit.numpy first: it loads the API's modules in an order without import cycles
+    # (flowjit.ad, control_flow and linalg need each other's names at load time).
+    importlib.import_module("flowjit.numpy")
     module = importlib.import_module(module_name)
     value = module if attr is None else getattr(module, attr)
     globals()[name] = value

@@ -15,6 +15,14 @@ for name in names:
         getattr(fresh, name)
     except Exception as error:   # an import cycle shows up as ImportError/AttributeError
         failed.append(f"{name}: {type(error).__name__}: {error}")
+for module_name in ["flowjit.numpy", "flowjit.lax", "flowjit.nn", "flowjit.random",
+                    "flowjit.scipy.linalg", "flowjit.numpy.linalg", "flowjit.tree_util"]:
+    for module in [m for m in sys.modules if m == "flowjit" or m.startswith("flowjit.")]:
+        del sys.modules[module]
+    try:
+        importlib.import_module(module_name)
+    except Exception as error:
+        failed.append(f"import {module_name}: {type(error).__name__}: {error}")
 print("\\n".join(failed) or "ok")
 """
 
