@@ -83,6 +83,8 @@ class Opcode(str, enum.Enum):
     CONDITIONAL = "conditional"
     CUSTOM_CALL = "custom-call"
     CONVOLUTION = "convolution"
+    SORT = "sort"
+    TOPK = "topk"
 
     def __str__(self) -> str:
         return self.value
