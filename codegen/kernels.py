@@ -769,4 +769,6 @@ CPU_LOWERING: dict = {
                                     "lower-custom-calls pass, before codegen"),
     Opcode.CONVOLUTION: Unsupported("rewritten to pads, slices and a dot by the "
                                     "lower-convolution pass, before codegen"),
+    Opcode.SORT: ModuleLowering.emit_kernel_call,
+    Opcode.TOPK: ModuleLowering.emit_kernel_call,
 }

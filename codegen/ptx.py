@@ -275,6 +275,9 @@ PTX_LOWERING: dict = {
                                     "lower-custom-calls pass, before codegen"),
     Opcode.CONVOLUTION: Unsupported("rewritten to pads, slices and a dot by the "
                                     "lower-convolution pass, before codegen"),
+    Opcode.SORT: Unsupported("no GPU sort kernel yet (a bitonic sort per row is the plan); "
+                             "sort runs on the CPU backend"),
+    Opcode.TOPK: Unsupported("no GPU top-k kernel yet; topk runs on the CPU backend"),
 }
 
 

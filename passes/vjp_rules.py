@@ -21,6 +21,7 @@ from flowjit.passes.vjp import output_leaves
 from flowjit.passes import window_vjp
 from flowjit.passes.vjp_control import call_rule, conditional_rule, while_rule
 from flowjit.passes.vjp_convolution import convolution_rule
+from flowjit.passes import vjp_sort
 
 
 
@@ -426,6 +427,8 @@ VJP_RULES = {
     Opcode.CONDITIONAL: conditional_rule,
     Opcode.WHILE: while_rule,
     Opcode.CONVOLUTION: convolution_rule,
+    Opcode.SORT: vjp_sort.sort_rule,
+    Opcode.TOPK: vjp_sort.topk_rule,
     Opcode.PARAMETER: Unsupported("a parameter's cotangent is a result of the VJP, not "
                                   "propagated further"),
     Opcode.FUSION: Unsupported("autodiff runs on unfused modules; fusion comes after it"),
