@@ -24,6 +24,7 @@ from flowjit.codegen.window_kernels import (emit_pooling, emit_prefix_scan,
                                             prefix_scan_of, scan_splits_rows,
                                             select_and_scatter_rows)
 from flowjit.codegen.llvm_types import PTR, i64, memory_type
+from flowjit.codegen.sort_kernel import SORT_OPCODES, emit_sort_kernel, sort_parallel_rows
 from flowjit.ir.buffers import accumulated_parameter, updated_operand
 from flowjit.ir.dtypes import DType
 from flowjit.ir.graph import post_order, structure_key
@@ -425,6 +426,8 @@ class ModuleLowering:
                 # of which part an element is in, and loops LLVM vectorizes.
                 self.emit_loop_nest(ctx, piece, outputs, params, rows,
                                     into=(comp.root.shape.dims, offsets))
+        elif inst.opcode in SORT_OPCODES:
+            emit_sort_kernel(ctx, self.constants, inst, outputs, inputs, rows)
         elif is_elemental(inst):
             buffers = {id(o): p for o, p in zip(operands, inputs)}
             self.emit_loop_nest(ctx, inst, outputs, buffers, rows)
@@ -498,6 +501,8 @@ class ModuleLowering:
     def parallel_rows(self, inst: Instruction) -> int:
         """Rows to split across threads (0: run on one thread), from a simple cost model:
         output elements times the instructions computed per element."""
+        if inst.opcode in SORT_OPCODES:
+            return sort_parallel_rows(inst)
         if thread_count() < 2 or inst.shape.is_tuple or inst.shape.rank == 0:
             return 0
         if self.update_in_place(inst) is not None:
