@@ -36,6 +36,7 @@ SORT_OPCODES = frozenset({Opcode.SORT, Opcode.TOPK})
 SHORT_ROW = 32      # rows up to this long: insertion sort (a radix pass costs 256 counters)
 RUN = 16            # merge sort: runs insertion-sorted before merging
 SELECT_K = 32       # topk: keep a sorted list of the best k up to this k
+RADIX_BITS = 11     # radix passes of at most this many bits (2048 counters of 4 bytes)
 
 
 def _sorted_axis(inst: Instruction) -> int:
@@ -190,113 +191,114 @@ class _Kernel:
         return evaluate
 
     # --- sorting (key, position) pairs -------------------------------------------------------
-    def insertion_sort_pairs(self, keys, positions, count, key_type) -> None:
-        """Stable insertion sort of keys[0:count) (unsigned), positions moved alike."""
+    def pairs(self, count: int, bits: int) -> "_Pairs":
+        return _Pairs(self, count, bits)
+
+    def insertion_sort(self, columns, count) -> None:
+        """Stable insertion sort of rows [0, count) of `columns` (buffer, spare, type) by
+        the unsigned value of the first."""
         b = self.b
+        keys, _, key_type = columns[0]
         with for_range(b, count, "ins", start=i64(1)) as i:
-            key = self.load(self.at(keys, i, key_type))
-            position = self.load(self.at(positions, i, I32))
+            held = [self.load(self.at(buffer, i, t)) for buffer, _, t in columns]
             j = self.variable(I64, i, "ins.j")
 
             def condition():
                 at = self.load(j)
                 positive = b.icmp_signed(">", at, i64(0))
-                # Evaluate keys[j - 1] only when j > 0: clamp the index instead of branching.
-                previous = self.load(self.at(keys, b.select(positive, b.sub(at, i64(1)), i64(0)),
-                                          key_type))
-                return b.and_(positive, b.icmp_unsigned(">", previous, key))
+                # keys[j - 1] only when j > 0: the index is clamped instead of branching.
+                before = b.select(positive, b.sub(at, i64(1)), i64(0))
+                previous = self.load(self.at(keys, before, key_type))
+                return b.and_(positive, b.icmp_unsigned(">", previous, held[0]))
 
             def shift():
                 at = self.load(j)
                 before = b.sub(at, i64(1))
-                b.store(self.load(self.at(keys, before, key_type)), self.at(keys, at, key_type))
-                b.store(self.load(self.at(positions, before, I32)), self.at(positions, at, I32))
+                for buffer, _, t in columns:
+                    b.store(self.load(self.at(buffer, before, t)), self.at(buffer, at, t))
                 b.store(before, j)
             _while(b, condition, shift, "ins.shift")
             at = self.load(j)
-            b.store(key, self.at(keys, at, key_type))
-            b.store(position, self.at(positions, at, I32))
+            for (buffer, _, t), value in zip(columns, held):
+                b.store(value, self.at(buffer, at, t))
 
-    def radix_sort_pairs(self, keys, positions, spare_keys, spare_positions, bits: int,
-                         counts):
-        """LSD radix sort of n (key, position) pairs; returns the positions' buffer that
-        holds the result (one of the two, by how many passes ran)."""
+    def radix_sort(self, columns, digits, counts) -> list:
+        """LSD radix sort of n rows of `columns` by the unsigned first column, one pass per
+        (shift, width) digit, skipping passes where every row has the same digit; returns
+        the buffers holding the result (which of each pair depends on the passes run)."""
         b = self.b
         n = self.n
-        key_type = llvm_ir.IntType(bits)
-        passes = bits // 8
+        key_type = columns[0][2]
+        offsets, total = [], 0
+        for _, width in digits:
+            offsets.append(total)
+            total += 1 << width
         memset = self.ctx.declare("llvm.memset.p0.i64", llvm_ir.VoidType(),
                                   [PTR, llvm_ir.IntType(8), I64, llvm_ir.IntType(1)])
-        b.call(memset, [counts, llvm_ir.Constant(llvm_ir.IntType(8), 0), i64(passes * 256 * 4),
+        b.call(memset, [counts, llvm_ir.Constant(llvm_ir.IntType(8), 0), i64(total * 4),
                         llvm_ir.Constant(llvm_ir.IntType(1), 0)])
 
-        def digit(key, p):
-            shifted = b.lshr(key, llvm_ir.Constant(key_type, 8 * p)) if p else key
-            return b.zext(b.trunc(shifted, llvm_ir.IntType(8)), I64)
+        def counter(key, p):
+            shift, width = digits[p]
+            shifted = b.lshr(key, llvm_ir.Constant(key_type, shift)) if shift else key
+            digit = b.and_(shifted, llvm_ir.Constant(key_type, (1 << width) - 1))
+            index = b.zext(digit, I64) if key_type.width < 64 else digit
+            return self.at(counts, b.add(i64(offsets[p]), index), I32)
 
         with for_range(b, n, "histogram") as j:
-            key = self.load(self.at(keys, j, key_type))
-            for p in range(passes):
-                slot = self.at(counts, b.add(i64(256 * p), digit(key, p)), I32)
+            key = self.load(self.at(columns[0][0], j, key_type))
+            for p in range(len(digits)):
+                slot = counter(key, p)
                 b.store(b.add(self.load(slot), llvm_ir.Constant(I32, 1)), slot)
-        source = [self.variable(PTR, keys, "radix.keys"),
-                  self.variable(PTR, positions, "radix.positions")]
-        target = [self.variable(PTR, spare_keys, "radix.spare_keys"),
-                  self.variable(PTR, spare_positions, "radix.spare_positions")]
-        for p in range(passes):
-            from_keys = self.load(source[0])
-            first = digit(self.load(self.at(from_keys, i64(0), key_type)), p)
-            held = self.load(self.at(counts, b.add(i64(256 * p), first), I32))
+        source = [self.variable(PTR, buffer, "radix.from") for buffer, _, _ in columns]
+        target = [self.variable(PTR, spare, "radix.to") for _, spare, _ in columns]
+        for p in range(len(digits)):
+            first_key = self.load(self.at(self.load(source[0]), i64(0), key_type))
+            held = self.load(counter(first_key, p))
             with b.if_then(b.icmp_unsigned("!=", held, llvm_ir.Constant(I32, n))):
-                self.radix_pass(source, target, counts, p, key_type, digit)
-        return self.load(source[1])
+                self.radix_pass(columns, source, target, counts, offsets[p], digits[p][1],
+                                lambda key, p=p: counter(key, p))
+        return [self.load(slot) for slot in source]
 
-    def radix_pass(self, source, target, counts, p: int, key_type, digit) -> None:
+    def radix_pass(self, columns, source, target, counts, offset: int, width: int,
+                   counter) -> None:
         b = self.b
         total = self.variable(I32, llvm_ir.Constant(I32, 0), "radix.total")
-        with for_range(b, 256, "prefix") as d:
-            slot = self.at(counts, b.add(i64(256 * p), d), I32)
+        with for_range(b, 1 << width, "prefix") as d:
+            slot = self.at(counts, b.add(i64(offset), d), I32)
             count = self.load(slot)
             running = self.load(total)
             b.store(running, slot)
             b.store(b.add(running, count), total)
-        from_keys, from_positions = self.load(source[0]), self.load(source[1])
-        to_keys, to_positions = self.load(target[0]), self.load(target[1])
+        sources = [self.load(slot) for slot in source]
+        targets = [self.load(slot) for slot in target]
+        key_type = columns[0][2]
         with for_range(b, self.n, "scatter") as j:
-            key = self.load(self.at(from_keys, j, key_type))
-            slot = self.at(counts, b.add(i64(256 * p), digit(key, p)), I32)
+            key = self.load(self.at(sources[0], j, key_type))
+            slot = counter(key)
             where = self.load(slot)
             b.store(b.add(where, llvm_ir.Constant(I32, 1)), slot)
             where = b.zext(where, I64)
-            b.store(key, self.at(to_keys, where, key_type))
-            b.store(self.load(self.at(from_positions, j, I32)), self.at(to_positions, where, I32))
-        b.store(to_keys, source[0])
-        b.store(to_positions, source[1])
-        b.store(from_keys, target[0])
-        b.store(from_positions, target[1])
+            b.store(key, self.at(targets[0], where, key_type))
+            for (_, _, t), origin, destination in zip(columns[1:], sources[1:], targets[1:]):
+                b.store(self.load(self.at(origin, j, t)), self.at(destination, where, t))
+        for slot, value in zip(source + target, targets + sources):
+            b.store(value, slot)
 
-    def sort_pairs(self, keys, positions, spare_keys, spare_positions, bits, counts):
-        """The buffer of positions in key order (stable)."""
+    def sort_pairs(self, pairs: "_Pairs") -> "_Pairs":
+        """The pairs in key order (ties by position); the result's buffers."""
         if self.n <= SHORT_ROW:
-            self.insertion_sort_pairs(keys, positions, i64(self.n), llvm_ir.IntType(bits))
-            return positions
-        return self.radix_sort_pairs(keys, positions, spare_keys, spare_positions, bits,
-                                     counts)
+            self.insertion_sort(pairs.columns, i64(self.n))
+            return pairs.sorted([buffer for buffer, _, _ in pairs.columns])
+        return pairs.sorted(self.radix_sort(pairs.columns, pairs.digits, pairs.counts))
 
     # --- sort -----------------------------------------------------------------------------
     def emit_keyed_sort(self, keyed: SortKey) -> None:
         b = self.b
         operands = self.inst.operands
         key_dtype = keyed.key.shape.dtype
-        bits = _key_bits(key_dtype)
-        key_type = llvm_ir.IntType(bits)
         n = self.n
-        scratch = self.malloc(2 * n * (bits // 8 + 4) + 4 * 256 * (bits // 8))
-        keys = scratch
-        spare_keys = self.at(scratch, i64(n), key_type)
-        positions = b.gep(scratch, [i64(2 * n * (bits // 8))], source_etype=llvm_ir.IntType(8))
-        spare_positions = self.at(positions, i64(n), I32)
-        counts = self.at(spare_positions, i64(n), I32)
+        pairs = self.pairs(n, _key_bits(key_dtype))
         key_of = self.key_function(keyed)
         source_dtype = operands[keyed.operand].shape.dtype
 
@@ -305,19 +307,16 @@ class _Kernel:
             with for_range(b, n, "keys") as j:
                 x = self.load(layout.address(b, self.inputs[keyed.operand], j, source_dtype))
                 value = key_of(from_memory(self.ctx, x, source_dtype))
-                b.store(self.key_bits(value, key_dtype, keyed.descending),
-                        self.at(keys, j, key_type))
-                b.store(b.trunc(j, I32), self.at(positions, j, I32))
-            order = self.sort_pairs(keys, positions, spare_keys, spare_positions, bits,
-                                    counts)
+                pairs.put(j, self.key_bits(value, key_dtype, keyed.descending), j)
+            order = self.sort_pairs(pairs)
             with for_range(b, n, "gather") as j:
-                source = b.zext(self.load(self.at(order, j, I32)), I64)
+                source = order.position(j)
                 for k, operand in enumerate(operands):
                     dtype = operand.shape.dtype
                     value = self.load(layout.address(b, self.inputs[k], source, dtype))
                     b.store(value, layout.address(b, self.outputs[k], j, dtype))
         self.for_each_row(row, self.dims)
-        self.free(scratch)
+        pairs.release()
 
     def emit_merge_sort(self) -> None:
         """Stable merge sort with the comparator inlined (any comparator)."""
@@ -448,14 +447,12 @@ class _Kernel:
         n = self.n
         values_out, indices_out = self.outputs
         select = k <= SELECT_K
-        held = k if select else n
-        scratch = self.malloc(2 * held * (bits // 8 + 4) + 4 * 256 * (bits // 8))
-        keys = scratch
-        spare_keys = self.at(scratch, i64(held), key_type)
-        positions = b.gep(scratch, [i64(2 * held * (bits // 8))],
-                          source_etype=llvm_ir.IntType(8))
-        spare_positions = self.at(positions, i64(held), I32)
-        counts = self.at(spare_positions, i64(held), I32)
+        if select:
+            scratch = self.malloc(k * (bits // 8 + 4))
+            keys = scratch
+            positions = b.gep(scratch, [i64(k * (bits // 8))], source_etype=llvm_ir.IntType(8))
+        else:
+            pairs = self.pairs(n, bits)
 
         def key_at(layout, j):
             x = from_memory(self.ctx, self.load(layout.address(b, self.inputs[0], j, dtype)),
@@ -466,21 +463,23 @@ class _Kernel:
         def row(outer, column, base):
             layout = _Row(self, base, i64(1))
             if select:
-                order = self.select_best(layout, key_at, keys, positions, key_type, k)
+                best = self.select_best(layout, key_at, keys, positions, key_type, k)
+                position_of = lambda t: b.zext(self.load(self.at(best, t, I32)), I64)  # noqa
             else:
                 with for_range(b, n, "keys") as j:
-                    b.store(key_at(layout, j), self.at(keys, j, key_type))
-                    b.store(b.trunc(j, I32), self.at(positions, j, I32))
-                order = self.sort_pairs(keys, positions, spare_keys, spare_positions, bits,
-                                        counts)
+                    pairs.put(j, key_at(layout, j), j)
+                position_of = self.sort_pairs(pairs).position
             out_base = b.mul(outer, i64(k))
             with for_range(b, k, "best") as t:
-                source = self.load(self.at(order, t, I32))
-                value = self.load(layout.address(b, self.inputs[0], b.zext(source, I64), dtype))
+                source = position_of(t)
+                value = self.load(layout.address(b, self.inputs[0], source, dtype))
                 b.store(value, self.at(values_out, b.add(out_base, t), memory_type(dtype)))
-                b.store(source, self.at(indices_out, b.add(out_base, t), I32))
+                b.store(b.trunc(source, I32), self.at(indices_out, b.add(out_base, t), I32))
         self.for_each_row(row, self.dims)
-        self.free(scratch)
+        if select:
+            self.free(scratch)
+        else:
+            pairs.release()
 
     def select_best(self, layout, key_at, keys, positions, key_type, k: int):
         """The positions of the k best (smallest keys) of the row, best first; a later
@@ -520,6 +519,66 @@ class _Kernel:
                 b.store(key, self.at(keys, where, key_type))
                 b.store(b.trunc(j, I32), self.at(positions, where, I32))
         return positions
+
+
+def _digits(bits: int, offset: int) -> list[tuple[int, int]]:
+    """(shift, width) of each radix pass over a `bits`-bit key starting at bit `offset`:
+    as few passes as digits of at most RADIX_BITS allow, widths as even as can be."""
+    passes = -(-bits // RADIX_BITS)
+    widths = [bits // passes + (p < bits % passes) for p in range(passes)]
+    shifts = [offset + sum(widths[:p]) for p in range(passes)]
+    return list(zip(shifts, widths))
+
+
+class _Pairs:
+    """Scratch holding a row's (key, position) pairs for sorting: one u64 per pair, the key
+    above the position, when the key has at most 32 bits (a radix pass then moves one
+    value, and equal keys are ordered by position, which makes any sort stable); a key
+    column and a position column otherwise. Each column has a spare for the radix passes."""
+
+    def __init__(self, kernel: _Kernel, count: int, bits: int):
+        self.kernel = kernel
+        self.packed = bits <= 32
+        types = [I64] if self.packed else [llvm_ir.IntType(bits), I32]
+        self.digits = _digits(bits, 32 if self.packed else 0)
+        counters = sum(1 << width for _, width in self.digits)
+        sizes = [t.width // 8 for t in types]
+        self.scratch = kernel.malloc(2 * count * sum(sizes) + 4 * counters)
+        b = kernel.b
+        self.columns, offset = [], 0
+        for t, size in zip(types, sizes):
+            first = kernel.typed(b.gep(self.scratch, [i64(offset)],
+                                       source_etype=llvm_ir.IntType(8)), t)
+            spare = b.gep(self.scratch, [i64(offset + count * size)],
+                          source_etype=llvm_ir.IntType(8))
+            self.columns.append((first, spare, t))
+            offset += 2 * count * size
+        self.counts = b.gep(self.scratch, [i64(offset)], source_etype=llvm_ir.IntType(8))
+        self.result = [first for first, _, _ in self.columns]
+
+    def put(self, j, key, position) -> None:
+        """Row j holds (key, position); key: the unsigned key bits, position: i64."""
+        b, k = self.kernel.b, self.kernel
+        if self.packed:
+            packed = b.or_(b.shl(b.zext(key, I64), i64(32)), position)
+            b.store(packed, k.at(self.columns[0][0], j, I64))
+        else:
+            b.store(key, k.at(self.columns[0][0], j, self.columns[0][2]))
+            b.store(b.trunc(position, I32), k.at(self.columns[1][0], j, I32))
+
+    def sorted(self, buffers: list) -> "_Pairs":
+        self.result = buffers
+        return self
+
+    def position(self, j):
+        """The position (i64) of the pair at row j of the result."""
+        b, k = self.kernel.b, self.kernel
+        if self.packed:
+            return b.and_(k.load(k.at(self.result[0], j, I64)), i64(0xFFFFFFFF))
+        return b.zext(k.load(k.at(self.result[1], j, I32)), I64)
+
+    def release(self) -> None:
+        self.kernel.free(self.scratch)
 
 
 def emit_sort_kernel(ctx: ScalarContext, constants, inst: Instruction, outputs: list,
