@@ -18,6 +18,7 @@ from typing import Union
 
 from llvmlite import ir as llvm_ir
 
+from flowjit.codegen.ptx_sort import sort_steps
 from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, ElementalEmitter,
                                        is_elemental)
 from flowjit.codegen.window_kernels import emit_select_and_scatter
@@ -275,9 +276,8 @@ PTX_LOWERING: dict = {
                                     "lower-custom-calls pass, before codegen"),
     Opcode.CONVOLUTION: Unsupported("rewritten to pads, slices and a dot by the "
                                     "lower-convolution pass, before codegen"),
-    Opcode.SORT: Unsupported("no GPU sort kernel yet (a bitonic sort per row is the plan); "
-                             "sort runs on the CPU backend"),
-    Opcode.TOPK: Unsupported("no GPU top-k kernel yet; topk runs on the CPU backend"),
+    Opcode.SORT: sort_steps,
+    Opcode.TOPK: sort_steps,
 }
 
 
