@@ -397,7 +397,8 @@ def _gather(inst, args):
         starts[:, d] = np.clip(idx[:, k], 0, operand.shape[d] - slice_sizes[d])
     # A batching dim of the operand starts at the position along its paired index dim.
     index_batch_dims = [d for d in range(indices.ndim) if d != ivd]
-    coords = np.indices(batch_shape).reshape(len(batch_shape), -1)
+    # (-1 cannot be inferred for a scalar batch: np.indices(()) is empty.)
+    coords = np.indices(batch_shape).reshape(len(batch_shape), math.prod(batch_shape))
     for obd, ibd in zip(a.get("operand_batching_dims", ()),
                         a.get("start_indices_batching_dims", ())):
         starts[:, obd] = coords[index_batch_dims.index(ibd)]
@@ -418,7 +419,9 @@ def _gather(inst, args):
         source[d] = i
     for i, d in enumerate(offset_dims):
         source[d] = nb + i
-    return np.ascontiguousarray(np.transpose(values, source)).astype(_np(inst.shape))
+    # (ascontiguousarray makes a rank-0 result rank 1: the reshape undoes that.)
+    return np.ascontiguousarray(np.transpose(values, source)).astype(_np(inst.shape)).reshape(
+        inst.shape.dims)
 
 
 def _scatter(inst, args):
