@@ -139,20 +139,20 @@ class _Kernel:
 
     # --- rows -----------------------------------------------------------------------------
     def for_each_row(self, body, rows_dims: tuple) -> None:
-        """body(_Row for the input/output layout) for each row along the sorted axis (of
-        `rows_dims`, the operand's dims), dimension 0 limited to `rows` when split."""
+        """body(outer, column, base) for each row along the sorted axis of `rows_dims` (the
+        operand's dims): `outer` numbers the dims before the axis, `column` those after it,
+        `base` is the row's first element; dimension 0 limited to `rows` when split."""
         b = self.b
         axis, inner = self.axis, self.inner
         lead = rows_dims[:axis]
         if self.rows is not None:
             per_lead0 = math.prod(lead[1:])
-            first = self.rows[0]
             count = b.sub(self.rows[1], self.rows[0])
-            outer_start = b.mul(first, i64(per_lead0))
-            outer_count = b.add(outer_start, b.mul(count, i64(per_lead0)))
+            outer_start = b.mul(self.rows[0], i64(per_lead0))
+            outer_end = b.add(outer_start, b.mul(count, i64(per_lead0)))
         else:
-            outer_start, outer_count = i64(0), i64(math.prod(lead))
-        with for_range(b, outer_count, "row", start=outer_start) as outer:
+            outer_start, outer_end = i64(0), i64(math.prod(lead))
+        with for_range(b, outer_end, "row", start=outer_start) as outer:
             with for_range(b, inner, "column") as column:
                 base = b.add(b.mul(b.mul(outer, i64(self.n)), i64(inner)), column)
                 body(outer, column, base)
