@@ -25,6 +25,7 @@ from flowjit.codegen.window_kernels import (emit_pooling, emit_prefix_scan,
                                             prefix_scan_of, scan_splits_rows,
                                             select_and_scatter_rows)
 from flowjit.codegen.llvm_types import PTR, i64, memory_type
+from flowjit.codegen.sort_kernel import SORT_OPCODES, emit_sort_kernel, sort_parallel_rows
 from flowjit.ir.buffers import accumulated_parameter, updated_operand
 from flowjit.ir.dtypes import DType
 from flowjit.ir.graph import post_order, structure_key
@@ -438,6 +439,8 @@ class ModuleLowering:
             # The same elements in the same (row-major) order: a block copy, not an index
             # computation per element (a weight reshaped for a convolution's product, each run).
             _emit_block_copy(ctx, outputs[0], inputs[0], inst.shape, rows)
+        elif inst.opcode in SORT_OPCODES:
+            emit_sort_kernel(ctx, self.constants, inst, outputs, inputs, rows)
         elif is_elemental(inst):
             buffers = {id(o): p for o, p in zip(operands, inputs)}
             self.emit_loop_nest(ctx, inst, outputs, buffers, rows)
@@ -511,6 +514,8 @@ class ModuleLowering:
     def parallel_rows(self, inst: Instruction) -> int:
         """Rows to split across threads (0: run on one thread), from a simple cost model:
         output elements times the instructions computed per element."""
+        if inst.opcode in SORT_OPCODES:
+            return sort_parallel_rows(inst)
         if thread_count() < 2 or inst.shape.is_tuple or inst.shape.rank == 0:
             return 0
         if self.update_in_place(inst) is not None:
@@ -874,4 +879,6 @@ CPU_LOWERING: dict = {
     Opcode.TRIANGULAR_SOLVE: ModuleLowering.emit_kernel_call,
     Opcode.CONVOLUTION: Unsupported("rewritten to pads, slices and a dot by the "
                                     "lower-convolution pass, before codegen"),
+    Opcode.SORT: ModuleLowering.emit_kernel_call,
+    Opcode.TOPK: ModuleLowering.emit_kernel_call,
 }

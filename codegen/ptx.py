@@ -18,6 +18,7 @@ from typing import Union
 
 from llvmlite import ir as llvm_ir
 
+from flowjit.codegen.ptx_sort import sort_steps
 from flowjit.codegen.elemental import (ELEMENTAL_OPCODES, ConstantPool, ElementalEmitter,
                                        is_elemental)
 from flowjit.codegen.window_kernels import emit_select_and_scatter
@@ -278,6 +279,8 @@ PTX_LOWERING: dict = {
     Opcode.TRIANGULAR_SOLVE: Unsupported("runs on the host (LAPACK)"),
     Opcode.CONVOLUTION: Unsupported("rewritten to pads, slices and a dot by the "
                                     "lower-convolution pass, before codegen"),
+    Opcode.SORT: sort_steps,
+    Opcode.TOPK: sort_steps,
 }
 
 

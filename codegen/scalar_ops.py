@@ -311,9 +311,25 @@ def _shift(kind: str) -> Rule:
 _FLOAT_PREDICATES = {"EQ": "==", "NE": "!=", "LT": "<", "LE": "<=", "GT": ">", "GE": ">="}
 
 
+def _total_order_bits(ctx, value, dtype: DType):
+    """A float's bits as a signed integer ordered as XLA's TOTALORDER orders the floats
+    (-NaN < -inf < ... < -0.0 < +0.0 < ... < +inf < +NaN): negatives get their magnitude
+    bits flipped."""
+    b = ctx.builder
+    if dtype is DType.BF16:   # computed in f32 registers; f32's order is bf16's
+        dtype = DType.F32
+    bits = dtype.bits
+    int_type = llvm_ir.IntType(bits)
+    signed = b.bitcast(value, int_type)
+    sign = b.ashr(signed, llvm_ir.Constant(int_type, bits - 1))
+    return b.xor(signed, b.and_(sign, llvm_ir.Constant(int_type, (1 << (bits - 1)) - 1)))
+
+
 def _compare(ctx, inst, args):
     dt, b = _dtype(inst), ctx.builder
     op = _FLOAT_PREDICATES[inst.attrs["direction"]]
+    if dt.is_float and inst.attrs.get("type") == "TOTALORDER":
+        return b.icmp_signed(op, *(_total_order_bits(ctx, a, dt) for a in args))
     if dt.is_float:
         # NE is true for NaN operands (unordered); the others are false.
         return b.fcmp_unordered(op, *args) if op == "!=" else b.fcmp_ordered(op, *args)

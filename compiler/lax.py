@@ -541,3 +541,5 @@ from flowjit.convolution import (  # noqa: E402,F401 - re-exported, after lax is
 # Windowed reductions and cumulative ops (compiler/windows.py builds on the names above).
 from flowjit.windows import (associative_scan, cumlogsumexp, cummax, cummin,  # noqa: E402,F401
                              cumprod, cumsum, reduce_window)
+# Sorting (compiler/sorting.py): sort, sort_key_val, top_k.
+from flowjit.sorting import sort, sort_key_val, top_k  # noqa: E402,F401

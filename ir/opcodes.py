@@ -85,6 +85,8 @@ class Opcode(str, enum.Enum):
     CONVOLUTION = "convolution"
     CHOLESKY = "cholesky"
     TRIANGULAR_SOLVE = "triangular-solve"
+    SORT = "sort"
+    TOPK = "topk"
 
     def __str__(self) -> str:
         return self.value

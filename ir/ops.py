@@ -228,6 +228,12 @@ _SPECS = [
            (optional("left_side", K.BOOL), optional("lower", K.BOOL),
             optional("unit_diagonal", K.BOOL), optional("transpose_a", K.WORD)),
            dtypes="float"),
+    # Sorts rows along one dimension by a comparator over 2N scalars (codegen/sort_kernel).
+    OpSpec(Opcode.SORT, None, rules.sort_rule, FusionRole.OPAQUE, _HEAVY,
+           (_DIMENSIONS, optional("is_stable", K.BOOL), _TO_APPLY)),
+    # The k largest (or smallest) of each row of the last dimension, and their indices.
+    OpSpec(Opcode.TOPK, 1, rules.topk_rule, FusionRole.OPAQUE, _HEAVY,
+           (Attr("k", K.INT), optional("largest", K.BOOL))),
 ]
 
 OPS: dict[Opcode, OpSpec] = {spec.opcode: spec for spec in _SPECS}

@@ -195,6 +195,13 @@ class _Parser:
         return token.kind == "word" and after.text == "[" and (
             token.text in dtypes.DType._value2member_map_ or token.text == "token")
 
+    def at_body(self) -> bool:
+        """Whether the `{` here opens a computation's body (after a signature's result type,
+        `-> pred[] {`), not a layout: a layout holds numbers and colons, never a name."""
+        after = self.lex.peek(1)
+        return after.text == "ROOT" or after.text.startswith("%") or (
+            after.kind == "word" and self.lex.peek(2).text == "=")
+
     def shape(self) -> Shape:
         lex = self.lex
         if lex.peek().text == "(" and lex.peek().kind == "punct":
@@ -214,7 +221,7 @@ class _Parser:
                 if lex.accept("]"):
                     break
                 lex.expect(",")
-        if lex.peek().text == "{" and lex.peek().kind == "punct":
+        if lex.peek().text == "{" and lex.peek().kind == "punct" and not self.at_body():
             lex.skip_balanced()  # layout: has no effect on semantics
         shape = ArrayShape(dtype, tuple(dims))
         problem = array_shape_problem(shape)

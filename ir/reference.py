@@ -7,6 +7,7 @@ conversion saturates and maps NaN to 0, out-of-range dynamic-slice starts are cl
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
@@ -19,6 +20,7 @@ from flowjit.ir.op_tables import Unsupported
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.shape_rules import dilated_size
 from flowjit.ir.shapes import ArrayShape
+from flowjit.ir.sorting import sort_key, total_order_keys
 
 Value = object  # np.ndarray, or a tuple of values
 Rule = Callable[[Instruction, list], Value]
@@ -195,6 +197,8 @@ _COMPARE = {"EQ": np.equal, "NE": np.not_equal, "LT": np.less, "LE": np.less_equ
 
 
 def _compare(inst, args):
+    if inst.attrs.get("type") == "TOTALORDER" and _kind(args[0].dtype) == "f":
+        args = [total_order_keys(a) for a in args]   # NaNs and -0.0 take their places
     return _COMPARE[inst.attrs["direction"]](args[0], args[1])
 
 
@@ -416,7 +420,9 @@ def _gather(inst, args):
         source[d] = i
     for i, d in enumerate(offset_dims):
         source[d] = nb + i
-    return np.ascontiguousarray(np.transpose(values, source)).astype(_np(inst.shape))
+    # (ascontiguousarray makes a rank-0 result rank 1: the reshape undoes that.)
+    return np.ascontiguousarray(np.transpose(values, source)).astype(_np(inst.shape)).reshape(
+        inst.shape.dims)
 
 
 def _scatter(inst, args):
@@ -518,6 +524,65 @@ def _custom_call(inst, args):
     if lapack is not None:
         return lapack
     raise NotImplementedError(f"custom-call target {target!r} has no reference semantics")
+
+
+def _keys_of(key: Instruction, operand: np.ndarray) -> np.ndarray:
+    """A keyed comparator's key (elementwise in one parameter) on a whole array at once."""
+    values: dict[int, Value] = {}
+
+    def value(inst):
+        if id(inst) not in values:
+            if inst.opcode == "parameter":
+                values[id(inst)] = operand
+            else:
+                values[id(inst)] = evaluate_instruction(inst, [value(o) for o in inst.operands])
+        return values[id(inst)]
+    return np.broadcast_to(value(key), operand.shape)
+
+
+def _sort_order(inst, args) -> np.ndarray:
+    """The stable permutation that sorts each row of `args` along the sorted dimension."""
+    (axis,) = inst.attrs["dimensions"]
+    comp = inst.calls["to_apply"]
+    keyed = sort_key(comp)
+    if keyed is not None:
+        keys = _keys_of(keyed.key, args[keyed.operand])
+        order = total_order_keys(keys) if keyed.total_order else keys
+        if keyed.descending:
+            order = ~total_order_keys(order)   # reverses the order, ties kept in place
+        elif order.dtype.kind == "f":
+            order = np.where(np.isnan(order), np.inf, order)  # not LT anything: placed last
+        return np.argsort(order, axis=axis, kind="stable")
+    # Any other comparator: a stable sort calling it on each pair, row by row.
+    moved = [np.moveaxis(a, axis, -1) for a in args]
+    rows = [m.reshape(-1, m.shape[-1]) for m in moved]
+    order = np.empty(rows[0].shape, dtype=np.int64)
+
+    def less(row, a, b):
+        pairs = [v for r in rows for v in (r[row, a], r[row, b])]
+        return bool(evaluate_computation(comp, pairs))
+    for row in range(rows[0].shape[0]):
+        cmp = functools.cmp_to_key(
+            lambda a, b, row=row: -1 if less(row, a, b) else (1 if less(row, b, a) else 0))
+        order[row] = sorted(range(rows[0].shape[1]), key=cmp)
+    return np.moveaxis(order.reshape(moved[0].shape), -1, axis)
+
+
+def _sort(inst, args):
+    (axis,) = inst.attrs["dimensions"]
+    order = _sort_order(inst, args)
+    out = tuple(np.take_along_axis(a, order, axis=axis) for a in args)
+    return out[0] if len(out) == 1 else out
+
+
+def _topk(inst, args):
+    """XLA's TopK: by the total order of the elements' bits (NaN above +inf, +0.0 above
+    -0.0), ties broken by the lower index; sorted from the best."""
+    (x,) = args
+    k, largest = inst.attrs["k"], inst.attrs.get("largest", True)
+    keys = total_order_keys(x)
+    order = np.argsort(~keys if largest else keys, axis=-1, kind="stable")[..., :k]
+    return np.take_along_axis(x, order, axis=-1), order.astype(np.int32)
 
 
 def _dilate_and_pad(x: np.ndarray, window) -> np.ndarray:
@@ -653,6 +718,8 @@ REFERENCE: dict[Opcode, "Rule | Unsupported"] = {
     Opcode.CONVOLUTION: _convolution,
     Opcode.CHOLESKY: lapack_reference.cholesky,
     Opcode.TRIANGULAR_SOLVE: lapack_reference.triangular_solve,
+    Opcode.SORT: _sort,
+    Opcode.TOPK: _topk,
 }
 
 

@@ -655,3 +655,32 @@ def triangular_solve_rule(shapes, attrs, calls, result):
         raise fail("triangular-solve", f"transpose_a must be one of {', '.join(TRANSPOSE_A)}",
                    shapes)
     return b
+def sort_rule(shapes, attrs, calls, result):
+    """N operands of equal dims sorted along `dimensions={d}` (one dimension); the result
+    has their shapes, a tuple when N > 1 (XLA's InferVariadicOpShape for kSort)."""
+    arrays_only("sort", shapes)
+    if not shapes:
+        raise fail("sort", "needs at least one operand", shapes)
+    if any(s.dims != shapes[0].dims for s in shapes):
+        raise fail("sort", "operands must have equal dims", shapes)
+    dims = attrs["dimensions"]
+    if len(dims) != 1 or not 0 <= dims[0] < shapes[0].rank:
+        raise fail("sort", f"dimensions={list(dims)} must name one dimension of the "
+                   f"rank-{shapes[0].rank} operands", shapes)
+    return shapes[0] if len(shapes) == 1 else TupleShape(tuple(shapes))
+
+
+def topk_rule(shapes, attrs, calls, result):
+    """(values, s32 indices) of the k largest (smallest with largest=false) elements along
+    the last dimension: the operand's dims with the last one k."""
+    arrays_only("topk", shapes)
+    (operand,) = shapes
+    k = attrs["k"]
+    if operand.rank == 0:
+        raise fail("topk", "the operand must have at least one dimension", shapes)
+    if not 0 <= k <= operand.dims[-1]:
+        raise fail("topk", f"k={k} must be in [0, {operand.dims[-1]}] (the last dimension)",
+                   shapes)
+    check_dtype("topk", "numeric", shapes)
+    dims = operand.dims[:-1] + (k,)
+    return TupleShape((ArrayShape(operand.dtype, dims), ArrayShape(DType.S32, dims)))

@@ -116,6 +116,18 @@ def _check_window_computations(inst: Instruction) -> None:
             raise _signature_error(inst, role, comp, wants, result)
 
 
+def _check_comparator(inst: Instruction) -> None:
+    """sort's `to_apply` takes (lhs_0, rhs_0, lhs_1, rhs_1, ...), two scalars of each
+    operand's element type, and returns pred[]."""
+    if inst.opcode != "sort":
+        return
+    wants = [ArrayShape(o.shape.dtype, ()) for o in inst.operands for _ in range(2)]
+    comp = inst.calls["to_apply"]
+    if [p.shape for p in comp.parameters] != wants or comp.root.shape != ArrayShape(
+            DType.PRED, ()):
+        raise _signature_error(inst, "to_apply", comp, wants, ArrayShape(DType.PRED, ()))
+
+
 def _check_attributes(inst: Instruction, where: str, known: set[int]) -> None:
     """Every attribute and callee is one the op declares, holding a value of its kind."""
     op = OPS[inst.opcode]
@@ -191,6 +203,7 @@ def verify_computation(comp: Computation, module: Module) -> None:
                                        inst.calls, inst.shape)
                 _check_reducer(inst)
                 _check_window_computations(inst)
+                _check_comparator(inst)
             except _RULE_ERRORS as e:
                 raise VerifierError(f"{where}: {e}") from None
             if inferred != inst.shape:

@@ -288,8 +288,28 @@ def _leading_batch(b, inst, operands, bdims):
     every operand gets the batch dim in front (a shared one broadcast), and so does the
     result."""
     moved = [b.to_front(value, bdim) for value, bdim in zip(operands, bdims)]
-    shape = batched_shape(inst.shape, 0, b.size)
-    return b.op(inst.opcode, *moved, shape=shape, **inst.attrs), 0
+    front = batching_control.all_at_front(inst.shape)
+    shape = batched_shape(inst.shape, front, b.size)
+    return b.op(inst.opcode, *moved, shape=shape, **inst.attrs), front
+
+
+def _sort(b, inst, operands, bdims):
+    """Every operand batched in front (a shared one broadcast), the sorted dimension one
+    further along; the comparator is unchanged (it sees scalars)."""
+    moved = [b.to_front(value, bdim) for value, bdim in zip(operands, bdims)]
+    (axis,) = inst.attrs["dimensions"]
+    attrs = dict(inst.attrs, dimensions=(axis + 1,))
+    front = batching_control.all_at_front(inst.shape)
+    shape = batched_shape(inst.shape, front, b.size)
+    return b.op("sort", *moved, shape=shape, calls=dict(inst.calls), **attrs), front
+
+
+def _topk(b, inst, operands, bdims):
+    """topk works on the last dimension: the batch goes in front."""
+    (value,), (bdim,) = operands, bdims
+    front = batching_control.all_at_front(inst.shape)
+    shape = batched_shape(inst.shape, front, b.size)
+    return b.op("topk", b.to_front(value, bdim), shape=shape, **inst.attrs), front
 
 
 BATCHING_RULES = {
@@ -321,5 +341,7 @@ BATCHING_RULES = {
     Opcode.CONDITIONAL: batching_control.conditional_rule,
     Opcode.CUSTOM_CALL: batching_control.custom_call_rule,
     Opcode.CHOLESKY: _leading_batch,
+    Opcode.SORT: _sort,
+    Opcode.TOPK: _topk,
     Opcode.TRIANGULAR_SOLVE: _leading_batch,
 }

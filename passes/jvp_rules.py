@@ -18,7 +18,7 @@ from flowjit.ir.op_tables import Unsupported
 from flowjit.ir.opcodes import Opcode
 from flowjit.ir.ops import OPS
 from flowjit.ir.reference import simple_reducer
-from flowjit.passes import vjp_linalg, window_vjp
+from flowjit.passes import vjp_linalg, vjp_sort, window_vjp
 from flowjit.passes.jvp import restate
 from flowjit.passes.jvp_control import (call_rule, conditional_rule, custom_call_rule,
                                         while_rule)
@@ -216,6 +216,8 @@ JVP_RULES = {
     Opcode.CHOLESKY: lambda e, inst, tangents: vjp_linalg.cholesky_tangent(e, inst,
                                                                            tangents[0]),
     Opcode.TRIANGULAR_SOLVE: vjp_linalg.triangular_solve_tangent,
+    Opcode.SORT: vjp_sort.sort_tangent,
+    Opcode.TOPK: vjp_sort.topk_tangent,
     Opcode.PARAMETER: Unsupported("a parameter's tangent is an input of the JVP, not "
                                   "computed from operands"),
     Opcode.FUSION: Unsupported("autodiff runs on unfused modules; fusion comes after it"),

@@ -23,6 +23,7 @@ from flowjit.passes.vjp_control import call_rule, conditional_rule, while_rule
 from flowjit.passes.vjp_convolution import convolution_rule
 from flowjit.passes.vjp_custom_jvp import custom_jvp_vjp_rule
 from flowjit.passes.remat import checkpoint_vjp_rule, is_checkpoint
+from flowjit.passes import vjp_sort
 
 
 
@@ -437,6 +438,8 @@ VJP_RULES = {
     Opcode.CONVOLUTION: convolution_rule,
     Opcode.CHOLESKY: vjp_linalg.cholesky_rule,
     Opcode.TRIANGULAR_SOLVE: vjp_linalg.triangular_solve_rule,
+    Opcode.SORT: vjp_sort.sort_rule,
+    Opcode.TOPK: vjp_sort.topk_rule,
     Opcode.PARAMETER: Unsupported("a parameter's cotangent is a result of the VJP, not "
                                   "propagated further"),
     Opcode.FUSION: Unsupported("autodiff runs on unfused modules; fusion comes after it"),

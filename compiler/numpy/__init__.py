@@ -43,6 +43,10 @@ from flowjit.numpy.small_names import (atleast_1d, atleast_2d, broadcast_arrays,
                                        isin, logspace, nanargmax, nanargmin, ptp, rad2deg,
                                        radians, rot90, signbit, sinc, trapezoid, vsplit)
 from flowjit.convolution import convolve
+from flowjit.numpy.sorting import (argpartition, argsort, lexsort, partition, searchsorted,
+                                   sort, unique)
+from flowjit.numpy.quantiles import (median, nanmedian, nanpercentile, nanquantile,
+                                     percentile, quantile)
 
 
 def take(a, indices, axis=None):

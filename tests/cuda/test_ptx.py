@@ -18,9 +18,15 @@ from tests.cuda.cases import CASES, fixture_texts
 needs_ptxas = pytest.mark.skipif(shutil.which("ptxas") is None, reason="ptxas not on PATH")
 
 
+# PTX system calls the driver provides (the device-side heap): external by design.
+PTX_SYSTEM_CALLS = {"malloc", "free"}
+
+
 def assemble(ptx: str, tmp_path, arch: str = "sm_90") -> None:
-    """ptxas accepts the PTX; no call is left unresolved (libdevice was linked in)."""
-    assert ".extern .func" not in ptx, "a libdevice call was not linked"
+    """ptxas accepts the PTX; no call is left unresolved (libdevice was linked in) but the
+    driver's system calls (the sort kernels' scratch comes from malloc)."""
+    external = set(re.findall(r"\.extern \.func\s+(?:\([^)]*\)\s*)?(\w+)", ptx))
+    assert external <= PTX_SYSTEM_CALLS, f"a libdevice call was not linked: {external}"
     path = tmp_path / "module.ptx"
     path.write_text(ptx)
     result = subprocess.run(["ptxas", f"-arch={arch}", str(path), "-o",

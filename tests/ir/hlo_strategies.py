@@ -472,6 +472,53 @@ class ModuleMaker:
             "input_batching_dims": (batching,), "scatter_indices_batching_dims": (index_batch,),
             "index_vector_dim": 2}, {"to_apply": comp})
 
+    def comparator(self, dtypes: list[DType]) -> Computation:
+        """A sort comparator over (lhs_0, rhs_0, lhs_1, rhs_1, ...): LT or GT on one
+        operand, or lexicographic LT on two; floats compared with type=TOTALORDER (a strict
+        weak order even with NaNs, as JAX's comparators are)."""
+        b = Builder("comparator", self.names)
+        params = [b.parameter(k, ArrayShape(dtypes[k // 2], ()), "cmp")
+                  for k in range(2 * len(dtypes))]
+
+        def compare(k, direction):
+            attrs = {"direction": direction}
+            if dtypes[k].is_float:
+                attrs["type"] = "TOTALORDER"
+            return b.add("compare", [params[2 * k], params[2 * k + 1]], attrs)
+        keys = self.draw(st.permutations(range(len(dtypes))))
+        if len(dtypes) > 1 and self.draw(st.booleans()):
+            first, second = keys[0], keys[1]
+            tie = b.add("and", [compare(first, "EQ"), compare(second, "LT")])
+            root = b.add("or", [compare(first, "LT"), tie])
+        else:
+            root = compare(keys[0], self.choose(["LT", "GT"]))
+        comp = b.finish(root)
+        self.callees.append(comp)
+        return comp
+
+    def op_sort(self):
+        x = self.operand(ALL, min_rank=1, max_size=32)
+        operands = [x] + [self.of_shape(ArrayShape(self.choose(ALL), x.shape.dims))
+                          for _ in range(self.integer(0, 2))]
+        axis = self.integer(0, x.shape.rank - 1)
+        attrs = {"dimensions": (axis,)}
+        if self.draw(st.booleans()):
+            attrs["is_stable"] = self.draw(st.booleans())
+        sorted_ = self.add("sort", operands, attrs,
+                           {"to_apply": self.comparator([o.shape.dtype for o in operands])})
+        if len(operands) == 1:
+            return sorted_
+        return self.add("get-tuple-element", [sorted_],
+                        {"index": self.integer(0, len(operands) - 1)})
+
+    def op_topk(self):
+        x = self.operand(NUMERIC, min_rank=1, max_size=32)
+        attrs = {"k": self.integer(0, x.shape.dims[-1])}
+        if self.draw(st.booleans()):
+            attrs["largest"] = self.draw(st.booleans())
+        both = self.add("topk", [x], attrs)
+        return self.add("get-tuple-element", [both], {"index": self.integer(0, 1)})
+
     # One entry per elementwise opcode, two per structural op (so neither kind dominates).
     STEPS = ([("op_unary", op) for op in UNARY] + [("op_binary", op) for op in BINARY] +
              2 * [(name, None) for name in [
@@ -479,7 +526,8 @@ class ModuleMaker:
                  "op_broadcast", "op_reshape", "op_transpose", "op_slice", "op_concatenate",
                  "op_pad", "op_reverse", "op_reduce", "op_argmax", "op_dot", "op_tuple",
                  "op_iota", "op_dynamic_slice", "op_dynamic_update_slice", "op_gather",
-                 "op_scatter", "op_batched_gather", "op_batched_scatter"]])
+                 "op_scatter", "op_batched_gather", "op_batched_scatter",
+                 "op_sort", "op_topk"]])
 
     def module(self) -> Module:
         last = None

@@ -20,6 +20,7 @@ from flowjit.ir.reference import evaluate
 from flowjit.ir.verifier import verify
 from tests import conv_oracle
 from tests.ir import linalg_oracles
+from tests.ir.sort_oracles import SORT_ORACLES, SORT_TOLERANCE
 
 FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "fixtures"
 NAMES = sorted(p.stem for p in FIXTURES.glob("*.hlo"))
@@ -387,6 +388,10 @@ TOLERANCE.update(linalg_oracles.TOLERANCE)
 TOLERANCE.update({name: dict(rtol=2e-5, atol=2e-5) for name in (
     "conv_nhwc", "conv_nchw", "conv_strided", "conv_dilated", "conv_depthwise",
     "conv_batch_group", "conv_transpose", "cnn_forward", "cnn_grad")})
+
+# Sorting programs (tests/ir/sort_oracles.py).
+ORACLES.update(SORT_ORACLES)
+TOLERANCE.update(SORT_TOLERANCE)
 
 
 def assert_close(actual, expected, name):
