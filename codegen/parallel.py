@@ -158,14 +158,19 @@ def worker_module(triple: str = "", data_layout: str = "") -> str:
     return str(module)
 
 
-def _post_by_new_threads(module: llvm_ir.Module, worker) -> None:
+def _post_function(module: llvm_ir.Module):
+    """`void post(ptr shared, i64 helpers)`: its function, args, builder and the slot a new
+    thread's handle is written to."""
     fn = llvm_ir.Function(module, llvm_ir.FunctionType(llvm_ir.VoidType(), [PTR, I64]),
                           POST_SYMBOL)
-    shared, helpers = fn.args
     b = llvm_ir.IRBuilder(fn.append_basic_block("entry"))
+    return fn, fn.args, b, b.alloca(I64)
+
+
+def _post_by_new_threads(module: llvm_ir.Module, worker) -> None:
+    fn, (shared, helpers), b, handle = _post_function(module)
     create = _declare(module, "pthread_create", I32, [PTR, PTR, PTR, PTR])
     detach = _declare(module, "pthread_detach", I32, [I64])
-    handle = b.alloca(I64)
     with for_range(b, helpers, "helper"):
         rc = b.call(create, [handle, llvm_ir.Constant(PTR, None), worker, shared])
         with b.if_else(b.icmp_signed("==", rc, I32(0))) as (started, failed):
@@ -236,13 +241,9 @@ def _post_to_pool(module: llvm_ir.Module, pool, helper, futex: int) -> None:
     """`post(shared, helpers)`: start helper threads not yet started, put the launch in each
     one's mailbox (dropping the reference of a launch still there, which that helper never
     took), and wake those that sleep."""
-    fn = llvm_ir.Function(module, llvm_ir.FunctionType(llvm_ir.VoidType(), [PTR, I64]),
-                          POST_SYMBOL)
-    shared, helpers = fn.args
-    b = llvm_ir.IRBuilder(fn.append_basic_block("entry"))
+    fn, (shared, helpers), b, handle = _post_function(module)
     create = _declare(module, "pthread_create", I32, [PTR, PTR, PTR, PTR])
     detach = _declare(module, "pthread_detach", I32, [I64])
-    handle = b.alloca(I64)
     null = llvm_ir.Constant(PTR, None)
     over = b.icmp_unsigned(">", helpers, i64(MAX_HELPERS))
     with b.if_then(over):   # more than the pool holds: their references are dropped

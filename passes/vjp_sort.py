@@ -17,18 +17,6 @@ def _has_float(inst) -> bool:
     return inst.shape.dtype.is_float
 
 
-def _comparator_with_passenger(e, comparator):
-    """`comparator` taking two more (ignored) s32 parameters: an operand it does not read."""
-    inner = e.sub_builder(f"{comparator.name}_with_index")
-    params = [inner.b.parameter(p.attrs["number"], p.shape, "cmp")
-              for p in comparator.parameters]
-    scalar = ArrayShape(DType.S32, ())
-    count = len(params)
-    params += [inner.b.parameter(count, scalar, "index_lhs"),
-               inner.b.parameter(count + 1, scalar, "index_rhs")]
-    return inner.finish(inner.inline(comparator, params))
-
-
 def _by_key_comparator(e, passengers):
     """LT on an s32 key (parameters 0, 1) with `passengers` (shapes) carried along."""
     inner = e.sub_builder("by_source_position")
@@ -53,8 +41,8 @@ def sort_rule(e, inst, g):
     iota = e.op("iota", shape=ArrayShape(DType.S32, dims), iota_dimension=axis)
     with_index = e.op("sort", *operands, iota, dimensions=(axis,),
                       is_stable=inst.attrs.get("is_stable", False),
-                      calls={"to_apply": _comparator_with_passenger(
-                          e, inst.calls["to_apply"])})
+                      calls={"to_apply": _comparator_with_passengers(
+                          e, inst.calls["to_apply"], [DType.S32])})
     source = e.gte(with_index, len(operands))
     cts = [grads[k] for k in wanted]
     back = e.op("sort", source, *cts, dimensions=(axis,), is_stable=True,
@@ -65,6 +53,17 @@ def sort_rule(e, inst, g):
     return result
 
 
+def _chosen(e, inst):
+    """([..., k, n] pred: does topk's j-th best sit at position i of the row?, its shape)."""
+    (x,) = inst.operands
+    n, k = x.shape.dims[-1], inst.attrs["k"]
+    rank = x.shape.rank
+    wide = ArrayShape(DType.S32, x.shape.dims[:-1] + (k, n))
+    position = e.op("iota", shape=wide, iota_dimension=rank)
+    indices = e.broadcast(e.gte(inst, 1), wide, tuple(range(rank)))
+    return e.compare(indices, position, "EQ"), wide
+
+
 def topk_rule(e, inst, g):
     """The values' cotangent added at their indices along the last dimension."""
     (x,) = inst.operands
@@ -72,13 +71,8 @@ def topk_rule(e, inst, g):
     g_values = grads[0]
     if g_values is None or not _has_float(x):
         return [None]
-    indices = e.gte(inst, 1)
-    n, k = x.shape.dims[-1], inst.attrs["k"]
     rank = x.shape.rank
-    # [..., k, n]: does the j-th best sit at position i?
-    wide = ArrayShape(DType.S32, x.shape.dims[:-1] + (k, n))
-    position = e.op("iota", shape=wide, iota_dimension=rank)
-    chosen = e.compare(e.broadcast(indices, wide, tuple(range(rank))), position, "EQ")
+    chosen, wide = _chosen(e, inst)
     spread = e.broadcast(g_values, ArrayShape(x.shape.dtype, wide.dims), tuple(range(rank)))
     zeros = e.filled(0, ArrayShape(x.shape.dtype, wide.dims))
     return [e.sum(e.select(chosen, spread, zeros), (rank - 1,))]
@@ -87,7 +81,8 @@ def topk_rule(e, inst, g):
 # --- forward mode (passes/jvp_rules.py) ------------------------------------------------------
 
 def _comparator_with_passengers(e, comparator, dtypes):
-    """`comparator` taking two more (ignored) parameters per passenger dtype."""
+    """`comparator` taking two more (ignored) parameters per passenger dtype: operands
+    (an iota, tangents) carried along by a sort that does not read them."""
     inner = e.sub_builder(f"{comparator.name}_with_tangents")
     params = [inner.b.parameter(p.attrs["number"], p.shape, "cmp")
               for p in comparator.parameters]
@@ -117,12 +112,8 @@ def topk_tangent(e, inst, tangents):
     """The values' tangent is the operand's tangent at the chosen indices (a one-hot sum
     over the last dimension, as the VJP's spread, transposed); the indices have none."""
     (x,), (t,) = inst.operands, tangents
-    indices = e.gte(inst, 1)
-    n, k = x.shape.dims[-1], inst.attrs["k"]
     rank = x.shape.rank
-    wide = ArrayShape(DType.S32, x.shape.dims[:-1] + (k, n))
-    position = e.op("iota", shape=wide, iota_dimension=rank)
-    chosen = e.compare(e.broadcast(indices, wide, tuple(range(rank))), position, "EQ")
+    chosen, wide = _chosen(e, inst)
     spread = e.broadcast(t, ArrayShape(x.shape.dtype, wide.dims),
                          tuple(range(rank - 1)) + (rank,))
     zeros = e.filled(0, ArrayShape(x.shape.dtype, wide.dims))
