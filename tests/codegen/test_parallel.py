@@ -258,8 +258,8 @@ def test_launches_from_several_python_threads_share_the_pool_safely(monkeypatch)
     rowwise = flowjit.jit(lambda v, s: fnp.tanh(v * s) + fnp.exp(-v * v)).lower(
         x, np.float32(1)).compile()
     product = flowjit.jit(lambda m: m @ m.T).lower(a).compile()
-    assert rowwise.executable.kernels[0].parallel_rows and \
-        product.executable.kernels[0].parallel_rows
+    for compiled in (rowwise, product):   # (at opt level 0 a broadcast comes first)
+        assert any(k.parallel_rows for k in compiled.executable.kernels)
     want_product = a.astype(np.float64) @ a.T.astype(np.float64)
     failures = []
 
