@@ -46,8 +46,11 @@ def _matrix_view(dims: tuple, nb: int, contracting: tuple, k_last_is_plain: bool
     for d in free:
         size *= dims[d]
     count = len(contracting)
-    at_end = contracting == tuple(range(rank - count, rank))
-    at_start = contracting == tuple(range(nb, nb + count))
+    # Free dims of size 1 take no room in memory: they may sit anywhere (a vmapped
+    # matrix-vector product's rhs is [B, K, 1]).
+    placed = [d for d in range(nb, rank) if d in contracting or dims[d] != 1]
+    at_end = contracting == tuple(placed[len(placed) - count:])
+    at_start = contracting == tuple(placed[:count])
     plain, transposed = (at_end, at_start) if k_last_is_plain else (at_start, at_end)
     if plain:
         return size, False

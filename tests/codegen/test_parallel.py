@@ -306,3 +306,25 @@ def test_a_forked_child_runs_parallel_kernels_without_the_parents_helpers():
                          capture_output=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["0"]
+
+
+def test_a_product_with_unit_free_dims_anywhere_is_one_blas_product():
+    # vmap of a matrix-vector product gives rhs [B, K, 1] contracted on K: the unit dim
+    # takes no room, so it is the transposed matrix [B, K] to BLAS (it ran as loops, 50x
+    # slower, in jacfwd of a 256 -> 256 function).
+    from flowjit.codegen.dot import gemm_plan
+    from flowjit.ir.parser import parse_module
+    module = parse_module("""HloModule m
+ENTRY e {
+  a = f32[64,48] parameter(0)
+  b = f32[40,48,1] parameter(1)
+  ROOT d = f32[64,40,1] dot(a, b), lhs_contracting_dims={1}, rhs_contracting_dims={1}
+}""")
+    plan = gemm_plan(module.entry.root)
+    assert plan is not None and (plan.m, plan.n, plan.k, plan.rhs_transposed) == (64, 40, 48, True)
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((64, 48)).astype(np.float32)
+    b = rng.standard_normal((40, 48, 1)).astype(np.float32)
+    got = flowjit.jit(lambda a, b: fnp.einsum("ik,jkl->ijl", a, b))(a, b)
+    np.testing.assert_allclose(got, np.einsum("ik,jkl->ijl", a.astype(np.float64), b),
+                               rtol=1e-4, atol=1e-4)
