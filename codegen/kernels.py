@@ -736,9 +736,10 @@ def _emit_block_copy(ctx: ScalarContext, out, source, shape, rows=None) -> None:
 
 
 def _concatenated_pieces(comp, rows):
-    """[(part, offsets)] when a fusion's root is a concatenate that can run as one loop per
-    part (no reductions or products in the fusion; a split by rows may not cut across
-    parts), else None."""
+    """[(part, offsets)] when a fusion's root is a concatenate (a tree of them along one
+    axis flattened) that can run as a loop per part inside the shared loops
+    (`emit_concatenation`; no reductions or products in the fusion; a split by rows may not
+    cut across parts), else None."""
     root = comp.root
     if root.opcode != "concatenate" or root.shape.is_tuple:
         return None

@@ -134,7 +134,7 @@ def _futex_number():
 
 def worker_module(triple: str = "", data_layout: str = "") -> str:
     """The LLVM IR of the process-wide parallel support: `flowjit_parallel_post`, the
-    helpers' entry points, the pool and the backoff state."""
+    helpers' entry points and the pool (each kernel keeps its own backoff state)."""
     module = llvm_ir.Module(name="flowjit_parallel_support")
     if triple:
         module.triple = triple

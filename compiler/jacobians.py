@@ -37,7 +37,7 @@ def _float_check(leaves, name: str) -> None:
                             f"is a sub-dtype of np.inexact), but got {dtype.name}.")
 
 
-def _basis(leaves) -> tuple[int, list]:
+def _basis(leaves) -> list:
     """The standard basis of the flattened leaves: for each leaf, an [n, *leaf.shape] array
     whose rows are the basis vectors restricted to that leaf (n: all leaves' sizes)."""
     import flowjit.numpy as fnp
@@ -49,7 +49,7 @@ def _basis(leaves) -> tuple[int, list]:
         eye[np.arange(at, at + size), np.arange(size)] = 1
         parts.append(fnp.asarray(eye.reshape((total,) + tuple(shape_of(leaf).dims))))
         at += size
-    return total, parts
+    return parts
 
 
 def _split(batched, leaves, outer_shape: tuple, axis_first: bool):
@@ -91,7 +91,7 @@ def jacfwd(fun: Callable, argnums: Union[int, Sequence[int]] = 0, has_aux: bool 
         chosen = tuple(args[n] for n in nums)
         leaves, treedef = tree.tree_flatten(chosen)
         _float_check(leaves, "jacfwd")
-        _, basis = _basis(leaves)
+        basis = _basis(leaves)
         partial = _with_args(fun, args, nums)
 
         def push(*directions):
@@ -130,7 +130,7 @@ def jacrev(fun: Callable, argnums: Union[int, Sequence[int]] = 0, has_aux: bool 
         else:
             out, pullback = vjp(partial, *chosen)
         out_leaves, out_def = tree.tree_flatten(out)
-        _, basis = _basis(out_leaves)
+        basis = _basis(out_leaves)
 
         def pull(*directions):
             return pullback(tree.tree_unflatten(out_def, list(directions)))
